@@ -1,0 +1,362 @@
+//! The `redis-guard` command line: one binary, four subcommands.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData};
+use clap::{Parser, Subcommand, ValueEnum};
+use redis_guard_common::{
+    FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, FlowKey, MODE_AUDIT, MarkedFlow, maps,
+};
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use crate::{
+    events::{self, EventSink},
+    firewall::Firewall,
+    metrics::Counters,
+    policy::{DEFAULT_PIN_PATH, FirewallPolicy, Policy},
+};
+
+/// redis-guard: a kernel-level (XDP) firewall for Redis, with a bundled
+/// hardened Redis-compatible store.
+#[derive(Debug, Parser)]
+#[command(name = "redis-guard", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `redis_guard=debug`.
+    /// RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the XDP program onto the configured interfaces and enforce the
+    /// policy until SIGINT or SIGTERM (SIGHUP reloads the policy).
+    Run {
+        /// Policy file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a policy file; exits non-zero naming the file, key and reason.
+    Check {
+        /// Policy file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the live counters and marked flows of a running daemon.
+    Stats {
+        /// Directory the daemon pinned its maps in (default: the policy's
+        /// `firewall.pin_path`, else /sys/fs/bpf/redis-guard).
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
+        /// Take `pin_path` from this policy file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run only the bundled store (no BPF privileges needed).
+    Store {
+        /// Policy file (its `[store]` table).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Sets up `tracing` on stderr.
+pub fn init_tracing(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the chosen subcommand.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config } => run(&config).await,
+        Command::Check { config } => check(&config),
+        Command::Stats {
+            pin_path,
+            config,
+            json,
+        } => stats(pin_path, config, json),
+        Command::Store { config } => store(&config).await,
+    }
+}
+
+fn check(config: &Path) -> anyhow::Result<()> {
+    let policy = Policy::load(config)?;
+    match &policy.firewall {
+        Some(fw) => println!(
+            "{}: ok: firewall on {} ({} mode, ports {:?}, {} allow and {} deny entries, http_guard {}, resp_only {}); store {}",
+            config.display(),
+            fw.interfaces.join(", "),
+            fw.mode,
+            fw.ports,
+            fw.allow.len(),
+            fw.deny.len(),
+            fw.http_guard,
+            fw.resp_only,
+            if policy.store.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+        ),
+        None => println!(
+            "{}: ok: no [firewall] table; store {}",
+            config.display(),
+            if policy.store.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+        ),
+    }
+    Ok(())
+}
+
+async fn run(config: &Path) -> anyhow::Result<()> {
+    let policy = Policy::load(config)?;
+    let Some(fw_policy) = policy.firewall.clone() else {
+        bail!(
+            "{}: key `firewall`: missing; `run` needs a [firewall] table (use `redis-guard store` for the store alone)",
+            config.display()
+        );
+    };
+    let sink = EventSink::default();
+
+    let mut firewall = Firewall::load(&fw_policy)?;
+    firewall.pin(&fw_policy.pin_path)?;
+    firewall.attach_all(&fw_policy)?;
+    info!(
+        mode = %fw_policy.mode,
+        ports = ?fw_policy.ports,
+        allow = fw_policy.allow.len(),
+        deny = fw_policy.deny.len(),
+        "firewall enforcing policy from {}",
+        config.display()
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(ring) = firewall.take_events() {
+        let sink = sink.clone();
+        tasks.spawn(async move {
+            if let Err(e) = events::pump_flow_events(ring, sink).await {
+                error!(error = %e, "event reader stopped");
+            }
+        });
+    }
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    if policy.store.enabled {
+        start_store(&policy, shutdown_rx.clone(), &mut tasks).await?;
+    }
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut report = tokio::time::interval(Duration::from_secs(60));
+    let mut last = firewall.counters()?;
+    let mut current = fw_policy;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: detaching"); break; }
+            _ = sigint.recv() => { info!("SIGINT: detaching"); break; }
+            _ = sighup.recv() => {
+                match reload(config, &mut firewall, &current) {
+                    Ok(new) => current = new,
+                    Err(e) => error!("policy reload failed, keeping the previous policy: {e:#}"),
+                }
+            }
+            _ = report.tick() => {
+                if let Ok(now) = firewall.counters() {
+                    let delta = now.since(&last);
+                    if delta.refused() > 0 {
+                        sink.emit("drops", json!({ "window_secs": 60, "counters": delta.to_json() }));
+                    }
+                    last = now;
+                }
+            }
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    firewall.detach_all();
+    drop(firewall);
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    info!("detached cleanly");
+    Ok(())
+}
+
+fn reload(
+    config: &Path,
+    firewall: &mut Firewall,
+    current: &FirewallPolicy,
+) -> anyhow::Result<FirewallPolicy> {
+    let policy = Policy::load(config)?;
+    let Some(new) = policy.firewall else {
+        bail!("{}: key `firewall`: missing", config.display());
+    };
+    if new.pin_path != current.pin_path {
+        warn!("firewall.pin_path changes take effect on restart");
+    }
+    firewall.apply(&new)?;
+    firewall.reconcile_interfaces(&new)?;
+    info!(
+        mode = %new.mode,
+        allow = new.allow.len(),
+        deny = new.deny.len(),
+        "policy reloaded"
+    );
+    Ok(new)
+}
+
+async fn start_store(
+    policy: &Policy,
+    _shutdown: tokio::sync::watch::Receiver<bool>,
+    _tasks: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<()> {
+    bail!(
+        "{}: key `store.enabled`: the bundled store is not part of this build yet",
+        policy.file.display()
+    )
+}
+
+async fn store(config: &Path) -> anyhow::Result<()> {
+    let policy = Policy::load(config)?;
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    start_store(&policy, rx, &mut tasks).await
+}
+
+fn stats(pin_path: Option<PathBuf>, config: Option<PathBuf>, as_json: bool) -> anyhow::Result<()> {
+    let dir = match (pin_path, config) {
+        (Some(dir), _) => dir,
+        (None, Some(config)) => Policy::load(&config)?
+            .firewall
+            .map(|fw| fw.pin_path)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_PATH)),
+        (None, None) => PathBuf::from(DEFAULT_PIN_PATH),
+    };
+    let counters = Counters::from_pin(&dir)?;
+    let cfg = read_pinned_config(&dir)?;
+    let flows = read_marked_flows(&dir)?;
+    let now_ns = monotonic_ns();
+    if as_json {
+        let flows: Vec<_> = flows
+            .iter()
+            .map(|(key, flow)| {
+                let (src, dst) = events::flow_addrs(key);
+                json!({
+                    "src": src.to_string(), "sport": key.sport,
+                    "dst": dst.to_string(), "dport": key.dport,
+                    "reason": events::reason_name(flow.reason),
+                    "packets": flow.packets,
+                    "age_secs": now_ns.saturating_sub(flow.first_seen_ns) / 1_000_000_000,
+                    "interface": events::interface_name(flow.ifindex),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "pin_path": dir.display().to_string(),
+                "mode": if cfg.mode == MODE_AUDIT { "audit" } else { "enforce" },
+                "http_guard": cfg.flags & FLAG_HTTP_GUARD != 0,
+                "resp_only": cfg.flags & FLAG_RESP_ONLY != 0,
+                "counters": counters.to_json(),
+                "marked_flows": flows,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "redis-guard firewall (maps pinned at {}): mode {}, http_guard {}, resp_only {}",
+        dir.display(),
+        if cfg.mode == MODE_AUDIT {
+            "audit"
+        } else {
+            "enforce"
+        },
+        on_off(cfg.flags & FLAG_HTTP_GUARD != 0),
+        on_off(cfg.flags & FLAG_RESP_ONLY != 0),
+    );
+    print!("{}", counters.render());
+    println!("marked flows: {}", flows.len());
+    for (key, flow) in &flows {
+        let (src, dst) = events::flow_addrs(key);
+        println!(
+            "  {} -> {}  {}  packets={} age={}s interface={}",
+            std::net::SocketAddr::new(src, key.sport),
+            std::net::SocketAddr::new(dst, key.dport),
+            events::reason_name(flow.reason),
+            flow.packets,
+            now_ns.saturating_sub(flow.first_seen_ns) / 1_000_000_000,
+            events::interface_name(flow.ifindex),
+        );
+    }
+    Ok(())
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+fn open_pinned(dir: &Path, name: &str) -> anyhow::Result<Map> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path)
+        .with_context(|| format!("cannot open pinned map {}", path.display()))?;
+    Ok(Map::from_map_data(data)?)
+}
+
+fn read_pinned_config(dir: &Path) -> anyhow::Result<FilterConfig> {
+    let array: Array<_, FilterConfig> = Array::try_from(open_pinned(dir, maps::CONFIG)?)?;
+    Ok(array.get(&0, 0)?)
+}
+
+fn read_marked_flows(dir: &Path) -> anyhow::Result<Vec<(FlowKey, MarkedFlow)>> {
+    let map: BpfHashMap<_, FlowKey, MarkedFlow> =
+        BpfHashMap::try_from(open_pinned(dir, maps::MARKED)?)?;
+    let mut flows: Vec<_> = map.iter().filter_map(Result::ok).collect();
+    flows.sort_by_key(|(_, f)| f.first_seen_ns);
+    Ok(flows)
+}
+
+/// CLOCK_MONOTONIC in ns, the clock `bpf_ktime_get_ns` uses.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

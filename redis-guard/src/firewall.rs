@@ -1,0 +1,548 @@
+//! Loading the XDP program, attaching it, and keeping its maps in step with
+//! the policy.
+//!
+//! Kernel-dependent choices (native versus generic attach, whether bpffs is
+//! mounted) are made once, here, at load time, and each fallback is logged.
+
+use std::{
+    collections::BTreeSet,
+    ffi::CString,
+    io,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfError,
+    maps::{
+        Array, MapData, MapError, PerCpuArray, RingBuf,
+        lpm_trie::{Key, LpmTrie},
+    },
+    programs::{ProgramError, Xdp, XdpMode as AyaXdpMode, xdp::XdpLinkId},
+};
+use ipnet::IpNet;
+use redis_guard_common::{
+    COUNTER_COUNT, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, MODE_AUDIT, MODE_ENFORCE,
+    PROGRAM_NAME, maps,
+};
+use tracing::{info, warn};
+
+use crate::{
+    metrics::Counters,
+    policy::{FirewallPolicy, Mode, XdpMode},
+};
+
+/// The compiled XDP object, built by `build.rs` through aya-build.
+static XDP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redis-guard-xdp"));
+
+/// Why the firewall could not be brought up or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    /// The process lacks the privileges to load BPF programs or attach XDP.
+    #[error(
+        "missing privileges: loading XDP needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON): {0}"
+    )]
+    NotPrivileged(String),
+    /// The kernel verifier refused the program.
+    #[error("the kernel refused the XDP program: {source}\nverifier log:\n{log}")]
+    Refused {
+        /// The error returned by BPF_PROG_LOAD.
+        source: io::Error,
+        /// The verifier's log.
+        log: String,
+    },
+    /// The object file could not be parsed or its maps created.
+    #[error("cannot load the XDP object: {0}")]
+    Object(#[source] EbpfError),
+    /// A configured interface does not exist.
+    #[error("interface `{0}` does not exist")]
+    UnknownInterface(String),
+    /// Attaching to an interface failed in every allowed mode.
+    #[error("cannot attach XDP to `{interface}` ({mode}): {source}")]
+    Attach {
+        /// The interface.
+        interface: String,
+        /// The mode(s) tried.
+        mode: &'static str,
+        /// The last error.
+        #[source]
+        source: ProgramError,
+    },
+    /// A map the program should define is missing or has the wrong type.
+    #[error("map {name}: {source}")]
+    Map {
+        /// The map's name.
+        name: &'static str,
+        /// What went wrong.
+        #[source]
+        source: MapError,
+    },
+    /// bpffs could not be mounted or maps could not be pinned.
+    #[error("pinning maps under {path}: {reason}")]
+    Pin {
+        /// The pin directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The mode an interface actually got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachedMode {
+    /// Driver (native) XDP.
+    Native,
+    /// Generic (skb) XDP.
+    Generic,
+}
+
+impl AttachedMode {
+    /// Name used in logs and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachedMode::Native => "native",
+            AttachedMode::Generic => "generic",
+        }
+    }
+}
+
+struct Attachment {
+    interface: String,
+    link: XdpLinkId,
+    mode: AttachedMode,
+}
+
+/// A loaded program with its maps, attached to zero or more interfaces.
+/// Dropping it detaches every interface and removes the pins.
+pub struct Firewall {
+    ebpf: Ebpf,
+    attachments: Vec<Attachment>,
+    pin_dir: Option<PathBuf>,
+    applied: Option<FirewallPolicy>,
+}
+
+impl Firewall {
+    /// Loads the program into the kernel and fills its maps from `policy`.
+    /// Nothing is attached yet.
+    pub fn load(policy: &FirewallPolicy) -> Result<Firewall, FirewallError> {
+        raise_memlock_limit();
+        let mut ebpf = Ebpf::load(XDP_OBJECT).map_err(|e| match e {
+            EbpfError::MapError(MapError::CreateError { ref io_error, .. })
+                if is_permission(io_error) =>
+            {
+                FirewallError::NotPrivileged(e.to_string())
+            }
+            EbpfError::MapError(MapError::SyscallError(ref s)) if is_permission(&s.io_error) => {
+                FirewallError::NotPrivileged(e.to_string())
+            }
+            other => FirewallError::Object(other),
+        })?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or_else(|| FirewallError::Object(EbpfError::NoBTF))?
+            .try_into()
+            .map_err(|e: ProgramError| FirewallError::Object(EbpfError::ProgramError(e)))?;
+        program.load().map_err(|e| match e {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => {
+                // EACCES here is the verifier's "invalid program"; only EPERM
+                // means missing capabilities.
+                if io_error.raw_os_error() == Some(libc::EPERM) {
+                    FirewallError::NotPrivileged(io_error.to_string())
+                } else {
+                    FirewallError::Refused {
+                        source: io_error,
+                        log: verifier_log.to_string(),
+                    }
+                }
+            }
+            other => FirewallError::Object(EbpfError::ProgramError(other)),
+        })?;
+        let mut fw = Firewall {
+            ebpf,
+            attachments: Vec::new(),
+            pin_dir: None,
+            applied: None,
+        };
+        fw.apply(policy)?;
+        Ok(fw)
+    }
+
+    /// Attaches to every interface in the policy, honouring `xdp_mode`.
+    /// Each interface gets one log line naming the mode it got.
+    pub fn attach_all(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
+        for name in &policy.interfaces {
+            self.attach(name, policy.xdp_mode)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches to one interface. With [`XdpMode::Auto`] native mode is tried
+    /// first and generic mode is the logged fallback.
+    pub fn attach(
+        &mut self,
+        interface: &str,
+        mode: XdpMode,
+    ) -> Result<AttachedMode, FirewallError> {
+        let c_name = CString::new(interface)
+            .map_err(|_| FirewallError::UnknownInterface(interface.to_string()))?;
+        if unsafe { libc::if_nametoindex(c_name.as_ptr()) } == 0 {
+            return Err(FirewallError::UnknownInterface(interface.to_string()));
+        }
+        let program = self.program()?;
+        let attach_err = |mode: &'static str, source: ProgramError| {
+            if let ProgramError::SyscallError(s) = &source
+                && is_permission(&s.io_error)
+            {
+                return FirewallError::NotPrivileged(s.to_string());
+            }
+            FirewallError::Attach {
+                interface: interface.to_string(),
+                mode,
+                source,
+            }
+        };
+        let (link, got) = match mode {
+            XdpMode::Native => (
+                program
+                    .attach(interface, AyaXdpMode::Driver)
+                    .map_err(|e| attach_err("native", e))?,
+                AttachedMode::Native,
+            ),
+            XdpMode::Generic => (
+                program
+                    .attach(interface, AyaXdpMode::Skb)
+                    .map_err(|e| attach_err("generic", e))?,
+                AttachedMode::Generic,
+            ),
+            XdpMode::Auto => match program.attach(interface, AyaXdpMode::Driver) {
+                Ok(link) => (link, AttachedMode::Native),
+                Err(native_err) => {
+                    warn!(
+                        interface,
+                        error = %native_err,
+                        "native XDP unavailable; falling back to generic mode"
+                    );
+                    (
+                        program
+                            .attach(interface, AyaXdpMode::Skb)
+                            .map_err(|e| attach_err("native, then generic", e))?,
+                        AttachedMode::Generic,
+                    )
+                }
+            },
+        };
+        info!(interface, mode = got.as_str(), "XDP program attached");
+        self.attachments.push(Attachment {
+            interface: interface.to_string(),
+            link,
+            mode: got,
+        });
+        Ok(got)
+    }
+
+    /// Interfaces currently attached, with their modes.
+    pub fn attached(&self) -> Vec<(String, AttachedMode)> {
+        self.attachments
+            .iter()
+            .map(|a| (a.interface.clone(), a.mode))
+            .collect()
+    }
+
+    /// Detaches from every interface (also done on drop).
+    pub fn detach_all(&mut self) {
+        let attachments = std::mem::take(&mut self.attachments);
+        let Ok(program) = self.program() else { return };
+        for a in attachments {
+            match program.detach(a.link) {
+                Ok(()) => info!(interface = %a.interface, "XDP program detached"),
+                Err(e) => warn!(interface = %a.interface, error = %e, "detach failed"),
+            }
+        }
+    }
+
+    /// Brings attachments in line with a new policy: attaches new
+    /// interfaces and detaches removed ones.
+    pub fn reconcile_interfaces(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
+        let wanted: BTreeSet<&str> = policy.interfaces.iter().map(String::as_str).collect();
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
+            .into_iter()
+            .partition(|a| wanted.contains(a.interface.as_str()));
+        self.attachments = keep;
+        let program = self.program()?;
+        for a in drop {
+            match program.detach(a.link) {
+                Ok(()) => info!(interface = %a.interface, "XDP program detached"),
+                Err(e) => warn!(interface = %a.interface, error = %e, "detach failed"),
+            }
+        }
+        for name in &policy.interfaces {
+            if !self.attachments.iter().any(|a| &a.interface == name) {
+                self.attach(name, policy.xdp_mode)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn program(&mut self) -> Result<&mut Xdp, FirewallError> {
+        self.ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or_else(|| FirewallError::Object(EbpfError::NoBTF))?
+            .try_into()
+            .map_err(|e: ProgramError| FirewallError::Object(EbpfError::ProgramError(e)))
+    }
+
+    /// Writes the policy into the maps, touching only what changed since the
+    /// last call, so a reload never opens a window where the allowlist is
+    /// empty or half-written.
+    pub fn apply(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
+        let previous = self.applied.take();
+
+        // Allow before deny removal order matters little: each trie update is
+        // atomic for its key, and deny is checked first by the program.
+        let mut v4_allow = Vec::new();
+        let mut v6_allow = Vec::new();
+        split(&policy.allow, &mut v4_allow, &mut v6_allow);
+        let mut v4_deny = Vec::new();
+        let mut v6_deny = Vec::new();
+        split(&policy.deny, &mut v4_deny, &mut v6_deny);
+        sync_trie::<4>(&mut self.ebpf, maps::DENY_V4, &v4_deny)?;
+        sync_trie::<16>(&mut self.ebpf, maps::DENY_V6, &v6_deny)?;
+        sync_trie::<4>(&mut self.ebpf, maps::ALLOW_V4, &v4_allow)?;
+        sync_trie::<16>(&mut self.ebpf, maps::ALLOW_V6, &v6_allow)?;
+
+        {
+            let mut ports: Array<_, u8> = map_mut(&mut self.ebpf, maps::PORTS)?;
+            let old: BTreeSet<u16> = previous
+                .as_ref()
+                .map(|p| p.ports.clone())
+                .unwrap_or_default();
+            for port in &policy.ports {
+                ports
+                    .set(u32::from(*port), 1, 0)
+                    .map_err(|source| FirewallError::Map {
+                        name: maps::PORTS,
+                        source,
+                    })?;
+            }
+            for port in old.difference(&policy.ports) {
+                ports
+                    .set(u32::from(*port), 0, 0)
+                    .map_err(|source| FirewallError::Map {
+                        name: maps::PORTS,
+                        source,
+                    })?;
+            }
+        }
+
+        let mut flags = 0;
+        if policy.http_guard {
+            flags |= FLAG_HTTP_GUARD;
+        }
+        if policy.resp_only {
+            flags |= FLAG_RESP_ONLY;
+        }
+        let cfg = FilterConfig {
+            mode: match policy.mode {
+                Mode::Enforce => MODE_ENFORCE,
+                Mode::Audit => MODE_AUDIT,
+            },
+            flags,
+        };
+        let mut config: Array<_, FilterConfig> = map_mut(&mut self.ebpf, maps::CONFIG)?;
+        config.set(0, cfg, 0).map_err(|source| FirewallError::Map {
+            name: maps::CONFIG,
+            source,
+        })?;
+        self.applied = Some(policy.clone());
+        Ok(())
+    }
+
+    /// Pins every map under `dir` (mounting bpffs at /sys/fs/bpf if needed)
+    /// so that `redis-guard stats` can read them from another process.
+    pub fn pin(&mut self, dir: &Path) -> Result<(), FirewallError> {
+        let pin_err = |reason: String| FirewallError::Pin {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        ensure_bpffs(dir).map_err(pin_err)?;
+        if dir.exists() {
+            warn!(path = %dir.display(), "replacing stale pins from an earlier run");
+            remove_pins(dir);
+        }
+        std::fs::create_dir_all(dir).map_err(|e| pin_err(format!("create directory: {e}")))?;
+        self.pin_dir = Some(dir.to_path_buf());
+        for (name, map) in self.ebpf.maps() {
+            map.pin(dir.join(name))
+                .map_err(|e| pin_err(format!("pin {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the marked-flow event ring buffer (once).
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.ebpf
+            .take_map(maps::EVENTS)
+            .and_then(|m| RingBuf::try_from(m).ok())
+    }
+
+    /// Sums the per-CPU counters.
+    pub fn counters(&self) -> Result<Counters, FirewallError> {
+        let map = self.ebpf.map(maps::COUNTERS).ok_or(FirewallError::Map {
+            name: maps::COUNTERS,
+            source: MapError::InvalidName {
+                name: maps::COUNTERS.into(),
+            },
+        })?;
+        let counters: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| FirewallError::Map {
+                name: maps::COUNTERS,
+                source,
+            })?;
+        Counters::read(&counters).map_err(|source| FirewallError::Map {
+            name: maps::COUNTERS,
+            source,
+        })
+    }
+
+    /// The loaded eBPF object, for tests and benchmarks that drive the
+    /// program directly (BPF_PROG_TEST_RUN).
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        self.detach_all();
+        if let Some(dir) = self.pin_dir.take() {
+            remove_pins(&dir);
+        }
+    }
+}
+
+const _: () = assert!(COUNTER_COUNT as usize == redis_guard_common::Counter::ALL.len());
+
+fn split(nets: &BTreeSet<IpNet>, v4: &mut Vec<(u32, [u8; 4])>, v6: &mut Vec<(u32, [u8; 16])>) {
+    for net in nets {
+        match net {
+            IpNet::V4(n) => v4.push((u32::from(n.prefix_len()), n.network().octets())),
+            IpNet::V6(n) => v6.push((u32::from(n.prefix_len()), n.network().octets())),
+        }
+    }
+}
+
+fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, FirewallError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf.map_mut(name).ok_or(FirewallError::Map {
+        name,
+        source: MapError::InvalidName { name: name.into() },
+    })?;
+    T::try_from(map).map_err(|source| FirewallError::Map { name, source })
+}
+
+/// Makes the trie hold exactly `wanted`: inserts first, then removes extras,
+/// so an entry present in both old and new policy is never absent.
+fn sync_trie<const N: usize>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    wanted: &[(u32, [u8; N])],
+) -> Result<(), FirewallError> {
+    let mut trie: LpmTrie<_, [u8; N], u8> = map_mut(ebpf, name)?;
+    let err = |source| FirewallError::Map { name, source };
+    for (prefix, addr) in wanted {
+        trie.insert(&Key::new(*prefix, *addr), 1, 0).map_err(err)?;
+    }
+    let existing: Vec<Key<[u8; N]>> = trie.keys().collect::<Result<_, _>>().map_err(err)?;
+    for key in existing {
+        if !wanted
+            .iter()
+            .any(|(p, a)| *p == key.prefix_len() && *a == key.data())
+        {
+            trie.remove(&key).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_permission(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use
+/// memcg and ignore it. Raising it is harmless either way.
+fn raise_memlock_limit() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::debug!("could not raise RLIMIT_MEMLOCK; fine on kernels >= 5.11");
+    }
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+fn fs_magic(path: &Path) -> Option<i64> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 {
+        Some(st.f_type as i64)
+    } else {
+        None
+    }
+}
+
+/// Pins need a bpffs. Distributions usually mount one at /sys/fs/bpf, but
+/// minimal hosts and containers often do not; like Cilium, mount it there.
+fn ensure_bpffs(dir: &Path) -> Result<(), String> {
+    let mut ancestor = dir;
+    while !ancestor.exists() {
+        ancestor = ancestor
+            .parent()
+            .ok_or_else(|| "no existing parent directory".to_string())?;
+    }
+    if fs_magic(ancestor) == Some(BPF_FS_MAGIC) {
+        return Ok(());
+    }
+    let root = Path::new("/sys/fs/bpf");
+    if !dir.starts_with(root) {
+        return Err(format!(
+            "{} is not on a bpffs; pin under /sys/fs/bpf or mount bpffs there",
+            ancestor.display()
+        ));
+    }
+    std::fs::create_dir_all(root).map_err(|e| format!("create /sys/fs/bpf: {e}"))?;
+    let src = CString::new("bpf").unwrap();
+    let target = CString::new("/sys/fs/bpf").unwrap();
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "mount -t bpf bpf /sys/fs/bpf failed: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    info!("mounted bpffs at /sys/fs/bpf");
+    Ok(())
+}
+
+fn remove_pins(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}

@@ -1,0 +1,480 @@
+//! The TOML policy: parsing, validation and secure defaults.
+//!
+//! Every error names the file, the key and the reason, because an operator
+//! who typed `10.0.0.0/33` wants to be pointed at that entry, not at a serde
+//! backtrace. Parsing is two-step: serde reads a raw shape (so unknown keys
+//! and wrong types are caught with their position), then `validate` turns raw
+//! strings into typed values and checks the semantic rules.
+
+use std::{
+    collections::BTreeSet,
+    fmt,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::store::config::StoreConfig;
+
+/// Default location of pinned maps, read by `redis-guard stats`.
+pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/redis-guard";
+
+/// A policy file that could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read at all.
+    #[error("{file}: cannot read policy: {source}")]
+    Io {
+        /// The policy file.
+        file: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key is unknown, has the wrong type, or holds a refused value.
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        /// The policy file.
+        file: PathBuf,
+        /// Dotted path of the offending key, e.g. `firewall.allow[2]`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// How the XDP program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Native (driver) mode, falling back to generic with a log line.
+    Auto,
+    /// Native mode only; failure is an error.
+    Native,
+    /// Generic (skb) mode only.
+    Generic,
+}
+
+/// Whether refused packets are dropped or only reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Drop what the policy refuses.
+    Enforce,
+    /// Count and report every verdict; drop nothing.
+    Audit,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        })
+    }
+}
+
+/// The validated `[firewall]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirewallPolicy {
+    /// Interfaces to attach to.
+    pub interfaces: Vec<String>,
+    /// Attach mode.
+    pub xdp_mode: XdpMode,
+    /// Protected TCP destination ports.
+    pub ports: BTreeSet<u16>,
+    /// Enforce or audit.
+    pub mode: Mode,
+    /// Sources allowed to reach protected ports (host bits cleared).
+    pub allow: BTreeSet<IpNet>,
+    /// Sources always refused; wins over `allow`.
+    pub deny: BTreeSet<IpNet>,
+    /// Mark flows whose stream starts like HTTP.
+    pub http_guard: bool,
+    /// Also mark flows whose first byte is not `*`.
+    pub resp_only: bool,
+    /// Directory on bpffs where the maps are pinned for `stats`.
+    pub pin_path: PathBuf,
+}
+
+/// A whole validated policy file.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The file it came from, for messages.
+    pub file: PathBuf,
+    /// `[firewall]`, if the file has one.
+    pub firewall: Option<FirewallPolicy>,
+    /// `[store]` (defaults apply when the table is absent).
+    pub store: StoreConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    firewall: Option<RawFirewall>,
+    store: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFirewall {
+    interfaces: Option<Vec<String>>,
+    xdp_mode: Option<String>,
+    ports: Option<Vec<i64>>,
+    mode: Option<String>,
+    allow: Option<Vec<String>>,
+    deny: Option<Vec<String>>,
+    http_guard: Option<bool>,
+    resp_only: Option<bool>,
+    pin_path: Option<PathBuf>,
+}
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn load(file: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(file).map_err(|source| PolicyError::Io {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Policy::parse(file, &text)
+    }
+
+    /// Validates policy text; `file` is only used in messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Policy, PolicyError> {
+        let invalid = |key: &str, reason: String| PolicyError::Invalid {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let (key, reason) = describe_toml_error(text, &e);
+            invalid(&key, reason)
+        })?;
+        let firewall = raw
+            .firewall
+            .map(|fw| validate_firewall(fw).map_err(|(key, reason)| invalid(&key, reason)))
+            .transpose()?;
+        let store_table = raw.store.unwrap_or_default();
+        let store: StoreConfig =
+            toml::Value::Table(store_table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    let (key, reason) = describe_store_error(&store_table, &e);
+                    invalid(&key, reason)
+                })?;
+        store
+            .validate()
+            .map_err(|e| invalid(&format!("store.{}", e.key), e.reason))?;
+        Ok(Policy {
+            file: file.to_path_buf(),
+            firewall,
+            store,
+        })
+    }
+}
+
+fn validate_firewall(raw: RawFirewall) -> Result<FirewallPolicy, (String, String)> {
+    let err = |key: &str, reason: String| (format!("firewall.{key}"), reason);
+
+    let interfaces = raw.interfaces.ok_or_else(|| {
+        err(
+            "interfaces",
+            "missing: list at least one interface to attach to".into(),
+        )
+    })?;
+    if interfaces.is_empty() {
+        return Err(err(
+            "interfaces",
+            "is empty: list at least one interface to attach to".into(),
+        ));
+    }
+    for (i, name) in interfaces.iter().enumerate() {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(['/', ' ']) {
+            return Err(err(
+                &format!("interfaces[{i}]"),
+                format!("'{name}' is not a valid interface name"),
+            ));
+        }
+    }
+
+    let xdp_mode = match raw.xdp_mode.as_deref().unwrap_or("auto") {
+        "auto" => XdpMode::Auto,
+        "native" => XdpMode::Native,
+        "generic" => XdpMode::Generic,
+        other => {
+            return Err(err(
+                "xdp_mode",
+                format!("'{other}' is not one of auto, native, generic"),
+            ));
+        }
+    };
+    let mode = match raw.mode.as_deref().unwrap_or("enforce") {
+        "enforce" => Mode::Enforce,
+        "audit" => Mode::Audit,
+        other => {
+            return Err(err(
+                "mode",
+                format!("'{other}' is not one of enforce, audit"),
+            ));
+        }
+    };
+
+    let raw_ports = raw.ports.unwrap_or_else(|| vec![6379]);
+    if raw_ports.is_empty() {
+        return Err(err(
+            "ports",
+            "is empty: list at least one port to protect".into(),
+        ));
+    }
+    let mut ports = BTreeSet::new();
+    for (i, p) in raw_ports.iter().enumerate() {
+        match u16::try_from(*p) {
+            Ok(0) => return Err(err(&format!("ports[{i}]"), "port 0 is not a port".into())),
+            Ok(p) => {
+                ports.insert(p);
+            }
+            Err(_) => {
+                return Err(err(
+                    &format!("ports[{i}]"),
+                    format!("{p} is outside 1..=65535"),
+                ));
+            }
+        }
+    }
+
+    let allow = parse_nets("allow", raw.allow.unwrap_or_default())?;
+    let deny = parse_nets("deny", raw.deny.unwrap_or_default())?;
+
+    let pin_path = raw
+        .pin_path
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_PATH));
+    if !pin_path.is_absolute() {
+        return Err(err(
+            "pin_path",
+            format!("'{}' must be an absolute path", pin_path.display()),
+        ));
+    }
+
+    Ok(FirewallPolicy {
+        interfaces,
+        xdp_mode,
+        ports,
+        mode,
+        allow,
+        deny,
+        http_guard: raw.http_guard.unwrap_or(true),
+        resp_only: raw.resp_only.unwrap_or(false),
+        pin_path,
+    })
+}
+
+/// Parses CIDRs or bare addresses. Host bits are refused rather than silently
+/// cleared: `10.0.0.1/8` is almost always a typo for `/32` or `10.0.0.0/8`,
+/// and guessing wrong on a firewall opens or closes the wrong range.
+fn parse_nets(key: &str, entries: Vec<String>) -> Result<BTreeSet<IpNet>, (String, String)> {
+    let mut out = BTreeSet::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let at = format!("firewall.{key}[{i}]");
+        let text = entry.trim();
+        let net = if text.contains('/') {
+            let net: IpNet = text.parse().map_err(|_| {
+                (
+                    at.clone(),
+                    format!("'{entry}' is not an IPv4/IPv6 CIDR (bad address or prefix length)"),
+                )
+            })?;
+            if net.trunc() != net {
+                return Err((
+                    at,
+                    format!(
+                        "'{entry}' has host bits set; did you mean '{}' or '{}'?",
+                        net.trunc(),
+                        IpNet::from(net.addr())
+                    ),
+                ));
+            }
+            net
+        } else {
+            let addr: IpAddr = text.parse().map_err(|_| {
+                (
+                    at.clone(),
+                    format!("'{entry}' is not an IPv4/IPv6 address or CIDR"),
+                )
+            })?;
+            IpNet::from(addr)
+        };
+        out.insert(net);
+    }
+    Ok(out)
+}
+
+/// Turns a toml/serde error into (dotted key, reason), using the error span to
+/// find the key when serde's message does not name it.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> (String, String) {
+    let reason = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return ("(document)".into(), reason);
+    };
+    let mut table = String::new();
+    let mut key = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if offset > span.start {
+            break;
+        }
+        if trimmed.starts_with('[') {
+            table = trimmed
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .to_string();
+            key.clear();
+        } else if let Some((k, _)) = trimmed.split_once('=') {
+            key = k.trim().trim_matches('"').to_string();
+        }
+        offset += line.len();
+    }
+    // For an unknown key the span covers the key itself.
+    let spanned = text.get(span.clone()).unwrap_or("").trim();
+    if reason.starts_with("unknown field") && !spanned.is_empty() && !spanned.contains('\n') {
+        key = spanned.trim_matches('"').to_string();
+    }
+    let dotted = match (table.is_empty(), key.is_empty()) {
+        (true, true) => "(document)".to_string(),
+        (true, false) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    };
+    (dotted, reason)
+}
+
+/// Store errors come from converting a `toml::Table`, which has no spans, so
+/// name the field from serde's message when it says which one.
+fn describe_store_error(table: &toml::Table, e: &toml::de::Error) -> (String, String) {
+    let reason = e.message().trim().to_string();
+    if let Some(rest) = reason.strip_prefix("unknown field `")
+        && let Some(field) = rest.split('`').next()
+    {
+        return (format!("store.{field}"), reason);
+    }
+    if let Some(rest) = reason.strip_prefix("missing field `")
+        && let Some(field) = rest.split('`').next()
+    {
+        return (format!("store.{field}"), reason);
+    }
+    // Type errors do not name the key; find the first key whose value alone
+    // fails to convert into the same field type by re-checking each one.
+    for key in table.keys() {
+        let mut single = toml::Table::new();
+        single.insert(key.clone(), table[key].clone());
+        if toml::Value::Table(single)
+            .try_into::<StoreConfig>()
+            .is_err()
+        {
+            return (format!("store.{key}"), reason);
+        }
+    }
+    ("store".into(), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(Path::new("test.toml"), text)
+    }
+
+    fn key_of(text: &str) -> String {
+        match parse(text) {
+            Err(PolicyError::Invalid { key, file, reason }) => {
+                assert_eq!(file, Path::new("test.toml"));
+                assert!(!reason.is_empty());
+                key
+            }
+            other => panic!("expected an invalid-policy error, got {other:?}"),
+        }
+    }
+
+    const GOOD: &str = r#"
+[firewall]
+interfaces = ["eth0", "eth1"]
+xdp_mode = "native"
+ports = [6379, 6380]
+mode = "audit"
+allow = ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]
+deny = ["10.9.0.0/16"]
+http_guard = true
+resp_only = true
+"#;
+
+    #[test]
+    fn full_example_parses() {
+        let p = parse(GOOD).unwrap();
+        let fw = p.firewall.unwrap();
+        assert_eq!(fw.interfaces, ["eth0", "eth1"]);
+        assert_eq!(fw.xdp_mode, XdpMode::Native);
+        assert_eq!(fw.mode, Mode::Audit);
+        assert_eq!(fw.ports.iter().copied().collect::<Vec<_>>(), [6379, 6380]);
+        assert!(fw.allow.contains(&"192.0.2.7/32".parse().unwrap()));
+        assert!(fw.allow.contains(&"fd00::/8".parse().unwrap()));
+        assert!(fw.resp_only);
+        assert_eq!(fw.pin_path, Path::new(DEFAULT_PIN_PATH));
+    }
+
+    #[test]
+    fn defaults_are_secure() {
+        let p = parse("[firewall]\ninterfaces = [\"lo\"]\n").unwrap();
+        let fw = p.firewall.unwrap();
+        assert!(fw.allow.is_empty(), "empty allow means nobody gets in");
+        assert_eq!(fw.mode, Mode::Enforce);
+        assert!(fw.http_guard);
+        assert_eq!(fw.ports.iter().copied().collect::<Vec<_>>(), [6379]);
+        assert_eq!(fw.xdp_mode, XdpMode::Auto);
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        let fw = |body: &str| format!("[firewall]\ninterfaces = [\"lo\"]\n{body}\n");
+        assert_eq!(key_of("[firewall]\nports=[1]\n"), "firewall.interfaces");
+        assert_eq!(
+            key_of("[firewall]\ninterfaces = []\n"),
+            "firewall.interfaces"
+        );
+        assert_eq!(key_of(&fw("ports = [6379, 0]")), "firewall.ports[1]");
+        assert_eq!(key_of(&fw("ports = [70000]")), "firewall.ports[0]");
+        assert_eq!(key_of(&fw("ports = []")), "firewall.ports");
+        assert_eq!(key_of(&fw("ports = \"6379\"")), "firewall.ports");
+        assert_eq!(
+            key_of(&fw("allow = [\"10.0.0.0/8\", \"10.0.0.0/33\"]")),
+            "firewall.allow[1]"
+        );
+        assert_eq!(key_of(&fw("allow = [\"10.0.0.1/8\"]")), "firewall.allow[0]");
+        assert_eq!(key_of(&fw("deny = [\"not-an-ip\"]")), "firewall.deny[0]");
+        assert_eq!(key_of(&fw("mode = \"block\"")), "firewall.mode");
+        assert_eq!(key_of(&fw("xdp_mode = \"offload\"")), "firewall.xdp_mode");
+        assert_eq!(key_of(&fw("http_gaurd = true")), "firewall.http_gaurd");
+        assert_eq!(key_of(&fw("pin_path = \"relative\"")), "firewall.pin_path");
+        assert_eq!(key_of(&fw("resp_only = 1")), "firewall.resp_only");
+        assert_eq!(key_of("[firewal]\ninterfaces=[\"lo\"]\n"), "firewal");
+        assert_eq!(key_of("[store]\nbogus = 1\n"), "store.bogus");
+    }
+
+    #[test]
+    fn messages_name_file_key_and_reason() {
+        let e = parse("[firewall]\ninterfaces = [\"lo\"]\nallow = [\"10.0.0.0/33\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml: key `firewall.allow[0]`:"), "{e}");
+        assert!(e.contains("10.0.0.0/33"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let e = Policy::load(Path::new("/nonexistent/policy.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/policy.toml"), "{e}");
+    }
+}

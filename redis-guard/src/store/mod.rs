@@ -1,0 +1,2 @@
+//! The bundled hardened Redis-compatible store.
+pub mod config;
