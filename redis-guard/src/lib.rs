@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod events;
 pub mod firewall;
+pub mod frames;
 pub mod metrics;
 pub mod policy;
 pub mod store;

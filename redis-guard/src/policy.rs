@@ -338,7 +338,12 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> (String, String) {
     // For an unknown key the span covers the key itself.
     let spanned = text.get(span.clone()).unwrap_or("").trim();
     if reason.starts_with("unknown field") && !spanned.is_empty() && !spanned.contains('\n') {
-        key = spanned.trim_matches('"').to_string();
+        let name = spanned.trim_matches(['"', '[', ']', ' ']).to_string();
+        if name == table {
+            // An unknown top-level table: the span is its header.
+            return (name, reason);
+        }
+        key = name;
     }
     let dotted = match (table.is_empty(), key.is_empty()) {
         (true, true) => "(document)".to_string(),
