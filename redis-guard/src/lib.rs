@@ -15,6 +15,7 @@ pub mod cli;
 pub mod events;
 pub mod firewall;
 pub mod frames;
+pub mod lab;
 pub mod metrics;
 pub mod policy;
 pub mod store;
