@@ -21,6 +21,12 @@ pub mod maps {
     pub const ALLOW_V6: &str = "ALLOW_V6";
     /// `LpmTrie<[u8; 16], u8>`: IPv6 sources always dropped (wins over allow).
     pub const DENY_V6: &str = "DENY_V6";
+    /// `Array<u64>` of [`V4_BLOCK_WORDS`](super::V4_BLOCK_WORDS) words: four
+    /// bits per IPv4 /24 block summarising the allow and deny tries.
+    pub const V4_BLOCKS: &str = "V4_BLOCKS";
+    /// `HashMap<u32, [u8; 16]>`: names of the interfaces the daemon attached
+    /// to, by ifindex, so `stats` can name them from another namespace.
+    pub const IFNAMES: &str = "IFNAMES";
     /// `LruHashMap<FlowKey, u32>`: client initial sequence number per flow.
     pub const FLOW_ISN: &str = "FLOW_ISN";
     /// `LruHashMap<FlowKey, MarkedFlow>`: flows the guard has marked.
@@ -49,6 +55,21 @@ pub const MAX_IPV6_EXT_HEADERS: u32 = 6;
 /// How many bytes at the start of a client stream the HTTP guard inspects.
 pub const INSPECT_BYTES: usize = 24;
 
+/// IPv4 /24 blocks summarised per `V4_BLOCKS` word.
+pub const V4_BLOCKS_PER_WORD: u32 = 16;
+/// Length of the `V4_BLOCKS` array: 2^24 blocks, 16 per word (8 MiB).
+pub const V4_BLOCK_WORDS: u32 = (1 << 24) / V4_BLOCKS_PER_WORD;
+/// Block bit: an allow prefix of /24 or shorter covers the whole block.
+pub const BLOCK_ALLOW_ALL: u64 = 1;
+/// Block bit: an allow prefix longer than /24 lies in the block; ask the trie.
+pub const BLOCK_ALLOW_SOME: u64 = 2;
+/// Block bit: a deny prefix of /24 or shorter covers the whole block.
+pub const BLOCK_DENY_ALL: u64 = 4;
+/// Block bit: a deny prefix longer than /24 lies in the block; ask the trie.
+pub const BLOCK_DENY_SOME: u64 = 8;
+/// Capacity of the interface-name table.
+pub const IFNAME_ENTRIES: u32 = 256;
+
 /// `FilterConfig::mode`: drop what the policy refuses.
 pub const MODE_ENFORCE: u32 = 0;
 /// `FilterConfig::mode`: count and report every verdict, drop nothing.
@@ -58,9 +79,8 @@ pub const MODE_AUDIT: u32 = 1;
 pub const FLAG_HTTP_GUARD: u32 = 1 << 0;
 /// `FilterConfig::flags`: mark flows whose first byte is not `*`.
 pub const FLAG_RESP_ONLY: u32 = 1 << 1;
-/// `FilterConfig::flags`: set once userspace has filled every map. Until
-/// then the program passes everything, so a half-loaded policy never drops.
-pub const FLAG_READY: u32 = 1 << 31;
+/// `FilterConfig::flags`: the IPv6 deny trie has entries (else it is skipped).
+pub const FLAG_DENY_V6: u32 = 1 << 3;
 
 /// Runtime switches, the single entry of the `CONFIG` array.
 #[repr(C)]

@@ -6,7 +6,7 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::{bpf_ktime_get_ns, bpf_xdp_load_bytes},
     macros::{map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
     programs::XdpContext,
 };
 use network_types::{
@@ -15,10 +15,11 @@ use network_types::{
     tcp::TcpHdr,
 };
 use redis_guard_common::{
-    COUNTER_COUNT, Counter, EVENTS_BYTES, FAMILY_V4, FAMILY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY,
-    FLOW_ISN_ENTRIES, FilterConfig, FlowEvent, FlowKey, INSPECT_BYTES, MARKED_ENTRIES,
-    MAX_IPV6_EXT_HEADERS, MODE_AUDIT, MarkedFlow, PORT_SLOTS, REASON_HTTP, REASON_NOT_RESP,
-    TRIE_ENTRIES,
+    BLOCK_ALLOW_ALL, BLOCK_ALLOW_SOME, BLOCK_DENY_ALL, BLOCK_DENY_SOME, COUNTER_COUNT, Counter,
+    EVENTS_BYTES, FAMILY_V4, FAMILY_V6, FLAG_DENY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY,
+    FLOW_ISN_ENTRIES, FilterConfig, FlowEvent, FlowKey, IFNAME_ENTRIES, INSPECT_BYTES,
+    MARKED_ENTRIES, MAX_IPV6_EXT_HEADERS, MODE_AUDIT, MarkedFlow, PORT_SLOTS, REASON_HTTP,
+    REASON_NOT_RESP, TRIE_ENTRIES, V4_BLOCK_WORDS, V4_BLOCKS_PER_WORD,
 };
 
 #[map]
@@ -33,6 +34,12 @@ static DENY_V4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(TRIE_ENTRIES, 0
 static ALLOW_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(TRIE_ENTRIES, 0);
 #[map]
 static DENY_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(TRIE_ENTRIES, 0);
+#[map]
+static V4_BLOCKS: Array<u64> = Array::with_max_entries(V4_BLOCK_WORDS, 0);
+/// Written by userspace, never read here: it travels with the other maps so
+/// `stats` can name interfaces from outside the daemon's namespace.
+#[map]
+static IFNAMES: HashMap<u32, [u8; 16]> = HashMap::with_max_entries(IFNAME_ENTRIES, 0);
 #[map]
 static FLOW_ISN: LruHashMap<FlowKey, u32> = LruHashMap::with_max_entries(FLOW_ISN_ENTRIES, 0);
 #[map]
@@ -67,11 +74,12 @@ enum Verdict {
 
 #[xdp]
 pub fn redis_guard(ctx: XdpContext) -> u32 {
-    let audit = match CONFIG.get(0) {
-        Some(cfg) => cfg.mode == MODE_AUDIT,
-        None => false,
+    let cfg = match CONFIG.get(0) {
+        Some(cfg) => *cfg,
+        None => FilterConfig::default(),
     };
-    match decide(&ctx) {
+    let audit = cfg.mode == MODE_AUDIT;
+    match decide(&ctx, &cfg) {
         Verdict::Pass(counter) => {
             count(counter);
             xdp_action::XDP_PASS
@@ -121,7 +129,7 @@ struct L3 {
 }
 
 #[inline(always)]
-fn decide(ctx: &XdpContext) -> Verdict {
+fn decide(ctx: &XdpContext, cfg: &FilterConfig) -> Verdict {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return Verdict::Refuse(Counter::Malformed);
@@ -147,7 +155,7 @@ fn decide(ctx: &XdpContext) -> Verdict {
         _ => return Verdict::Pass(Counter::NotProtected),
     };
     match l3 {
-        Ok(l3) => decide_tcp(ctx, l3),
+        Ok(l3) => decide_tcp(ctx, cfg, l3),
         Err(verdict) => verdict,
     }
 }
@@ -262,7 +270,7 @@ fn is_ext_header(next: u8) -> bool {
 }
 
 #[inline(always)]
-fn decide_tcp(ctx: &XdpContext, l3: L3) -> Verdict {
+fn decide_tcp(ctx: &XdpContext, cfg: &FilterConfig, l3: L3) -> Verdict {
     let L3 {
         mut key,
         l4_off,
@@ -289,7 +297,7 @@ fn decide_tcp(ctx: &XdpContext, l3: L3) -> Verdict {
         _ => return Verdict::Pass(Counter::NotProtected),
     }
 
-    if let Some(verdict) = check_source(&key) {
+    if let Some(verdict) = check_source(&key, cfg.flags) {
         return verdict;
     }
 
@@ -312,10 +320,6 @@ fn decide_tcp(ctx: &XdpContext, l3: L3) -> Verdict {
         }
     }
 
-    let cfg = match CONFIG.get(0) {
-        Some(cfg) => *cfg,
-        None => FilterConfig::default(),
-    };
     if cfg.flags & (FLAG_HTTP_GUARD | FLAG_RESP_ONLY) == 0 {
         return Verdict::Pass(Counter::Passed);
     }
@@ -394,14 +398,32 @@ fn reason_counter(reason: u32) -> Counter {
 
 /// Deny wins over allow whatever the prefix lengths; an empty allow list
 /// admits nobody.
+///
+/// IPv4 goes through `V4_BLOCKS` first: one inlined array load settles every
+/// source whose /24 holds no prefix longer than /24, which is nearly all of
+/// a spoofed flood. An LPM trie walk costs more than the rest of the program
+/// together, so it is only taken for blocks flagged "some".
 #[inline(always)]
-fn check_source(key: &FlowKey) -> Option<Verdict> {
+fn check_source(key: &FlowKey, flags: u32) -> Option<Verdict> {
     let (denied, allowed) = if key.family == FAMILY_V4 {
+        let block = u32::from_be_bytes([0, key.src[0], key.src[1], key.src[2]]);
+        let word = match V4_BLOCKS.get(block / V4_BLOCKS_PER_WORD) {
+            Some(w) => *w,
+            None => 0,
+        };
+        let bits = (word >> ((block % V4_BLOCKS_PER_WORD) * 4)) & 0xf;
         let k = Key::new(32, [key.src[0], key.src[1], key.src[2], key.src[3]]);
-        (DENY_V4.get(&k).is_some(), ALLOW_V4.get(&k).is_some())
+        let denied = bits & BLOCK_DENY_ALL != 0
+            || (bits & BLOCK_DENY_SOME != 0 && DENY_V4.get(&k).is_some());
+        let allowed = bits & BLOCK_ALLOW_ALL != 0
+            || (bits & BLOCK_ALLOW_SOME != 0 && ALLOW_V4.get(&k).is_some());
+        (denied, allowed)
     } else {
         let k = Key::new(128, key.src);
-        (DENY_V6.get(&k).is_some(), ALLOW_V6.get(&k).is_some())
+        (
+            flags & FLAG_DENY_V6 != 0 && DENY_V6.get(&k).is_some(),
+            ALLOW_V6.get(&k).is_some(),
+        )
     };
     if denied {
         Some(Verdict::Refuse(Counter::DroppedDenied))

@@ -271,6 +271,13 @@ fn stats(pin_path: Option<PathBuf>, config: Option<PathBuf>, as_json: bool) -> a
     let counters = Counters::from_pin(&dir)?;
     let cfg = read_pinned_config(&dir)?;
     let flows = read_marked_flows(&dir)?;
+    let names = read_ifnames(&dir);
+    let ifname = |index: u32| {
+        names
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map_or_else(|| events::interface_name(index), |(_, n)| n.clone())
+    };
     let now_ns = monotonic_ns();
     if as_json {
         let flows: Vec<_> = flows
@@ -283,7 +290,7 @@ fn stats(pin_path: Option<PathBuf>, config: Option<PathBuf>, as_json: bool) -> a
                     "reason": events::reason_name(flow.reason),
                     "packets": flow.packets,
                     "age_secs": now_ns.saturating_sub(flow.first_seen_ns) / 1_000_000_000,
-                    "interface": events::interface_name(flow.ifindex),
+                    "interface": ifname(flow.ifindex),
                 })
             })
             .collect();
@@ -322,7 +329,7 @@ fn stats(pin_path: Option<PathBuf>, config: Option<PathBuf>, as_json: bool) -> a
             events::reason_name(flow.reason),
             flow.packets,
             now_ns.saturating_sub(flow.first_seen_ns) / 1_000_000_000,
-            events::interface_name(flow.ifindex),
+            ifname(flow.ifindex),
         );
     }
     Ok(())
@@ -350,6 +357,24 @@ fn read_marked_flows(dir: &Path) -> anyhow::Result<Vec<(FlowKey, MarkedFlow)>> {
     let mut flows: Vec<_> = map.iter().filter_map(Result::ok).collect();
     flows.sort_by_key(|(_, f)| f.first_seen_ns);
     Ok(flows)
+}
+
+/// The daemon's ifindex -> name records (empty if unreadable).
+fn read_ifnames(dir: &Path) -> Vec<(u32, String)> {
+    let Ok(map) = open_pinned(dir, maps::IFNAMES) else {
+        return Vec::new();
+    };
+    let Ok(names) = BpfHashMap::<_, u32, [u8; 16]>::try_from(map) else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(i, raw)| {
+            let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+            (i, String::from_utf8_lossy(&raw[..end]).into_owned())
+        })
+        .collect()
 }
 
 /// CLOCK_MONOTONIC in ns, the clock `bpf_ktime_get_ns` uses.

@@ -5,7 +5,7 @@
 //! mounted) are made once, here, at load time, and each fallback is logged.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     ffi::CString,
     io,
     path::{Path, PathBuf},
@@ -14,15 +14,16 @@ use std::{
 use aya::{
     Ebpf, EbpfError,
     maps::{
-        Array, MapData, MapError, PerCpuArray, RingBuf,
+        Array, HashMap, MapData, MapError, PerCpuArray, RingBuf,
         lpm_trie::{Key, LpmTrie},
     },
     programs::{ProgramError, Xdp, XdpMode as AyaXdpMode, xdp::XdpLinkId},
 };
 use ipnet::IpNet;
 use redis_guard_common::{
-    COUNTER_COUNT, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, MODE_AUDIT, MODE_ENFORCE,
-    PROGRAM_NAME, maps,
+    BLOCK_ALLOW_ALL, BLOCK_ALLOW_SOME, BLOCK_DENY_ALL, BLOCK_DENY_SOME, COUNTER_COUNT,
+    FLAG_DENY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, MODE_AUDIT, MODE_ENFORCE,
+    PROGRAM_NAME, V4_BLOCKS_PER_WORD, maps,
 };
 use tracing::{info, warn};
 
@@ -119,6 +120,8 @@ pub struct Firewall {
     attachments: Vec<Attachment>,
     pin_dir: Option<PathBuf>,
     applied: Option<FirewallPolicy>,
+    /// Non-zero words of `V4_BLOCKS` as last written, to update only diffs.
+    v4_blocks: BTreeMap<u32, u64>,
 }
 
 impl Firewall {
@@ -165,6 +168,7 @@ impl Firewall {
             attachments: Vec::new(),
             pin_dir: None,
             applied: None,
+            v4_blocks: BTreeMap::new(),
         };
         fw.apply(policy)?;
         Ok(fw)
@@ -235,12 +239,28 @@ impl Firewall {
             },
         };
         info!(interface, mode = got.as_str(), "XDP program attached");
+        self.record_ifname(interface);
         self.attachments.push(Attachment {
             interface: interface.to_string(),
             link,
             mode: got,
         });
         Ok(got)
+    }
+
+    /// Remembers `interface`'s name by index in the pinned `IFNAMES` map, so
+    /// `stats` run from another network namespace still names it.
+    fn record_ifname(&mut self, interface: &str) {
+        let c_name = CString::new(interface).unwrap_or_default();
+        let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+        let mut name = [0u8; 16];
+        let len = interface.len().min(15);
+        name[..len].copy_from_slice(&interface.as_bytes()[..len]);
+        if let Ok(mut names) = map_mut::<HashMap<_, u32, [u8; 16]>>(&mut self.ebpf, maps::IFNAMES)
+            && let Err(e) = names.insert(index, name, 0)
+        {
+            warn!(interface, error = %e, "could not record the interface name");
+        }
     }
 
     /// Interfaces currently attached, with their modes.
@@ -312,6 +332,26 @@ impl Firewall {
         sync_trie::<16>(&mut self.ebpf, maps::DENY_V6, &v6_deny)?;
         sync_trie::<4>(&mut self.ebpf, maps::ALLOW_V4, &v4_allow)?;
         sync_trie::<16>(&mut self.ebpf, maps::ALLOW_V6, &v6_allow)?;
+        // After the tries: a block flagged "some" must find its trie entries.
+        let blocks = v4_block_words(&v4_allow, &v4_deny);
+        {
+            let mut array: Array<_, u64> = map_mut(&mut self.ebpf, maps::V4_BLOCKS)?;
+            let err = |source| FirewallError::Map {
+                name: maps::V4_BLOCKS,
+                source,
+            };
+            for (word, bits) in &blocks {
+                if self.v4_blocks.get(word) != Some(bits) {
+                    array.set(*word, *bits, 0).map_err(err)?;
+                }
+            }
+            for word in self.v4_blocks.keys() {
+                if !blocks.contains_key(word) {
+                    array.set(*word, 0, 0).map_err(err)?;
+                }
+            }
+        }
+        self.v4_blocks = blocks;
 
         {
             let mut ports: Array<_, u8> = map_mut(&mut self.ebpf, maps::PORTS)?;
@@ -343,6 +383,9 @@ impl Firewall {
         }
         if policy.resp_only {
             flags |= FLAG_RESP_ONLY;
+        }
+        if !v6_deny.is_empty() {
+            flags |= FLAG_DENY_V6;
         }
         let cfg = FilterConfig {
             mode: match policy.mode {
@@ -432,6 +475,30 @@ fn split(nets: &BTreeSet<IpNet>, v4: &mut Vec<(u32, [u8; 4])>, v6: &mut Vec<(u32
             IpNet::V6(n) => v6.push((u32::from(n.prefix_len()), n.network().octets())),
         }
     }
+}
+
+/// The `V4_BLOCKS` summary: for every /24 block, whether an allow or deny
+/// prefix covers it whole (prefix <= 24) or lies inside it (prefix > 24).
+fn v4_block_words(allow: &[(u32, [u8; 4])], deny: &[(u32, [u8; 4])]) -> BTreeMap<u32, u64> {
+    let mut words = BTreeMap::new();
+    for (nets, all, some) in [
+        (allow, BLOCK_ALLOW_ALL, BLOCK_ALLOW_SOME),
+        (deny, BLOCK_DENY_ALL, BLOCK_DENY_SOME),
+    ] {
+        for (prefix, addr) in nets {
+            let first = u32::from_be_bytes(*addr) >> 8;
+            let (count, bit) = if *prefix <= 24 {
+                (1u32 << (24 - prefix), all)
+            } else {
+                (1, some)
+            };
+            for block in first..first + count {
+                let shift = (block % V4_BLOCKS_PER_WORD) * 4;
+                *words.entry(block / V4_BLOCKS_PER_WORD).or_insert(0u64) |= bit << shift;
+            }
+        }
+    }
+    words
 }
 
 fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, FirewallError>

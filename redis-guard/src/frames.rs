@@ -111,7 +111,7 @@ impl TcpFrame {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 out.extend_from_slice(&0x0800u16.to_be_bytes());
                 let mut opts = self.ipv4_options.clone();
-                while opts.len() % 4 != 0 {
+                while !opts.len().is_multiple_of(4) {
                     opts.push(0);
                 }
                 let ihl = 5 + opts.len() / 4;

@@ -14,7 +14,7 @@
 //! ```
 
 use std::{
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
@@ -24,7 +24,7 @@ use anyhow::{Context as _, bail};
 
 /// One lab instance; `id` keeps concurrent labs apart (names and subnets).
 pub struct Lab {
-    /// Lab number, 1..=120.
+    /// Lab number, 1..=126 (its subnets are 10.77.2id.0/24 and 10.77.2id+1.0/24).
     pub id: u8,
     /// Server namespace name.
     pub server_ns: String,
@@ -46,8 +46,8 @@ impl Lab {
     /// Creates the namespaces, veths and addresses. Stale namespaces with the
     /// same names (from a killed run) are removed first.
     pub fn create(id: u8) -> anyhow::Result<Lab> {
-        if id == 0 || id > 120 {
-            bail!("lab id must be in 1..=120");
+        if id == 0 || id > 126 {
+            bail!("lab id must be in 1..=126");
         }
         let lab = Lab {
             id,
@@ -211,6 +211,117 @@ impl Lab {
         }
     }
 
+    /// Writes a policy protecting port 6379 on both server veths (native
+    /// XDP, allowlisting the client's v4 and v6 addresses, `extra` appended)
+    /// and starts `redis-guard run` in the server namespace.
+    pub fn start_daemon(&self, bin: &Path, dir: &Path, extra: &str) -> anyhow::Result<Daemon> {
+        let bin = &bin
+            .canonicalize()
+            .with_context(|| format!("redis-guard binary {}", bin.display()))?;
+        let pin_path = PathBuf::from(format!("/sys/fs/bpf/redis-guard-lab{}", self.id));
+        let config = dir.join("policy.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[firewall]\ninterfaces = [\"{}\", \"{}\"]\nxdp_mode = \"native\"\nports = [6379]\n\
+                 allow = [\"{}\", \"{}\"]\npin_path = \"{}\"\n{extra}\n",
+                self.server_if_client,
+                self.server_if_attacker,
+                self.client_v4(),
+                self.client_v6(),
+                pin_path.display()
+            ),
+        )?;
+        let stdout = dir.join("events.jsonl");
+        let stderr = dir.join("daemon.log");
+        let child = Lab::cmd(&self.server_ns, &bin.display().to_string())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(std::fs::File::create(&stdout)?)
+            .stderr(std::fs::File::create(&stderr)?)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawning {} run", bin.display()))?;
+        let mut daemon = Daemon {
+            guard: ChildGuard::new(child, "redis-guard"),
+            bin: bin.to_path_buf(),
+            stdout,
+            stderr,
+            pin_path,
+        };
+        daemon.wait_for_log("firewall enforcing policy", Duration::from_secs(15))?;
+        Ok(daemon)
+    }
+
+    /// What a TCP connect from namespace `ns` to `addr:port` ends in:
+    /// `connected`, `timeout` (2 s) or `refused`.
+    pub fn connect_outcome(ns: &str, addr: IpAddr, port: u16) -> String {
+        let script = format!(
+            "import socket\n\
+             s = socket.socket(socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET)\n\
+             s.settimeout(2)\n\
+             try:\n    s.connect(('{addr}', {port})); print('connected')\n\
+             except socket.timeout: print('timeout')\n\
+             except ConnectionRefusedError: print('refused')\n\
+             except OSError as e: print('error', e)\n"
+        );
+        Lab::cmd(ns, "python3")
+            .args(["-c", &script])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|e| format!("error {e}"))
+    }
+
+    /// Sends raw bytes on a fresh connection from `ns`, waits half a second
+    /// and closes.
+    pub fn send_raw(ns: &str, addr: IpAddr, port: u16, payload: &[u8]) -> anyhow::Result<()> {
+        let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+        let script = format!(
+            "import socket,time\n\
+             s = socket.socket(socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET)\n\
+             s.settimeout(3)\n\
+             s.connect(('{addr}', {port}))\n\
+             s.sendall(bytes.fromhex('{hex}'))\n\
+             time.sleep(0.5)\n\
+             s.close()\n"
+        );
+        let out = Lab::cmd(ns, "python3").args(["-c", &script]).output()?;
+        if !out.status.success() {
+            bail!(
+                "sending raw bytes failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// `redis-cli -h host -p port ARGS` from namespace `ns` (5 s timeout);
+    /// its trimmed stdout.
+    pub fn redis_cli(ns: &str, host: IpAddr, port: u16, args: &[&str]) -> String {
+        Lab::cmd(ns, "timeout")
+            .args([
+                "5",
+                "redis-cli",
+                "-h",
+                &host.to_string(),
+                "-p",
+                &port.to_string(),
+            ])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Whether `ifname` in namespace `ns` has an XDP program attached.
+    pub fn xdp_attached(ns: &str, ifname: &str) -> bool {
+        Lab::cmd(ns, "ip")
+            .args(["-d", "link", "show", "dev", ifname])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("prog/xdp"))
+            .unwrap_or(false)
+    }
+
     fn teardown(&self) {
         for ns in [&self.server_ns, &self.client_ns, &self.attacker_ns] {
             let _ = Command::new("ip")
@@ -224,6 +335,68 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.teardown();
+    }
+}
+
+/// A `redis-guard run` started by [`Lab::start_daemon`].
+pub struct Daemon {
+    /// The process.
+    pub guard: ChildGuard,
+    /// The binary, also used for `stats`.
+    pub bin: PathBuf,
+    /// Its stdout: JSON-line events.
+    pub stdout: PathBuf,
+    /// Its stderr: logs.
+    pub stderr: PathBuf,
+    /// Where it pins its maps.
+    pub pin_path: PathBuf,
+}
+
+impl Daemon {
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Its events so far.
+    pub fn events(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; fails if the daemon exits.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            if let Some(status) = self.guard.exited() {
+                bail!("redis-guard exited ({status}) early:\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                bail!("timed out waiting for `{needle}` in:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// `redis-guard stats --json` against its pins.
+    pub fn stats_json(&self) -> anyhow::Result<serde_json::Value> {
+        let out = Command::new(&self.bin)
+            .args(["stats", "--json", "--pin-path"])
+            .arg(&self.pin_path)
+            .output()?;
+        if !out.status.success() {
+            bail!("stats failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// `redis-guard stats` (the table) against its pins.
+    pub fn stats_text(&self) -> anyhow::Result<String> {
+        let out = Command::new(&self.bin)
+            .args(["stats", "--pin-path"])
+            .arg(&self.pin_path)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
@@ -288,6 +461,34 @@ impl Drop for ChildGuard {
             let _ = child.wait();
         }
     }
+}
+
+/// Moves the calling thread into network namespace `ns`. Threads spawned
+/// afterwards inherit it; other threads are unaffected.
+pub fn enter_netns(ns: &str) -> anyhow::Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        bail!("setns({path}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The MAC address of `ifname` in namespace `ns`.
+pub fn mac_address(ns: &str, ifname: &str) -> anyhow::Result<[u8; 6]> {
+    let out = sh(&["ip", "-n", ns, "-o", "link", "show", "dev", ifname])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .context("no link/ether address")?;
+    let mut mac = [0u8; 6];
+    for (i, part) in hex.split(':').enumerate().take(6) {
+        mac[i] = u8::from_str_radix(part, 16)?;
+    }
+    Ok(mac)
 }
 
 /// Runs a command, failing with its stderr if it fails.

@@ -5,13 +5,12 @@
 
 use std::{
     net::IpAddr,
-    path::{Path, PathBuf},
-    process::Stdio,
+    path::Path,
     sync::atomic::{AtomicU8, Ordering},
     time::{Duration, Instant},
 };
 
-use redis_guard::lab::{ChildGuard, Lab, scratch_dir};
+use redis_guard::lab::{Daemon, Lab, scratch_dir};
 
 /// Lab ids 1..=60 belong to this test binary; each test takes its own.
 static NEXT_LAB: AtomicU8 = AtomicU8::new(1);
@@ -20,145 +19,25 @@ fn lab() -> Lab {
     Lab::create(NEXT_LAB.fetch_add(1, Ordering::SeqCst)).expect("creating the namespace lab")
 }
 
-struct Daemon {
-    guard: ChildGuard,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    pin_path: PathBuf,
+fn start_daemon(lab: &Lab, dir: &Path, extra: &str) -> Daemon {
+    lab.start_daemon(Path::new(env!("CARGO_BIN_EXE_redis-guard")), dir, extra)
+        .expect("starting redis-guard run")
 }
 
-impl Daemon {
-    fn start(lab: &Lab, dir: &Path, extra: &str) -> Daemon {
-        let pin_path = PathBuf::from(format!("/sys/fs/bpf/redis-guard-test{}", lab.id));
-        let config = dir.join("policy.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[firewall]\ninterfaces = [\"{}\", \"{}\"]\nxdp_mode = \"native\"\nports = [6379]\n\
-                 allow = [\"{}\", \"{}\"]\npin_path = \"{}\"\n{extra}\n",
-                lab.server_if_client,
-                lab.server_if_attacker,
-                lab.client_v4(),
-                lab.client_v6(),
-                pin_path.display()
-            ),
-        )
-        .unwrap();
-        let stdout = dir.join("events.jsonl");
-        let stderr = dir.join("daemon.log");
-        let child = Lab::cmd(&lab.server_ns, env!("CARGO_BIN_EXE_redis-guard"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawning redis-guard run");
-        let mut daemon = Daemon {
-            guard: ChildGuard::new(child, "redis-guard"),
-            stdout,
-            stderr,
-            pin_path,
-        };
-        daemon.wait_for_log("firewall enforcing policy", Duration::from_secs(15));
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn events(&self) -> String {
-        std::fs::read_to_string(&self.stdout).unwrap_or_default()
-    }
-
-    fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            if let Some(status) = self.guard.exited() {
-                panic!("redis-guard exited ({status}) early:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for `{needle}` in:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stats_json(&self) -> serde_json::Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_redis-guard"))
-            .args(["stats", "--json", "--pin-path"])
-            .arg(&self.pin_path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "stats failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("stats --json prints JSON")
-    }
-}
-
-/// What a TCP connect from namespace `ns` to `addr:port` ends in.
 fn connect_outcome(ns: &str, addr: IpAddr, port: u16) -> String {
-    let script = format!(
-        "import socket,sys\n\
-         fam = socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET\n\
-         s = socket.socket(fam)\n\
-         s.settimeout(2)\n\
-         try:\n    s.connect(('{addr}', {port})); print('connected')\n\
-         except socket.timeout: print('timeout')\n\
-         except ConnectionRefusedError: print('refused')\n\
-         except OSError as e: print('error', e)\n"
-    );
-    let out = Lab::cmd(ns, "python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    Lab::connect_outcome(ns, addr, port)
 }
 
-/// Sends raw bytes on a fresh connection and waits briefly before closing.
 fn send_raw(ns: &str, addr: IpAddr, port: u16, payload: &[u8]) {
-    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
-    let script = format!(
-        "import socket,time\n\
-         fam = socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET\n\
-         s = socket.socket(fam); s.settimeout(3)\n\
-         s.connect(('{addr}', {port}))\n\
-         s.sendall(bytes.fromhex('{hex}'))\n\
-         time.sleep(0.5)\n\
-         s.close()\n"
-    );
-    let out = Lab::cmd(ns, "python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "sending raw bytes failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Lab::send_raw(ns, addr, port, payload).unwrap();
 }
 
 fn redis_cli(ns: &str, host: IpAddr, args: &[&str]) -> String {
-    let out = Lab::cmd(ns, "timeout")
-        .args(["5", "redis-cli", "-h", &host.to_string(), "-p", "6379"])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    Lab::redis_cli(ns, host, 6379, args)
 }
 
 fn xdp_attached(ns: &str, ifname: &str) -> bool {
-    let out = Lab::cmd(ns, "ip")
-        .args(["-d", "link", "show", "dev", ifname])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    Lab::xdp_attached(ns, ifname)
 }
 
 #[test]
@@ -166,7 +45,7 @@ fn outsider_syn_is_dropped_and_allowlisted_client_is_served_v4() {
     let lab = lab();
     let dir = scratch_dir("e2e-v4").unwrap();
     let _redis = lab.start_redis(6379, &dir).unwrap();
-    let daemon = Daemon::start(&lab, &dir, "");
+    let daemon = start_daemon(&lab, &dir, "");
     assert!(daemon.log().contains("mode=\"native\"") || daemon.log().contains("mode=native"));
     assert!(xdp_attached(&lab.server_ns, &lab.server_if_client));
 
@@ -185,7 +64,7 @@ fn outsider_syn_is_dropped_and_allowlisted_client_is_served_v4() {
         connect_outcome(&lab.attacker_ns, lab.server_v4_attacker_side().into(), 6390),
         "refused"
     );
-    let stats = daemon.stats_json();
+    let stats = daemon.stats_json().unwrap();
     assert!(stats["counters"]["dropped_not_allowed"].as_u64().unwrap() >= 1);
     assert!(stats["counters"]["passed"].as_u64().unwrap() >= 1);
     assert_eq!(stats["mode"], "enforce");
@@ -196,7 +75,7 @@ fn outsider_syn_is_dropped_and_allowlisted_client_is_served_v6() {
     let lab = lab();
     let dir = scratch_dir("e2e-v6").unwrap();
     let _redis = lab.start_redis(6379, &dir).unwrap();
-    let daemon = Daemon::start(&lab, &dir, "");
+    let daemon = start_daemon(&lab, &dir, "");
     assert_eq!(
         redis_cli(&lab.client_ns, lab.server_v6().into(), &["PING"]),
         "PONG"
@@ -205,7 +84,7 @@ fn outsider_syn_is_dropped_and_allowlisted_client_is_served_v6() {
         connect_outcome(&lab.attacker_ns, lab.server_v6_attacker_side().into(), 6379),
         "timeout"
     );
-    let stats = daemon.stats_json();
+    let stats = daemon.stats_json().unwrap();
     assert!(stats["counters"]["dropped_not_allowed"].as_u64().unwrap() >= 1);
 }
 
@@ -220,7 +99,7 @@ fn http_carrying_redis_commands_never_reaches_redis() {
     let put = b"PUT /x HTTP/1.1\r\nContent-Type: text/plain\r\n\r\nSET pwned_put 1\r\n";
     let post = b"POST / HTTP/1.1\r\nHost: 10.77.0.1:6379\r\n\r\nSET pwned_post 1\r\n";
 
-    let mut daemon = Daemon::start(&lab, &dir, "");
+    let mut daemon = start_daemon(&lab, &dir, "");
     send_raw(&lab.client_ns, server, 6379, put);
     send_raw(&lab.client_ns, server, 6379, post);
     // A pipelined RESP value containing an HTTP request line still works.
@@ -246,9 +125,13 @@ fn http_carrying_redis_commands_never_reaches_redis() {
         !redis_log.contains("SECURITY ATTACK"),
         "Redis saw the HTTP bytes: the XDP guard did not stop them"
     );
-    let stats = daemon.stats_json();
+    let stats = daemon.stats_json().unwrap();
     assert!(stats["counters"]["marked_http"].as_u64().unwrap() >= 2);
-    assert!(!stats["marked_flows"].as_array().unwrap().is_empty());
+    let flows = stats["marked_flows"].as_array().unwrap();
+    assert!(!flows.is_empty());
+    // `stats` runs in the host namespace; the name comes from the daemon.
+    assert_eq!(flows[0]["interface"], lab.server_if_client);
+    assert_eq!(flows[0]["reason"], "http");
     let deadline = Instant::now() + Duration::from_secs(5);
     while daemon.events().lines().count() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -273,7 +156,7 @@ fn http_carrying_redis_commands_never_reaches_redis() {
     // Control: with the guard off, the same PUT does reach Redis and runs.
     // Proves the assertions above can fail.
     daemon.guard.terminate(Duration::from_secs(10)).unwrap();
-    let _daemon = Daemon::start(&lab, &dir, "http_guard = false");
+    let _daemon = start_daemon(&lab, &dir, "http_guard = false");
     send_raw(&lab.client_ns, server, 6379, put);
     assert_eq!(
         redis_cli(&lab.client_ns, server, &["EXISTS", "pwned_put"]),
@@ -286,7 +169,7 @@ fn sigterm_detaches_cleanly() {
     let lab = lab();
     let dir = scratch_dir("e2e-detach").unwrap();
     let _redis = lab.start_redis(6379, &dir).unwrap();
-    let mut daemon = Daemon::start(&lab, &dir, "");
+    let mut daemon = start_daemon(&lab, &dir, "");
     assert!(daemon.pin_path.join("COUNTERS").exists());
     assert_eq!(
         connect_outcome(&lab.attacker_ns, lab.server_v4_attacker_side().into(), 6379),
