@@ -20,6 +20,10 @@ use crate::{
     firewall::Firewall,
     metrics::Counters,
     policy::{DEFAULT_PIN_PATH, FirewallPolicy, Policy},
+    store::{
+        Server,
+        config::{StoreConfig, UserConfig},
+    },
 };
 
 /// redis-guard: a kernel-level (XDP) firewall for Redis, with a bundled
@@ -167,15 +171,15 @@ async fn run(config: &Path) -> anyhow::Result<()> {
         "firewall enforcing policy from {}",
         config.display()
     );
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(ring) = firewall.take_events() {
+    let pump = firewall.take_events().map(|ring| {
         let sink = sink.clone();
-        tasks.spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = events::pump_flow_events(ring, sink).await {
                 error!(error = %e, "event reader stopped");
             }
-        });
-    }
+        })
+    });
+    let mut tasks = tokio::task::JoinSet::new();
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     if policy.store.enabled {
@@ -212,8 +216,15 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     firewall.detach_all();
     drop(firewall);
+    if let Some(pump) = pump {
+        pump.abort();
+    }
+    // The store drains its clients on the shutdown signal.
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
     info!("detached cleanly");
     Ok(())
 }
@@ -241,22 +252,102 @@ fn reload(
     Ok(new)
 }
 
+/// Binds the bundled store and serves it on the runtime until `shutdown`
+/// flips to true. Binding happens here, before returning, so a busy port
+/// is a startup error rather than a log line later.
 async fn start_store(
     policy: &Policy,
-    _shutdown: tokio::sync::watch::Receiver<bool>,
-    _tasks: &mut tokio::task::JoinSet<()>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
 ) -> anyhow::Result<()> {
-    bail!(
-        "{}: key `store.enabled`: the bundled store is not part of this build yet",
-        policy.file.display()
-    )
+    let mut config = policy.store.clone();
+    ensure_default_user(&mut config)?;
+    let server = Server::bind(config)
+        .await
+        .with_context(|| format!("{}: starting the bundled store", policy.file.display()))?;
+    for addr in server.local_addrs() {
+        info!(%addr, "store listening");
+    }
+    tasks.spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = server.run(stop).await {
+            error!("store stopped: {e:#}");
+        }
+    });
+    Ok(())
+}
+
+/// Secure by default: with no `[[store.users]]`, the first start generates a
+/// strong random password for `default` in `data_dir/default.password`
+/// (mode 0600) and later starts reuse it. The log names the file, never the
+/// password.
+pub fn ensure_default_user(config: &mut StoreConfig) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    if !config.users.is_empty() {
+        return Ok(());
+    }
+    let dir = &config.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("store.data_dir: cannot create {}", dir.display()))?;
+    let path = dir.join("default.password");
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            use std::io::Write as _;
+            let mut secret = [0u8; 32];
+            rand::fill(&mut secret);
+            writeln!(file, "{}", hex::encode(secret))
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            info!(
+                path = %path.display(),
+                "no [[store.users]] configured: generated a password for user `default`"
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                warn!(path = %path.display(), "password file is readable by others; chmod 600 it");
+            }
+            info!(path = %path.display(), "password for user `default` is in this file");
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("creating {}", path.display()));
+        }
+    }
+    config.users.push(UserConfig {
+        name: "default".into(),
+        password_file: Some(path),
+        rules: "on ~* &* +@all".into(),
+        ..UserConfig::default()
+    });
+    Ok(())
 }
 
 async fn store(config: &Path) -> anyhow::Result<()> {
     let policy = Policy::load(config)?;
-    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    start_store(&policy, rx, &mut tasks).await
+    start_store(&policy, rx, &mut tasks).await?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = sigterm.recv() => info!("SIGTERM: stopping the store"),
+        _ = sigint.recv() => info!("SIGINT: stopping the store"),
+        _ = tasks.join_next() => bail!("the store stopped unexpectedly"),
+    }
+    let _ = tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
 }
 
 fn stats(pin_path: Option<PathBuf>, config: Option<PathBuf>, as_json: bool) -> anyhow::Result<()> {

@@ -154,7 +154,12 @@ impl Policy {
             .firewall
             .map(|fw| validate_firewall(fw).map_err(|(key, reason)| invalid(&key, reason)))
             .transpose()?;
-        let store_table = raw.store.unwrap_or_default();
+        let mut store_table = raw.store.unwrap_or_default();
+        // The store is opt-in inside `run`: a firewall-only policy must not
+        // start a server on 6379 next to the Redis it protects.
+        store_table
+            .entry("enabled")
+            .or_insert(toml::Value::Boolean(false));
         let store: StoreConfig =
             toml::Value::Table(store_table.clone())
                 .try_into()
@@ -165,6 +170,14 @@ impl Policy {
         store
             .validate()
             .map_err(|e| invalid(&format!("store.{}", e.key), e.reason))?;
+        // `validate` only checks listen addresses when enabled; `redis-guard
+        // store` runs the store regardless, so check them here too.
+        if store.listen.is_empty() {
+            return Err(invalid(
+                "store.listen",
+                "is empty: list at least one address".into(),
+            ));
+        }
         Ok(Policy {
             file: file.to_path_buf(),
             firewall,
@@ -473,6 +486,38 @@ resp_only = true
             .to_string();
         assert!(e.starts_with("test.toml: key `firewall.allow[0]`:"), "{e}");
         assert!(e.contains("10.0.0.0/33"), "{e}");
+    }
+
+    #[test]
+    fn store_table_contract() {
+        let p = parse(
+            "[store]\nenabled = true\nlisten = [\"127.0.0.1:6379\", \"[::1]:6379\"]\n\
+             maxmemory = \"512mb\"\nmaxmemory_policy = \"noeviction\"\nappendonly = false\n",
+        )
+        .unwrap();
+        assert!(p.store.enabled);
+        assert_eq!(p.store.listen.len(), 2);
+        for policy in [
+            "noeviction",
+            "allkeys-lru",
+            "volatile-lru",
+            "allkeys-random",
+            "volatile-ttl",
+        ] {
+            parse(&format!("[store]\nmaxmemory_policy = \"{policy}\"\n")).unwrap();
+        }
+        assert_eq!(
+            key_of("[store]\nmaxmemory_policy = \"lru\"\n"),
+            "store.maxmemory_policy"
+        );
+        // Without an explicit `enabled`, `run` does not start a store.
+        assert!(
+            !parse("[store]\nlisten = [\"127.0.0.1:7000\"]\n")
+                .unwrap()
+                .store
+                .enabled
+        );
+        assert!(!parse("").unwrap().store.enabled);
     }
 
     #[test]

@@ -1,27 +1,278 @@
-//! `[store]` configuration.
-use serde::Deserialize;
+//! The `[store]` table of the redis-guard TOML file.
+//!
+//! Every field has a default so that an empty `[store]` table (or none at all)
+//! yields a usable local store. Sizes accept either an integer number of bytes
+//! or a Redis-style string such as `"512mb"`.
 
-/// The `[store]` table.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// Redis's hard-coded ceiling on the number of elements in one multibulk request.
+pub const MAX_MULTIBULK_LEN: usize = 1024 * 1024;
+
+/// Configuration of the bundled store, deserialized from `[store]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Run the bundled store inside the daemon.
-    #[serde(default)]
+    /// Whether the daemon should start the store at all.
     pub enabled: bool,
+    /// Addresses to listen on; IPv4 and IPv6 are both accepted, port 0 picks a free port.
+    pub listen: Vec<SocketAddr>,
+    /// The only directory the store may write to; fixed at start.
+    pub data_dir: PathBuf,
+    /// Number of logical databases (`SELECT 0..databases-1`).
+    pub databases: usize,
+    /// Maximum number of simultaneously connected clients.
+    pub maxclients: usize,
+    /// Memory limit for the dataset in bytes; 0 disables the limit.
+    pub maxmemory: ByteSize,
+    /// What to do when `maxmemory` is reached.
+    pub maxmemory_policy: EvictionPolicy,
+    /// Accepted for forward compatibility; persistence is not implemented yet.
+    pub appendonly: bool,
+    /// Largest accepted bulk string in a request.
+    pub proto_max_bulk_len: ByteSize,
+    /// Largest per-client query buffer before the connection is closed.
+    pub client_query_buffer_limit: ByteSize,
+    /// Idle seconds before a client is disconnected; 0 means never.
+    pub timeout: u64,
+    /// ACL users. When empty, a `default` user with `nopass` and all permissions exists.
+    pub users: Vec<UserConfig>,
 }
 
-/// An invalid `[store]` key.
-#[derive(Debug)]
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            enabled: true,
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 6379))],
+            data_dir: PathBuf::from("/var/lib/redis-guard"),
+            databases: 16,
+            maxclients: 10000,
+            maxmemory: ByteSize(0),
+            maxmemory_policy: EvictionPolicy::NoEviction,
+            appendonly: false,
+            proto_max_bulk_len: ByteSize(512 * 1024 * 1024),
+            client_query_buffer_limit: ByteSize(1024 * 1024 * 1024),
+            timeout: 0,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One `[[store.users]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserConfig {
+    /// User name as given to `AUTH user pass`; `default` is the user of `AUTH pass`.
+    pub name: String,
+    /// Hex-encoded SHA-256 of the password.
+    pub password_sha256: Option<String>,
+    /// File whose content (trailing newline stripped) is the clear-text password, read at startup.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the clear-text password, read at startup.
+    pub password_env: Option<String>,
+    /// The user needs no password (and `default` is then logged in automatically).
+    pub nopass: bool,
+    /// Redis ACL rules, e.g. `"on ~* &* +@all"`.
+    pub rules: String,
+}
+
+/// The `maxmemory_policy` choices.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionPolicy {
+    /// Refuse writes with `-OOM` once over the limit.
+    #[default]
+    #[serde(rename = "noeviction")]
+    NoEviction,
+    /// Evict approximately least recently used keys among all keys.
+    AllkeysLru,
+    /// Evict approximately least recently used keys among keys with a TTL.
+    VolatileLru,
+    /// Evict random keys.
+    AllkeysRandom,
+    /// Evict the keys with the nearest expiry time.
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    /// The name Redis uses in `CONFIG GET` and `INFO`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictionPolicy::NoEviction => "noeviction",
+            EvictionPolicy::AllkeysLru => "allkeys-lru",
+            EvictionPolicy::VolatileLru => "volatile-lru",
+            EvictionPolicy::AllkeysRandom => "allkeys-random",
+            EvictionPolicy::VolatileTtl => "volatile-ttl",
+        }
+    }
+}
+
+/// A byte count that deserializes from an integer or a string like `"100kb"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses Redis's memory notation: `b`, `k`, `kb`, `m`, `mb`, `g`, `gb` (case-insensitive).
+    /// Like Redis, `k`/`m`/`g` are powers of 1000 and `kb`/`mb`/`gb` powers of 1024.
+    pub fn parse(s: &str) -> Option<ByteSize> {
+        let t = s.trim().to_ascii_lowercase();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        if num.is_empty() {
+            return None;
+        }
+        let n: u64 = num.parse().ok()?;
+        let mul: u64 = match unit {
+            "" | "b" => 1,
+            "k" => 1000,
+            "kb" => 1024,
+            "m" => 1000 * 1000,
+            "mb" => 1024 * 1024,
+            "g" => 1000 * 1000 * 1000,
+            "gb" => 1024 * 1024 * 1024,
+            _ => return None,
+        };
+        n.checked_mul(mul).map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a byte count such as 1048576, \"100kb\", \"512mb\" or \"1gb\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("byte count must not be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).ok_or_else(|| E::custom(format!("invalid byte count {v:?}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A configuration value that cannot work, with the offending key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("store.{key}: {reason}")]
 pub struct ConfigError {
-    /// Key within `[store]`.
+    /// Dotted key below `[store]`, e.g. `users[1].password_sha256`.
     pub key: String,
-    /// What is wrong.
+    /// Why the value was refused.
     pub reason: String,
 }
 
+fn bad(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
 impl StoreConfig {
-    /// Semantic checks beyond types.
+    /// Checks the values serde cannot check, naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.enabled && self.listen.is_empty() {
+            return Err(bad("listen", "at least one address is required"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(bad("data_dir", "must not be empty"));
+        }
+        if !self.data_dir.is_absolute() {
+            return Err(bad("data_dir", "must be an absolute path"));
+        }
+        if self.databases == 0 || self.databases > 1 << 20 {
+            return Err(bad("databases", "must be between 1 and 1048576"));
+        }
+        if self.maxclients == 0 {
+            return Err(bad("maxclients", "must be at least 1"));
+        }
+        if self.proto_max_bulk_len.0 < 1024 {
+            return Err(bad("proto_max_bulk_len", "must be at least 1kb"));
+        }
+        if self.client_query_buffer_limit.0 < 1024 * 1024 {
+            return Err(bad("client_query_buffer_limit", "must be at least 1mb"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            let k = |f: &str| format!("users[{i}].{f}");
+            if u.name.is_empty() || u.name.bytes().any(|b| b.is_ascii_whitespace()) {
+                return Err(bad(k("name"), "must be non-empty and without spaces"));
+            }
+            if !seen.insert(u.name.as_str()) {
+                return Err(bad(k("name"), format!("duplicate user {:?}", u.name)));
+            }
+            let sources = [
+                u.password_sha256.is_some(),
+                u.password_file.is_some(),
+                u.password_env.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if sources > 1 {
+                return Err(bad(
+                    k("password_sha256"),
+                    "give only one of password_sha256, password_file, password_env",
+                ));
+            }
+            if u.nopass && sources > 0 {
+                return Err(bad(k("nopass"), "nopass = true excludes a password"));
+            }
+            if !u.nopass && sources == 0 {
+                return Err(bad(
+                    k("password_sha256"),
+                    "a password (password_sha256, password_file or password_env) or nopass = true is required",
+                ));
+            }
+            if let Some(h) = &u.password_sha256
+                && (h.len() != 64 || hex::decode(h).is_err())
+            {
+                return Err(bad(k("password_sha256"), "must be 64 hex digits"));
+            }
+            if let Some(e) = &u.password_env
+                && e.is_empty()
+            {
+                return Err(bad(k("password_env"), "must name a variable"));
+            }
+            if let Err(e) = crate::store::auth::parse_rules(&u.rules) {
+                return Err(bad(k("rules"), e));
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("0"), Some(ByteSize(0)));
+        assert_eq!(ByteSize::parse("100kb"), Some(ByteSize(102400)));
+        assert_eq!(ByteSize::parse("512MB"), Some(ByteSize(512 << 20)));
+        assert_eq!(ByteSize::parse("1gb"), Some(ByteSize(1 << 30)));
+        assert_eq!(ByteSize::parse("1k"), Some(ByteSize(1000)));
+        assert_eq!(ByteSize::parse("x"), None);
+        assert_eq!(ByteSize::parse("1xb"), None);
+    }
+
+    #[test]
+    fn defaults_validate() {
+        StoreConfig::default().validate().unwrap();
     }
 }

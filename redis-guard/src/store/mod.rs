@@ -1,2 +1,35 @@
 //! The bundled hardened Redis-compatible store.
+//!
+//! It speaks RESP2 and RESP3 and implements the Redis 7 command set that
+//! applications use day to day (strings, hashes, lists, sets, sorted sets,
+//! expiry, transactions, pub/sub, blocking pops), with authentication always
+//! on and the dangerous administrative commands left out entirely.
+//!
+//! # Layout
+//!
+//! - [`config`]: the `[store]` TOML table ([`config::StoreConfig`]) and its validation.
+//! - [`server`]: [`Server`]: listeners, accept loop, `maxclients`, active expiry.
+//! - [`connection`]: one task per client: read, parse, execute, reply, pipelining.
+//! - [`protocol`]: streaming request parser (multibulk and inline) with Redis's limits.
+//! - [`frame`]: RESP2/RESP3 reply encoding.
+//! - [`client`]: per-client state and the handle other clients see.
+//! - [`auth`]: users, password digests, ACL rule subset.
+//! - [`keyspace`]: databases, lazy expiry, memory accounting, eviction, `SCAN`.
+//! - [`value`]: compact value representations.
+//! - [`glob`]: Redis glob patterns.
+//! - [`cmd`]: the command table and one module per command family.
+
+pub mod auth;
+pub mod client;
+pub mod cmd;
 pub mod config;
+pub mod connection;
+pub mod frame;
+pub mod glob;
+pub mod keyspace;
+pub mod protocol;
+pub mod server;
+pub mod value;
+
+pub use config::StoreConfig;
+pub use server::Server;

@@ -1,0 +1,186 @@
+//! Per-client state: the private part owned by the connection task and the
+//! shared handle other clients see through `CLIENT LIST` / `CLIENT KILL`.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+
+use crate::store::auth::User;
+use crate::store::value::Key;
+
+/// A message pushed to a subscribed client.
+#[derive(Debug, Clone)]
+pub enum PushMsg {
+    /// A `PUBLISH` to a channel the client subscribed to.
+    Message {
+        /// Channel name.
+        channel: Bytes,
+        /// Payload.
+        data: Bytes,
+    },
+    /// A `PUBLISH` matching a pattern the client subscribed to.
+    PMessage {
+        /// The matching pattern.
+        pattern: Bytes,
+        /// Channel name.
+        channel: Bytes,
+        /// Payload.
+        data: Bytes,
+    },
+}
+
+/// Pending pub/sub messages a client may have before it is disconnected.
+pub const PUSH_QUEUE: usize = 100_000;
+
+/// Pending pub/sub bytes a client may have before it is disconnected
+/// (Redis's default hard pub/sub output buffer limit).
+pub const PUSH_BYTES: usize = 32 * 1024 * 1024;
+
+impl PushMsg {
+    /// Bytes this message accounts for in the subscriber's backlog.
+    pub fn size(&self) -> usize {
+        match self {
+            PushMsg::Message { channel, data } => channel.len() + data.len() + 32,
+            PushMsg::PMessage {
+                pattern,
+                channel,
+                data,
+            } => pattern.len() + channel.len() + data.len() + 32,
+        }
+    }
+}
+
+/// The part of a client visible to other clients.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique, increasing id.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local (listening) address.
+    pub laddr: SocketAddr,
+    /// Connection time.
+    pub created: Instant,
+    /// `CLIENT SETNAME` value.
+    pub name: Mutex<Option<Bytes>>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// Unix milliseconds of the last command.
+    pub last_active: AtomicU64,
+    /// Index of the last command in the command table (+1; 0 = none yet).
+    pub last_cmd: AtomicUsize,
+    /// Authenticated user name.
+    pub user: Mutex<String>,
+    /// Protocol version (2 or 3).
+    pub resp: AtomicUsize,
+    /// Channel + pattern subscriptions.
+    pub subs: AtomicUsize,
+    /// Pattern subscriptions.
+    pub psubs: AtomicUsize,
+    /// Commands queued in MULTI, or usize::MAX when not in MULTI.
+    pub multi: AtomicUsize,
+    /// Set by `CLIENT KILL`; the connection closes as soon as it sees it.
+    pub killed: AtomicBool,
+    /// Wakes the connection task for `killed`.
+    pub kill: Notify,
+    /// Where pub/sub messages for this client go.
+    pub push: mpsc::Sender<PushMsg>,
+    /// Bytes queued in `push` and not yet written to the socket.
+    pub push_bytes: AtomicUsize,
+    /// `CLIENT NO-EVICT` flag (informational: clients are never evicted).
+    pub no_evict: AtomicBool,
+    /// Commands executed (per client so the hot path never shares a cache line).
+    pub commands: AtomicU64,
+    /// Bytes read.
+    pub net_in: AtomicU64,
+    /// Bytes written.
+    pub net_out: AtomicU64,
+}
+
+impl ClientHandle {
+    /// Requests the connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        // Wake every waiter: the connection may be parked in its main select
+        // or in a write to a client that stopped reading.
+        self.kill.notify_waiters();
+    }
+
+    /// Marks activity for `idle=` and `CLIENT LIST`.
+    pub fn touch(&self, cmd_index: usize, now_ms: u64) {
+        self.last_active.store(now_ms, Ordering::Relaxed);
+        self.last_cmd.store(cmd_index + 1, Ordering::Relaxed);
+    }
+}
+
+/// `CLIENT REPLY` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Normal.
+    On,
+    /// Discard all replies.
+    Off,
+    /// Discard the reply of the next command only.
+    Skip,
+    /// Internal: the current command's reply is discarded, then back to `On`.
+    SkipThis,
+}
+
+/// State owned by the connection task.
+pub struct ClientState {
+    /// Shared part.
+    pub handle: Arc<ClientHandle>,
+    /// Selected database.
+    pub db: usize,
+    /// RESP3 negotiated.
+    pub resp3: bool,
+    /// Authenticated user, `None` until `AUTH` when authentication is required.
+    pub user: Option<Arc<User>>,
+    /// Commands queued by `MULTI`.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was rejected: `EXEC` must fail with `EXECABORT`.
+    pub multi_error: bool,
+    /// Set when a watched key changes.
+    pub watch_dirty: Arc<AtomicBool>,
+    /// Watched (db, key) pairs.
+    pub watched: Vec<(usize, Key)>,
+    /// Channel subscriptions.
+    pub subs: HashSet<Bytes>,
+    /// Pattern subscriptions.
+    pub psubs: HashSet<Bytes>,
+    /// `CLIENT REPLY` mode.
+    pub reply: ReplyMode,
+    /// Close after flushing the current replies (`QUIT`, protocol errors).
+    pub close: bool,
+}
+
+impl ClientState {
+    /// Creates the state for a new connection.
+    pub fn new(handle: Arc<ClientHandle>, user: Option<Arc<User>>) -> Self {
+        ClientState {
+            handle,
+            db: 0,
+            resp3: false,
+            user,
+            multi: None,
+            multi_error: false,
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            subs: HashSet::new(),
+            psubs: HashSet::new(),
+            reply: ReplyMode::On,
+            close: false,
+        }
+    }
+
+    /// Whether the client is in RESP2 subscribed mode, where only pub/sub commands are allowed.
+    pub fn in_subscribed_mode(&self) -> bool {
+        !self.resp3 && (!self.subs.is_empty() || !self.psubs.is_empty())
+    }
+}

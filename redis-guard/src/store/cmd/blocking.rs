@@ -1,0 +1,407 @@
+//! Blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+//!
+//! A client that finds nothing registers a [`Waiter`] under the keyspace
+//! lock, so a push cannot slip in between the check and the registration.
+//! Writes mark keys with waiters as ready; after each command (still under
+//! the lock) [`serve_ready`] hands data to waiters in arrival order and sends
+//! each its encoded reply through a oneshot channel. The pop and the push
+//! are therefore one atomic step from every other client's point of view,
+//! whichever task runs them.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+use super::{BlockRequest, CmdError, CmdResult, Ctx, err, int_arg, is, name_of, parse_float};
+use crate::store::frame::Out;
+use crate::store::keyspace::{Keyspace, now_ms};
+use crate::store::value::{Key, ListVal, ZSetVal};
+
+/// What a blocked client wants to do once a key has data.
+#[derive(Debug, Clone)]
+pub enum BlockOp {
+    /// BLPOP/BRPOP: reply `[key, value]`.
+    Pop {
+        /// Pop from the head.
+        left: bool,
+    },
+    /// BLMOVE/BRPOPLPUSH: reply the moved value.
+    Move {
+        /// Pop from the head of the source.
+        from_left: bool,
+        /// Push at the head of the destination.
+        to_left: bool,
+        /// Destination list.
+        dest: Key,
+    },
+    /// BLMPOP/LMPOP: reply `[key, [values]]`.
+    MPop {
+        /// Pop from the head.
+        left: bool,
+        /// Maximum elements.
+        count: usize,
+    },
+    /// BZPOPMIN/BZPOPMAX: reply `[key, member, score]`.
+    ZPop {
+        /// Pop the highest scores.
+        max: bool,
+    },
+    /// BZMPOP/ZMPOP: reply `[key, [[member, score], ...]]`.
+    ZMPop {
+        /// Pop the highest scores.
+        max: bool,
+        /// Maximum elements.
+        count: usize,
+    },
+}
+
+/// A blocked client.
+pub struct Waiter {
+    /// Database of the keys.
+    pub db: usize,
+    /// Keys waited on.
+    pub keys: Vec<Key>,
+    /// Operation to run.
+    pub op: BlockOp,
+    /// Encode the reply as RESP3.
+    pub resp3: bool,
+    /// Where the encoded reply goes.
+    pub tx: oneshot::Sender<Vec<u8>>,
+}
+
+/// Runs `op` on `key` if it holds data: returns the encoded reply, `None` if empty.
+pub fn try_op(
+    ks: &mut Keyspace,
+    db: usize,
+    key: &[u8],
+    op: &BlockOp,
+    resp3: bool,
+) -> Result<Option<Vec<u8>>, CmdError> {
+    let now = now_ms();
+    let clock = ks.clock();
+    let mut buf = BytesMut::new();
+    let mut out = Out::new(&mut buf, resp3);
+    match op {
+        BlockOp::Pop { left } => {
+            let v = ks.dbs[db].write::<ListVal, _>(key, now, clock, false, |l| l.pop(*left))?;
+            let Some(Some(v)) = v else { return Ok(None) };
+            out.array(2);
+            out.bulk(key);
+            out.bulk(&v);
+        }
+        BlockOp::MPop { left, count } => {
+            let v = ks.dbs[db].write::<ListVal, _>(key, now, clock, false, |l| {
+                let mut v = Vec::new();
+                while v.len() < *count {
+                    match l.pop(*left) {
+                        Some(x) => v.push(x),
+                        None => break,
+                    }
+                }
+                v
+            })?;
+            let Some(v) = v.filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            out.array(2);
+            out.bulk(key);
+            out.array(v.len());
+            for x in v {
+                out.bulk(&x);
+            }
+        }
+        BlockOp::Move {
+            from_left,
+            to_left,
+            dest,
+        } => {
+            if !ks.dbs[db].check::<ListVal>(key, now)? {
+                return Ok(None);
+            }
+            ks.dbs[db].check::<ListVal>(dest, now)?;
+            let v =
+                ks.dbs[db].write::<ListVal, _>(key, now, clock, false, |l| l.pop(*from_left))?;
+            let Some(Some(v)) = v else { return Ok(None) };
+            ks.dbs[db].write::<ListVal, _>(dest, now, clock, true, |l| l.push(&v, *to_left))?;
+            out.bulk(&v);
+        }
+        BlockOp::ZPop { max } => {
+            let v = ks.dbs[db].write::<ZSetVal, _>(key, now, clock, false, |z| zpop(z, *max, 1))?;
+            let Some(mut v) = v.filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            let (m, s) = v.remove(0);
+            out.array(3);
+            out.bulk(key);
+            out.bulk(&m);
+            out.double(s);
+        }
+        BlockOp::ZMPop { max, count } => {
+            let v = ks.dbs[db]
+                .write::<ZSetVal, _>(key, now, clock, false, |z| zpop(z, *max, *count))?;
+            let Some(v) = v.filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            out.array(2);
+            out.bulk(key);
+            out.array(v.len());
+            for (m, s) in v {
+                out.array(2);
+                out.bulk(&m);
+                out.double(s);
+            }
+        }
+    }
+    Ok(Some(buf.to_vec()))
+}
+
+/// Pops up to `count` lowest (or highest) members.
+pub fn zpop(z: &mut ZSetVal, max: bool, count: usize) -> Vec<(Key, f64)> {
+    let mut v = Vec::new();
+    while v.len() < count {
+        let first = if max {
+            z.tree.iter().next_back().cloned()
+        } else {
+            z.tree.iter().next().cloned()
+        };
+        let Some((s, m)) = first else { break };
+        z.remove(&m);
+        v.push((m, s.0));
+    }
+    v
+}
+
+/// Removes a waiter from the registry and from every key queue it sits in.
+pub fn remove_waiter(ks: &mut Keyspace, id: u64) -> Option<Waiter> {
+    let w = ks.waiters.remove(&id)?;
+    if let Some(db) = ks.dbs.get_mut(w.db) {
+        for k in &w.keys {
+            if let Some(q) = db.blocked.get_mut(k) {
+                q.retain(|x| *x != id);
+                if q.is_empty() {
+                    db.blocked.remove(k);
+                }
+            }
+        }
+    }
+    Some(w)
+}
+
+/// Serves waiters of keys written since the last pass, in FIFO order.
+pub fn serve_ready(ks: &mut Keyspace) {
+    // Keys only become ready while someone is blocked; skip the scan otherwise.
+    if ks.waiters.is_empty() {
+        return;
+    }
+    loop {
+        let mut ready: Vec<(usize, Key)> = Vec::new();
+        for (i, db) in ks.dbs.iter_mut().enumerate() {
+            ready.extend(db.ready.drain(..).map(|k| (i, k)));
+        }
+        if ready.is_empty() {
+            return;
+        }
+        for (dbi, key) in ready {
+            while let Some(&wid) = ks.dbs[dbi].blocked.get(&key).and_then(|q| q.front()) {
+                let Some(w) = ks.waiters.get(&wid) else {
+                    if let Some(q) = ks.dbs[dbi].blocked.get_mut(&key) {
+                        q.pop_front();
+                    }
+                    continue;
+                };
+                let (op, resp3) = (w.op.clone(), w.resp3);
+                // A key holding nothing poppable, or another type, leaves its
+                // waiters blocked (like Redis, which only serves matching types).
+                let Ok(Some(reply)) = try_op(ks, dbi, &key, &op, resp3) else {
+                    break;
+                };
+                if let Some(w) = remove_waiter(ks, wid) {
+                    let _ = w.tx.send(reply);
+                }
+            }
+        }
+    }
+}
+
+/// Parses a blocking timeout in (fractional) seconds; 0 = forever.
+fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, CmdError> {
+    let t = parse_float(a)
+        .filter(|t| t.is_finite())
+        .ok_or_else(|| err("timeout is not a float or out of range"))?;
+    if t < 0.0 {
+        return Err(err("timeout is negative"));
+    }
+    if t == 0.0 {
+        return Ok(None);
+    }
+    if t > 1e10 {
+        return Err(err("timeout is out of range"));
+    }
+    Ok(Some(Duration::from_secs_f64(t)))
+}
+
+/// Tries the keys in order, otherwise blocks (or replies null inside MULTI).
+fn block_or_serve(
+    ctx: &mut Ctx<'_, '_>,
+    keys: Vec<Key>,
+    op: BlockOp,
+    timeout: Option<Duration>,
+) -> CmdResult {
+    let db = ctx.client.db;
+    let resp3 = ctx.client.resp3;
+    let in_exec = ctx.in_exec;
+    let ks = ctx.ks();
+    for k in &keys {
+        if let Some(r) = try_op(ks, db, k, &op, resp3)? {
+            ctx.out.raw(&r);
+            return Ok(());
+        }
+    }
+    if in_exec {
+        ctx.out.null_array();
+        return Ok(());
+    }
+    let id = ks.next_waiter;
+    ks.next_waiter += 1;
+    let (tx, rx) = oneshot::channel();
+    for k in &keys {
+        let q = ks.dbs[db].blocked.entry(k.clone()).or_default();
+        if !q.contains(&id) {
+            q.push_back(id);
+        }
+    }
+    ks.waiters.insert(
+        id,
+        Waiter {
+            db,
+            keys,
+            op,
+            resp3,
+            tx,
+        },
+    );
+    ctx.block = Some(BlockRequest {
+        rx,
+        waiter: id,
+        timeout,
+    });
+    Ok(())
+}
+
+fn keys_of(args: &[Bytes]) -> Vec<Key> {
+    args.iter().map(|a| Box::from(&a[..])).collect()
+}
+
+fn side(a: &[u8]) -> Result<bool, CmdError> {
+    if is(a, "left") {
+        Ok(true)
+    } else if is(a, "right") {
+        Ok(false)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+/// BLPOP / BRPOP key [key ...] timeout
+pub fn bpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let left = name_of(args) == "blpop";
+    let timeout = timeout_arg(&args[args.len() - 1])?;
+    let keys = keys_of(&args[1..args.len() - 1]);
+    block_or_serve(ctx, keys, BlockOp::Pop { left }, timeout)
+}
+
+/// BLMOVE src dst LEFT|RIGHT LEFT|RIGHT timeout / BRPOPLPUSH src dst timeout
+pub fn bmove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (from_left, to_left, t) = if name_of(args) == "blmove" {
+        (side(&args[3])?, side(&args[4])?, &args[5])
+    } else {
+        (false, true, &args[3])
+    };
+    let timeout = timeout_arg(t)?;
+    let op = BlockOp::Move {
+        from_left,
+        to_left,
+        dest: Box::from(&args[2][..]),
+    };
+    block_or_serve(ctx, keys_of(&args[1..2]), op, timeout)
+}
+
+/// Parses `numkeys key... <word> [COUNT n]` shared by (B)LMPOP and (B)ZMPOP.
+/// Returns (keys, word index, count).
+pub fn parse_mpop(args: &[Bytes], at: usize) -> Result<(Vec<Key>, usize, usize), CmdError> {
+    let n = int_arg(&args[at]).map_err(|_| err("numkeys should be greater than 0"))?;
+    if n <= 0 {
+        return Err(err("numkeys should be greater than 0"));
+    }
+    let n = n as usize;
+    if args.len() < at + 1 + n + 1 {
+        return Err(CmdError::Syntax);
+    }
+    let keys = keys_of(&args[at + 1..at + 1 + n]);
+    let word = at + 1 + n;
+    let mut count = 1usize;
+    let rest = &args[word + 1..];
+    match rest.len() {
+        0 => {}
+        2 if is(&rest[0], "count") => {
+            let c = int_arg(&rest[1]).map_err(|_| err("count should be greater than 0"))?;
+            if c <= 0 {
+                return Err(err("count should be greater than 0"));
+            }
+            count = c as usize;
+        }
+        _ => return Err(CmdError::Syntax),
+    }
+    Ok((keys, word, count))
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
+pub fn bmpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let timeout = timeout_arg(&args[1])?;
+    let (keys, word, count) = parse_mpop(args, 2)?;
+    let left = side(&args[word])?;
+    block_or_serve(ctx, keys, BlockOp::MPop { left, count }, timeout)
+}
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout
+pub fn bzpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let max = name_of(args) == "bzpopmax";
+    let timeout = timeout_arg(&args[args.len() - 1])?;
+    let keys = keys_of(&args[1..args.len() - 1]);
+    block_or_serve(ctx, keys, BlockOp::ZPop { max }, timeout)
+}
+
+/// Parses MIN|MAX.
+pub fn minmax(a: &[u8]) -> Result<bool, CmdError> {
+    if is(a, "min") {
+        Ok(false)
+    } else if is(a, "max") {
+        Ok(true)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+pub fn bzmpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let timeout = timeout_arg(&args[1])?;
+    let (keys, word, count) = parse_mpop(args, 2)?;
+    let max = minmax(&args[word])?;
+    block_or_serve(ctx, keys, BlockOp::ZMPop { max, count }, timeout)
+}
+
+/// Non-blocking (L|Z)MPOP: first non-empty key, or a null array.
+pub fn mpop_now(ctx: &mut Ctx<'_, '_>, keys: Vec<Key>, op: BlockOp) -> CmdResult {
+    let db = ctx.client.db;
+    let resp3 = ctx.client.resp3;
+    let ks = ctx.ks();
+    for k in &keys {
+        if let Some(r) = try_op(ks, db, k, &op, resp3)? {
+            ctx.out.raw(&r);
+            return Ok(());
+        }
+    }
+    ctx.out.null_array();
+    Ok(())
+}

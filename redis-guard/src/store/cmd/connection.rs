@@ -1,0 +1,471 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{CmdError, CmdResult, Ctx, err, int_arg, is, wrong_args};
+use crate::store::client::ReplyMode;
+use crate::store::server::Shared;
+
+/// Version reported to clients; clients gate features on it.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// PING [message]
+pub fn ping(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(wrong_args("ping"));
+    }
+    if ctx.client.in_subscribed_mode() {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).map(|a| &a[..]).unwrap_or(b""));
+    } else if let Some(m) = args.get(1) {
+        ctx.out.bulk(m);
+    } else {
+        ctx.out.simple("PONG");
+    }
+    Ok(())
+}
+
+/// ECHO message
+pub fn echo(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    ctx.out.bulk(&args[1]);
+    Ok(())
+}
+
+fn set_user(ctx: &mut Ctx<'_, '_>, user: std::sync::Arc<crate::store::auth::User>) {
+    *ctx.client.handle.user.lock() = user.name.clone();
+    ctx.client.user = Some(user);
+}
+
+fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
+    match ctx.shared.users.authenticate(user, pass) {
+        Some(u) => {
+            set_user(ctx, u);
+            Ok(())
+        }
+        None => {
+            tracing::info!(client = ctx.client.handle.id, addr = %ctx.client.handle.addr, "AUTH failed");
+            Err(CmdError::Msg(WRONGPASS.into()))
+        }
+    }
+}
+
+/// AUTH [username] password
+pub fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        2 => {
+            if ctx
+                .shared
+                .users
+                .get("default")
+                .is_some_and(|u| u.nopass && u.enabled())
+            {
+                return Err(err(
+                    "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ));
+            }
+            try_auth(ctx, b"default", &args[1])?;
+        }
+        3 => try_auth(ctx, &args[1], &args[2])?,
+        _ => return Err(CmdError::Syntax),
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn valid_name(n: &[u8]) -> bool {
+    n.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+pub fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut proto = if ctx.client.resp3 { 3 } else { 2 };
+    if args.len() >= 2 {
+        let v = int_arg(&args[1])
+            .map_err(|_| err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&v) {
+            return Err(CmdError::Msg("NOPROTO unsupported protocol version".into()));
+        }
+        proto = v;
+    }
+    let mut i = 2;
+    let mut auth: Option<(Bytes, Bytes)> = None;
+    let mut name: Option<Bytes> = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if is(&args[i], "auth") && more >= 2 {
+            auth = Some((args[i + 1].clone(), args[i + 2].clone()));
+            i += 3;
+        } else if is(&args[i], "setname") && more >= 1 {
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if let Some((u, p)) = &auth {
+        try_auth(ctx, u, p)?;
+    }
+    if ctx.client.user.is_none() {
+        return Err(CmdError::Msg(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+        ));
+    }
+    if let Some(n) = name {
+        if !valid_name(&n) {
+            return Err(err(
+                "Client names cannot contain spaces, newlines or special characters.",
+            ));
+        }
+        *ctx.client.handle.name.lock() = if n.is_empty() {
+            None
+        } else {
+            Some(Bytes::copy_from_slice(&n))
+        };
+    }
+    ctx.client.resp3 = proto == 3;
+    ctx.out.resp3 = proto == 3;
+    ctx.client
+        .handle
+        .resp
+        .store(proto as usize, Ordering::Relaxed);
+    let id = ctx.client.handle.id as i64;
+    let out = &mut ctx.out;
+    out.map(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(REDIS_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.int(proto);
+    out.bulk(b"id");
+    out.int(id);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array(0);
+    Ok(())
+}
+
+/// SELECT index
+pub fn select(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let db = int_arg(&args[1])?;
+    if db < 0 || db as usize >= ctx.shared.config.databases {
+        return Err(err("DB index is out of range"));
+    }
+    ctx.client.db = db as usize;
+    ctx.client.handle.db.store(db as usize, Ordering::Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// QUIT
+pub fn quit(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.ok();
+    ctx.client.close = true;
+    Ok(())
+}
+
+/// RESET: back to the state of a fresh connection.
+pub fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    ctx.client.handle.multi.store(usize::MAX, Ordering::Relaxed);
+    if !ctx.client.watched.is_empty() {
+        let mut g = ctx.guard.take().unwrap_or_else(|| ctx.shared.ks.lock());
+        super::transactions::unwatch_all(&mut g, ctx.client);
+        ctx.guard = Some(g);
+    }
+    let id = ctx.client.handle.id;
+    if !ctx.client.subs.is_empty() || !ctx.client.psubs.is_empty() {
+        ctx.shared
+            .pubsub
+            .lock()
+            .remove_client(id, &ctx.client.subs, &ctx.client.psubs);
+        ctx.client.subs.clear();
+        ctx.client.psubs.clear();
+        ctx.client.handle.subs.store(0, Ordering::Relaxed);
+        ctx.client.handle.psubs.store(0, Ordering::Relaxed);
+    }
+    ctx.client.db = 0;
+    ctx.client.handle.db.store(0, Ordering::Relaxed);
+    ctx.client.resp3 = false;
+    ctx.out.resp3 = false;
+    ctx.client.handle.resp.store(2, Ordering::Relaxed);
+    ctx.client.reply = ReplyMode::On;
+    *ctx.client.handle.name.lock() = None;
+    ctx.client.handle.no_evict.store(false, Ordering::Relaxed);
+    let user = ctx.shared.users.autologin();
+    *ctx.client.handle.user.lock() = user
+        .as_ref()
+        .map(|u| u.name.clone())
+        .unwrap_or_else(|| "default".into());
+    ctx.client.user = user;
+    ctx.out.simple("RESET");
+    Ok(())
+}
+
+/// One `CLIENT LIST` line for a client.
+pub fn client_line(shared: &Shared, h: &crate::store::client::ClientHandle) -> String {
+    let age = h.created.elapsed().as_secs();
+    let last = h.last_active.load(Ordering::Relaxed);
+    let idle = crate::store::keyspace::now_ms().saturating_sub(last) / 1000;
+    let name = h
+        .name
+        .lock()
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let cmd = match h.last_cmd.load(Ordering::Relaxed) {
+        0 => "NULL".to_string(),
+        i => super::COMMANDS[i - 1].name.to_string(),
+    };
+    let subs = h.subs.load(Ordering::Relaxed);
+    let psubs = h.psubs.load(Ordering::Relaxed);
+    let multi = match h.multi.load(Ordering::Relaxed) {
+        usize::MAX => -1,
+        n => n as i64,
+    };
+    let mut flags = String::new();
+    if subs + psubs > 0 {
+        flags.push('P');
+    }
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if h.no_evict.load(Ordering::Relaxed) {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let _ = shared;
+    format!(
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+        h.id,
+        h.addr,
+        h.laddr,
+        name,
+        age,
+        idle,
+        flags,
+        h.db.load(Ordering::Relaxed),
+        subs - psubs.min(subs),
+        psubs,
+        multi,
+        cmd,
+        h.user.lock(),
+        h.resp.load(Ordering::Relaxed),
+    )
+}
+
+/// CLIENT subcommands.
+pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let n = args.len();
+    let wrong = || {
+        err(format!(
+            "wrong number of arguments for 'client|{sub}' command"
+        ))
+    };
+    match sub.as_str() {
+        "id" if n == 2 => ctx.out.int(ctx.client.handle.id as i64),
+        "getname" if n == 2 => match ctx.client.handle.name.lock().clone() {
+            Some(nm) => ctx.out.bulk(&nm),
+            None => ctx.out.null(),
+        },
+        "setname" if n == 3 => {
+            if !valid_name(&args[2]) {
+                return Err(err(
+                    "Client names cannot contain spaces, newlines or special characters.",
+                ));
+            }
+            *ctx.client.handle.name.lock() = if args[2].is_empty() {
+                None
+            } else {
+                Some(Bytes::copy_from_slice(&args[2]))
+            };
+            ctx.out.ok();
+        }
+        "setinfo" if n == 4 => ctx.out.ok(),
+        "info" if n == 2 => {
+            let mut line = client_line(ctx.shared, &ctx.client.handle);
+            line.push('\n');
+            ctx.out.verbatim(line.as_bytes());
+        }
+        "list" => {
+            let mut ids: Option<Vec<u64>> = None;
+            let mut ty: Option<String> = None;
+            let mut i = 2;
+            while i < n {
+                if is(&args[i], "type") && i + 1 < n {
+                    let t = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
+                    if !matches!(
+                        t.as_str(),
+                        "normal" | "pubsub" | "master" | "replica" | "slave"
+                    ) {
+                        return Err(err(format!("Unknown client type '{t}'")));
+                    }
+                    ty = Some(t);
+                    i += 2;
+                } else if is(&args[i], "id") && i + 1 < n {
+                    let mut v = Vec::new();
+                    for a in &args[i + 1..] {
+                        let id = int_arg(a).map_err(|_| err("Invalid client ID"))?;
+                        v.push(id as u64);
+                    }
+                    ids = Some(v);
+                    i = n;
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            }
+            let clients: Vec<_> = {
+                let map = ctx.shared.clients.lock();
+                let mut v: Vec<_> = map.values().cloned().collect();
+                v.sort_by_key(|h| h.id);
+                v
+            };
+            let mut s = String::new();
+            for h in clients {
+                if ids.as_ref().is_some_and(|ids| !ids.contains(&h.id)) {
+                    continue;
+                }
+                let pubsub = h.subs.load(Ordering::Relaxed) > 0;
+                match ty.as_deref() {
+                    Some("normal") if pubsub => continue,
+                    Some("pubsub") if !pubsub => continue,
+                    Some("master" | "replica" | "slave") => continue,
+                    _ => {}
+                }
+                s.push_str(&client_line(ctx.shared, &h));
+                s.push('\n');
+            }
+            ctx.out.verbatim(s.as_bytes());
+        }
+        "kill" if n >= 3 => client_kill(ctx, args)?,
+        "no-evict" if n == 3 => {
+            let on = if is(&args[2], "on") {
+                true
+            } else if is(&args[2], "off") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            ctx.client.handle.no_evict.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        "reply" if n == 3 => {
+            if is(&args[2], "on") {
+                ctx.client.reply = ReplyMode::On;
+                ctx.out.ok();
+            } else if is(&args[2], "off") {
+                ctx.client.reply = ReplyMode::Off;
+            } else if is(&args[2], "skip") {
+                if ctx.client.reply != ReplyMode::Off {
+                    ctx.client.reply = ReplyMode::Skip;
+                }
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        "help" => {
+            let lines = [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ID",
+                "GETNAME",
+                "SETNAME <name>",
+                "INFO",
+                "LIST [TYPE <type>] [ID <id> ...]",
+                "KILL <ip:port> | KILL <option> <value> [...]",
+                "NO-EVICT (ON|OFF)",
+                "REPLY (ON|OFF|SKIP)",
+            ];
+            ctx.out.array(lines.len());
+            for l in lines {
+                ctx.out.simple(l);
+            }
+        }
+        "id" | "getname" | "setname" | "info" | "no-evict" | "reply" | "kill" | "setinfo" => {
+            return Err(wrong());
+        }
+        _ => {
+            return Err(err(format!(
+                "unknown subcommand '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let clients: Vec<_> = ctx.shared.clients.lock().values().cloned().collect();
+    if args.len() == 3 {
+        let addr = String::from_utf8_lossy(&args[2]);
+        let Some(h) = clients.iter().find(|h| h.addr.to_string() == addr) else {
+            return Err(err("No such client"));
+        };
+        h.kill();
+        ctx.out.ok();
+        return Ok(());
+    }
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut user = None;
+    let mut skipme = true;
+    let mut i = 2;
+    while i + 1 < args.len() {
+        let v = String::from_utf8_lossy(&args[i + 1]).into_owned();
+        if is(&args[i], "id") {
+            id =
+                Some(int_arg(&args[i + 1]).map_err(|_| err("client-id should be greater than 0"))?);
+        } else if is(&args[i], "addr") {
+            addr = Some(v);
+        } else if is(&args[i], "laddr") {
+            laddr = Some(v);
+        } else if is(&args[i], "user") {
+            user = Some(v);
+        } else if is(&args[i], "skipme") {
+            skipme = match v.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(CmdError::Syntax),
+            };
+        } else if is(&args[i], "type") || is(&args[i], "maxage") {
+            // Accepted filters we do not distinguish on.
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    if i != args.len() {
+        return Err(CmdError::Syntax);
+    }
+    let me = ctx.client.handle.id;
+    let mut killed = 0;
+    for h in clients {
+        if id.is_some_and(|id| h.id as i64 != id)
+            || addr.as_ref().is_some_and(|a| h.addr.to_string() != *a)
+            || laddr.as_ref().is_some_and(|a| h.laddr.to_string() != *a)
+            || user.as_ref().is_some_and(|u| *h.user.lock() != *u)
+            || (skipme && h.id == me)
+        {
+            continue;
+        }
+        h.kill();
+        killed += 1;
+    }
+    ctx.out.int(killed);
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! Hash commands.
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::seq::IteratorRandom;
+
+use super::{
+    CmdError, CmdResult, Ctx, cursor_arg, err, float_arg, int_arg, is, name_of, parse_float,
+    scan_collection, scan_opts, wrong_args,
+};
+use crate::store::frame::fmt_human;
+use crate::store::protocol::parse_int;
+use crate::store::value::HashVal;
+
+type FieldValue = (Box<[u8]>, Box<[u8]>);
+
+/// HSET / HMSET key field value [field value ...]
+pub fn hset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    if !args.len().is_multiple_of(2) {
+        return Err(wrong_args(name));
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let n = db
+        .write::<HashVal, _>(&args[1], now, clock, true, |h| {
+            args[2..]
+                .chunks(2)
+                .filter(|fv| h.insert(&fv[0], &fv[1]))
+                .count()
+        })?
+        .unwrap_or(0);
+    if name == "hmset" {
+        ctx.out.ok();
+    } else {
+        ctx.out.int(n as i64);
+    }
+    Ok(())
+}
+
+/// HSETNX key field value
+pub fn hsetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let exists = db
+        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.contains_key(&args[2][..]))?
+        .unwrap_or(false);
+    if !exists {
+        db.write::<HashVal, _>(&args[1], now, clock, true, |h| h.insert(&args[2], &args[3]))?;
+    }
+    ctx.out.int(!exists as i64);
+    Ok(())
+}
+
+/// HGET key field
+pub fn hget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, out, clock, now) = ctx.db_out();
+    let found = db.read::<HashVal, _>(&args[1], now, clock, |h| match h.map.get(&args[2][..]) {
+        Some(v) => out.bulk(v),
+        None => out.null(),
+    })?;
+    if found.is_none() {
+        ctx.out.null();
+    }
+    Ok(())
+}
+
+/// HMGET key field [field ...]
+pub fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, out, clock, now) = ctx.db_out();
+    let fields = &args[2..];
+    let found = db.read::<HashVal, _>(&args[1], now, clock, |h| {
+        out.array(fields.len());
+        for f in fields {
+            match h.map.get(&f[..]) {
+                Some(v) => out.bulk(v),
+                None => out.null(),
+            }
+        }
+    })?;
+    if found.is_none() {
+        ctx.out.array(fields.len());
+        for _ in fields {
+            ctx.out.null();
+        }
+    }
+    Ok(())
+}
+
+/// HDEL key field [field ...]
+pub fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db
+        .write_changed::<HashVal, _>(&args[1], now, clock, false, |h| {
+            let n = args[2..].iter().filter(|f| h.remove(f)).count();
+            (n, n > 0)
+        })?
+        .unwrap_or(0);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// HLEN key
+pub fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db.read::<HashVal, _>(&args[1], now, clock, |h| h.map.len())?;
+    ctx.out.int(n.unwrap_or(0) as i64);
+    Ok(())
+}
+
+/// HSTRLEN key field
+pub fn hstrlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db
+        .read::<HashVal, _>(&args[1], now, clock, |h| {
+            h.map.get(&args[2][..]).map(|v| v.len()).unwrap_or(0)
+        })?
+        .unwrap_or(0);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// HEXISTS key field
+pub fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let b = db
+        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.contains_key(&args[2][..]))?
+        .unwrap_or(false);
+    ctx.out.int(b as i64);
+    Ok(())
+}
+
+/// HKEYS / HVALS / HGETALL key
+pub fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    let (db, out, clock, now) = ctx.db_out();
+    let found = db.read::<HashVal, _>(&args[1], now, clock, |h| match name {
+        "hkeys" => {
+            out.array(h.map.len());
+            h.map.keys().for_each(|k| out.bulk(k));
+        }
+        "hvals" => {
+            out.array(h.map.len());
+            h.map.values().for_each(|v| out.bulk(v));
+        }
+        _ => {
+            out.map(h.map.len());
+            for (k, v) in &h.map {
+                out.bulk(k);
+                out.bulk(v);
+            }
+        }
+    })?;
+    if found.is_none() {
+        if name == "hgetall" {
+            ctx.out.map(0);
+        } else {
+            ctx.out.array(0);
+        }
+    }
+    Ok(())
+}
+
+/// HINCRBY key field increment
+pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let delta = int_arg(&args[3])?;
+    let (db, clock, now) = ctx.db_clock();
+    let cur = db
+        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.get(&args[2][..]).cloned())?
+        .flatten();
+    let cur = match cur {
+        Some(v) => parse_int(&v).ok_or_else(|| err("hash value is not an integer"))?,
+        None => 0,
+    };
+    let new = cur
+        .checked_add(delta)
+        .ok_or_else(|| err("increment or decrement would overflow"))?;
+    db.write::<HashVal, _>(&args[1], now, clock, true, |h| {
+        h.insert(&args[2], new.to_string().as_bytes())
+    })?;
+    ctx.out.int(new);
+    Ok(())
+}
+
+/// HINCRBYFLOAT key field increment
+pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let delta = float_arg(&args[3])?;
+    if !delta.is_finite() {
+        return Err(err("value is NaN or Infinity"));
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let cur = db
+        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.get(&args[2][..]).cloned())?
+        .flatten();
+    let cur = match cur {
+        Some(v) => parse_float(&v).ok_or_else(|| err("hash value is not a float"))?,
+        None => 0.0,
+    };
+    let new = cur + delta;
+    if !new.is_finite() {
+        return Err(err("increment would produce NaN or Infinity"));
+    }
+    let s = fmt_human(new);
+    db.write::<HashVal, _>(&args[1], now, clock, true, |h| {
+        h.insert(&args[2], s.as_bytes())
+    })?;
+    ctx.out.bulk(s.as_bytes());
+    Ok(())
+}
+
+/// HRANDFIELD key [count [WITHVALUES]]
+pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::Syntax);
+    }
+    let count = args.get(2).map(|c| int_arg(c)).transpose()?;
+    let withvalues = match args.get(3) {
+        Some(a) if is(a, "withvalues") => true,
+        Some(_) => return Err(CmdError::Syntax),
+        None => false,
+    };
+    if let Some(c) = count {
+        // Repetition is materialized, so bound it (Redis would allocate it all).
+        if !(-(1 << 24)..=i64::MAX / 2).contains(&c) {
+            return Err(err("value is out of range"));
+        }
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let picked: Option<Vec<FieldValue>> = db.read::<HashVal, _>(&args[1], now, clock, |h| {
+        let mut rng = rand::rng();
+        match count {
+            None => h
+                .map
+                .iter()
+                .choose(&mut rng)
+                .map(|(k, v)| vec![(k.clone(), v.clone())])
+                .unwrap_or_default(),
+            Some(c) if c >= 0 => h
+                .map
+                .iter()
+                .choose_multiple(&mut rng, (c as usize).min(h.map.len()))
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            Some(c) => {
+                let entries: Vec<_> = h.map.iter().collect();
+                if entries.is_empty() {
+                    return Vec::new();
+                }
+                (0..c.unsigned_abs())
+                    .map(|_| {
+                        let (k, v) = entries[rng.random_range(0..entries.len())];
+                        (k.clone(), v.clone())
+                    })
+                    .collect()
+            }
+        }
+    })?;
+    let resp3 = ctx.out.resp3;
+    match (count, picked) {
+        (None, None) => ctx.out.null(),
+        (None, Some(v)) => match v.first() {
+            Some((k, _)) => ctx.out.bulk(k),
+            None => ctx.out.null(),
+        },
+        (Some(_), v) => {
+            let v = v.unwrap_or_default();
+            if withvalues && resp3 {
+                ctx.out.array(v.len());
+                for (k, val) in v {
+                    ctx.out.array(2);
+                    ctx.out.bulk(&k);
+                    ctx.out.bulk(&val);
+                }
+            } else if withvalues {
+                ctx.out.array(v.len() * 2);
+                for (k, val) in v {
+                    ctx.out.bulk(&k);
+                    ctx.out.bulk(&val);
+                }
+            } else {
+                ctx.out.array(v.len());
+                for (k, _) in v {
+                    ctx.out.bulk(&k);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// HSCAN key cursor [MATCH pattern] [COUNT count]
+pub fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let cursor = cursor_arg(&args[2])?;
+    let (pat, count, _) = scan_opts(&args[3..], false)?;
+    let (db, out, clock, now) = ctx.db_out();
+    let found = db.read::<HashVal, _>(&args[1], now, clock, |h| {
+        let (next, items) = scan_collection(
+            h.map.iter().map(|(k, v)| (&k[..], v)),
+            cursor,
+            count,
+            pat.as_deref(),
+        );
+        out.array(2);
+        out.bulk(next.to_string().as_bytes());
+        out.array(items.len() * 2);
+        for (k, v) in items {
+            out.bulk(k);
+            out.bulk(v);
+        }
+    })?;
+    if found.is_none() {
+        ctx.out.array(2);
+        ctx.out.bulk(b"0");
+        ctx.out.array(0);
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Generic key commands: DEL, EXISTS, TYPE, EXPIRE*, TTL*, PERSIST, RENAME*,
+//! COPY, MOVE, SCAN, KEYS, RANDOMKEY, TOUCH, OBJECT.
+
+use bytes::Bytes;
+
+use super::{CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_opts};
+use crate::store::glob;
+use crate::store::keyspace::Entry;
+
+/// DEL / UNLINK key [key ...]
+pub fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, _, now) = ctx.db_clock();
+    let n = args[1..]
+        .iter()
+        .filter(|k| db.remove(k, now).is_some())
+        .count();
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// EXISTS key [key ...]
+pub fn exists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, _, now) = ctx.db_clock();
+    let n = args[1..].iter().filter(|k| db.exists(k, now)).count();
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// TOUCH key [key ...]
+pub fn touch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = args[1..]
+        .iter()
+        .filter(|k| db.get(k, now, clock).is_some())
+        .count();
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// TYPE key
+pub fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let t = ctx
+        .db()
+        .peek(&args[1], now)
+        .map(|e| e.value.type_name())
+        .unwrap_or("none");
+    ctx.out.simple(t);
+    Ok(())
+}
+
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX|XX|GT|LT]
+pub fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    let t = int_arg(&args[2])?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &args[3..] {
+        if is(a, "nx") {
+            nx = true;
+        } else if is(a, "xx") {
+            xx = true;
+        } else if is(a, "gt") {
+            gt = true;
+        } else if is(a, "lt") {
+            lt = true;
+        } else {
+            return Err(err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(a)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(err("GT and LT options at the same time are not compatible"));
+    }
+    let now = ctx.now;
+    let invalid = || err(format!("invalid expire time in '{name}' command"));
+    let ms: i64 = match name {
+        "expire" => t
+            .checked_mul(1000)
+            .and_then(|v| v.checked_add(now as i64))
+            .ok_or_else(invalid)?,
+        "pexpire" => t.checked_add(now as i64).ok_or_else(invalid)?,
+        "expireat" => t.checked_mul(1000).ok_or_else(invalid)?,
+        _ => t,
+    };
+    let (db, _, now) = ctx.db_clock();
+    let Some(cur) = db.peek(&args[1], now).map(|e| e.expire) else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let new = ms.max(0) as u64;
+    let ok = if nx {
+        cur == 0
+    } else if xx && cur == 0 {
+        false
+    } else if gt {
+        cur != 0 && new > cur
+    } else if lt {
+        cur == 0 || new < cur
+    } else {
+        true
+    };
+    if !ok {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if ms <= now as i64 {
+        db.remove(&args[1], now);
+    } else {
+        db.set_expire(&args[1], new, now);
+    }
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// TTL / PTTL / EXPIRETIME / PEXPIRETIME key
+pub fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    let now = ctx.now;
+    let r = match ctx.db().peek(&args[1], now).map(|e| e.expire) {
+        None => -2,
+        Some(0) => -1,
+        Some(exp) => match name {
+            "ttl" => ((exp - now + 500) / 1000) as i64,
+            "pttl" => (exp - now) as i64,
+            "expiretime" => ((exp + 500) / 1000) as i64,
+            _ => exp as i64,
+        },
+    };
+    ctx.out.int(r);
+    Ok(())
+}
+
+/// PERSIST key
+pub fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, _, now) = ctx.db_clock();
+    let had = db.peek(&args[1], now).map(|e| e.expire != 0) == Some(true);
+    if had {
+        db.set_expire(&args[1], 0, now);
+    }
+    ctx.out.int(had as i64);
+    Ok(())
+}
+
+/// RENAME / RENAMENX key newkey
+pub fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let nx = name_of(args) == "renamenx";
+    let (db, _, now) = ctx.db_clock();
+    if !db.exists(&args[1], now) {
+        return Err(CmdError::NoSuchKey);
+    }
+    if args[1] == args[2] {
+        if nx {
+            ctx.out.int(0);
+        } else {
+            ctx.out.ok();
+        }
+        return Ok(());
+    }
+    if nx && db.exists(&args[2], now) {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if let Some(e) = db.remove(&args[1], now) {
+        db.put_entry(&args[2], e);
+    }
+    if nx {
+        ctx.out.int(1);
+    } else {
+        ctx.out.ok();
+    }
+    Ok(())
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+pub fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut dst_db = ctx.client.db;
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "replace") {
+            replace = true;
+            i += 1;
+        } else if is(&args[i], "db") && i + 1 < args.len() {
+            let d = int_arg(&args[i + 1])?;
+            if d < 0 || d as usize >= ctx.shared.config.databases {
+                return Err(err("DB index is out of range"));
+            }
+            dst_db = d as usize;
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let src_db = ctx.client.db;
+    if src_db == dst_db && args[1] == args[2] {
+        return Err(err("source and destination objects are the same"));
+    }
+    let now = ctx.now;
+    let ks = ctx.ks();
+    let clock = ks.clock();
+    let Some(e) = ks.dbs[src_db].peek(&args[1], now).cloned() else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    if !replace && ks.dbs[dst_db].exists(&args[2], now) {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    ks.dbs[dst_db].put_entry(&args[2], Entry { lru: clock, ..e });
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// MOVE key db
+pub fn move_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let d = int_arg(&args[2])?;
+    if d < 0 || d as usize >= ctx.shared.config.databases {
+        return Err(err("DB index is out of range"));
+    }
+    let (src, dst) = (ctx.client.db, d as usize);
+    if src == dst {
+        return Err(err("source and destination objects are the same"));
+    }
+    let now = ctx.now;
+    let ks = ctx.ks();
+    if !ks.dbs[src].exists(&args[1], now) || ks.dbs[dst].exists(&args[1], now) {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if let Some(e) = ks.dbs[src].remove(&args[1], now) {
+        ks.dbs[dst].put_entry(&args[1], e);
+    }
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+pub fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let cursor = cursor_arg(&args[1])?;
+    let (pat, count, ty) = scan_opts(&args[2..], true)?;
+    let now = ctx.now;
+    let (next, keys) = ctx.db().scan(cursor, count, now, |k, e: &Entry| {
+        pat.as_ref().is_none_or(|p| glob::matches(p, k))
+            && ty
+                .as_ref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()))
+    });
+    ctx.out.array(2);
+    ctx.out.bulk(next.to_string().as_bytes());
+    ctx.out.array(keys.len());
+    for k in keys {
+        ctx.out.bulk(&k);
+    }
+    Ok(())
+}
+
+/// KEYS pattern
+pub fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let pat = &args[1];
+    let all = &pat[..] == b"*";
+    let found: Vec<Box<[u8]>> = ctx
+        .db()
+        .keys(now)
+        .filter(|k| all || glob::matches(pat, k))
+        .cloned()
+        .collect();
+    ctx.out.array(found.len());
+    for k in found {
+        ctx.out.bulk(&k);
+    }
+    Ok(())
+}
+
+/// RANDOMKEY
+pub fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    match ctx.db().random_key(now) {
+        Some(k) => ctx.out.bulk(&k),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key | OBJECT HELP
+pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    if sub == "help" && args.len() == 2 {
+        let lines = [
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "FREQ <key>",
+            "IDLETIME <key>",
+            "REFCOUNT <key>",
+        ];
+        ctx.out.array(lines.len());
+        for l in lines {
+            ctx.out.simple(l);
+        }
+        return Ok(());
+    }
+    if !matches!(sub.as_str(), "encoding" | "freq" | "idletime" | "refcount") {
+        return Err(err(format!(
+            "unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
+    if args.len() != 3 {
+        return Err(err(format!(
+            "wrong number of arguments for 'object|{sub}' command"
+        )));
+    }
+    let now = ctx.now;
+    let ks = ctx.ks();
+    let clock = ks.clock();
+    let db = ctx.client.db;
+    let Some(e) = ctx.ks().dbs[db].peek(&args[2], now) else {
+        ctx.out.null();
+        return Ok(());
+    };
+    match sub.as_str() {
+        "encoding" => {
+            let enc = e.value.encoding();
+            ctx.out.bulk(enc.as_bytes());
+        }
+        "refcount" => ctx.out.int(1),
+        "idletime" => {
+            let idle = clock.wrapping_sub(e.lru) / 1000;
+            ctx.out.int(idle as i64);
+        }
+        _ => {
+            return Err(err(
+                "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,902 @@
+//! Command table, argument helpers and dispatch.
+//!
+//! Every command is one [`Command`] entry in a static table: the same data
+//! drives arity checks, ACL category checks, key extraction for ACL key
+//! patterns, `MULTI` queueing, the `maxmemory` check and the `COMMAND`
+//! introspection replies, so they cannot drift apart.
+
+pub mod blocking;
+pub mod connection;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod pubsub;
+pub mod server;
+pub mod sets;
+pub mod strings;
+pub mod transactions;
+pub mod zsets;
+
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+use parking_lot::MutexGuard;
+
+use crate::store::client::{ClientState, ReplyMode};
+use crate::store::frame::Out;
+use crate::store::keyspace::{Db, Keyspace, WrongType, now_ms};
+use crate::store::server::Shared;
+
+/// A command failure, rendered as a Redis error reply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CmdError {
+    /// Type mismatch.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// Integer argument or value did not parse.
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// Float argument or value did not parse.
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    /// Bad option combination.
+    #[error("ERR syntax error")]
+    Syntax,
+    /// `maxmemory` reached under `noeviction`.
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
+    /// Missing key where one is required.
+    #[error("ERR no such key")]
+    NoSuchKey,
+    /// Any other error; the text includes its code (`ERR ...`).
+    #[error("{0}")]
+    Msg(String),
+}
+
+impl From<WrongType> for CmdError {
+    fn from(_: WrongType) -> Self {
+        CmdError::WrongType
+    }
+}
+
+/// Builds an `ERR`-coded error.
+pub fn err(msg: impl std::fmt::Display) -> CmdError {
+    CmdError::Msg(format!("ERR {msg}"))
+}
+
+/// Result of a command handler.
+pub type CmdResult = Result<(), CmdError>;
+
+/// A command handler: arguments include the command name at index 0.
+pub type Handler = fn(&mut Ctx<'_, '_>, &[Bytes]) -> CmdResult;
+
+/// One entry of the command table.
+pub struct Command {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis arity: positive = exact, negative = minimum argument count (name included).
+    pub arity: i32,
+    /// Redis command flags (`write`, `readonly`, `denyoom`, `fast`, ...).
+    pub flags: Vec<&'static str>,
+    /// First key argument index (0 = no keys).
+    pub first_key: i32,
+    /// Last key argument index (-1 = last argument).
+    pub last_key: i32,
+    /// Step between key arguments.
+    pub step: i32,
+    /// ACL categories without `@`.
+    pub categories: Vec<&'static str>,
+    /// Implementation.
+    pub handler: Handler,
+    /// Allowed before authentication.
+    pub no_auth: bool,
+    /// May need memory: refused with `-OOM` at the limit.
+    pub deny_oom: bool,
+    /// Allowed in RESP2 subscribed mode.
+    pub pubsub_ok: bool,
+    /// Executed immediately even inside `MULTI`.
+    pub tx_control: bool,
+}
+
+impl Command {
+    /// Whether the command has the flag.
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.contains(&f)
+    }
+
+    /// Key arguments per the first/last/step spec (plus command-specific
+    /// `numkeys` forms), for ACL key checks.
+    pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a [u8]> {
+        let mut out = Vec::new();
+        if let Some(v) = numkeys_keys(self.name, args) {
+            return v;
+        }
+        if self.first_key <= 0 || args.len() <= self.first_key as usize {
+            return out;
+        }
+        let last = if self.last_key < 0 {
+            args.len() as i32 + self.last_key
+        } else {
+            self.last_key.min(args.len() as i32 - 1)
+        };
+        let mut i = self.first_key;
+        while i <= last {
+            out.push(&args[i as usize][..]);
+            i += self.step.max(1);
+        }
+        out
+    }
+}
+
+/// Keys of commands whose key count is an argument.
+fn numkeys_keys<'a>(name: &str, args: &'a [Bytes]) -> Option<Vec<&'a [u8]>> {
+    let (nk_at, dest) = match name {
+        "zunionstore" | "zinterstore" | "zdiffstore" => (2, true),
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
+            (1, false)
+        }
+        "blmpop" | "bzmpop" => (2, false),
+        _ => return None,
+    };
+    let n = args
+        .get(nk_at)
+        .and_then(|a| std::str::from_utf8(a).ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut v: Vec<&[u8]> = Vec::new();
+    if dest {
+        v.push(&args[1]);
+    }
+    v.extend(args.iter().skip(nk_at + 1).take(n).map(|a| &a[..]));
+    Some(v)
+}
+
+fn words(s: &'static str) -> Vec<&'static str> {
+    s.split_whitespace().collect()
+}
+
+/// Declares a table entry: name, arity, flags, first, last, step, categories, handler.
+fn c(
+    name: &'static str,
+    arity: i32,
+    flags: &'static str,
+    keys: (i32, i32, i32),
+    cats: &'static str,
+    handler: Handler,
+) -> Command {
+    let flags = words(flags);
+    let mut categories = words(cats);
+    for (flag, cat) in [
+        ("write", "write"),
+        ("readonly", "read"),
+        ("fast", "fast"),
+        ("admin", "admin"),
+        ("admin", "dangerous"),
+        ("blocking", "blocking"),
+        ("pubsub", "pubsub"),
+    ] {
+        if flags.contains(&flag) && !categories.contains(&cat) {
+            categories.push(cat);
+        }
+    }
+    if !categories.contains(&"fast") && !categories.contains(&"slow") {
+        categories.push("slow");
+    }
+    // Redis lists categories in the order of its category table.
+    const ORDER: [&str; 21] = [
+        "keyspace",
+        "read",
+        "write",
+        "set",
+        "sortedset",
+        "list",
+        "hash",
+        "string",
+        "bitmap",
+        "hyperloglog",
+        "geo",
+        "stream",
+        "pubsub",
+        "admin",
+        "fast",
+        "slow",
+        "blocking",
+        "dangerous",
+        "connection",
+        "transaction",
+        "scripting",
+    ];
+    categories.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
+    categories.dedup();
+    Command {
+        name,
+        arity,
+        no_auth: flags.contains(&"no-auth"),
+        deny_oom: flags.contains(&"denyoom"),
+        pubsub_ok: matches!(
+            name,
+            "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+        ),
+        tx_control: matches!(
+            name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        ),
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        categories,
+        handler,
+    }
+}
+
+const NOKEY: (i32, i32, i32) = (0, 0, 0);
+const K1: (i32, i32, i32) = (1, 1, 1);
+const K12: (i32, i32, i32) = (1, 2, 1);
+const KALL: (i32, i32, i32) = (1, -1, 1);
+
+/// The command table.
+pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
+    use self::blocking as b;
+    use self::connection as cn;
+    use self::hashes as h;
+    use self::keys as k;
+    use self::lists as l;
+    use self::pubsub as ps;
+    use self::server as sv;
+    use self::sets as s;
+    use self::strings as st;
+    use self::transactions as tx;
+    use self::zsets as z;
+    vec![
+        // connection
+        c("ping", -1, "fast", NOKEY, "connection", cn::ping),
+        c("echo", 2, "fast", NOKEY, "connection", cn::echo),
+        c("hello", -1, "no-auth fast", NOKEY, "connection", cn::hello),
+        c("auth", -2, "no-auth fast", NOKEY, "connection", cn::auth),
+        c("select", 2, "fast", NOKEY, "connection", cn::select),
+        c("quit", -1, "no-auth fast", NOKEY, "connection", cn::quit),
+        c("reset", 1, "no-auth fast", NOKEY, "connection", cn::reset),
+        c("client", -2, "admin", NOKEY, "connection", cn::client),
+        // server
+        c("swapdb", 3, "write fast", NOKEY, "keyspace", sv::swapdb),
+        c("info", -1, "", NOKEY, "dangerous", sv::info),
+        c("dbsize", 1, "readonly fast", NOKEY, "keyspace", sv::dbsize),
+        c("time", 1, "fast", NOKEY, "", sv::time),
+        c("command", -1, "", NOKEY, "connection", sv::command),
+        c(
+            "lastsave",
+            1,
+            "fast",
+            NOKEY,
+            "admin dangerous",
+            sv::lastsave,
+        ),
+        c("role", 1, "fast", NOKEY, "admin dangerous", sv::role),
+        c("memory", -2, "readonly", (2, 2, 1), "", sv::memory),
+        c("config", -2, "admin", NOKEY, "", sv::config),
+        c(
+            "flushdb",
+            -1,
+            "write",
+            NOKEY,
+            "keyspace dangerous",
+            sv::flushdb,
+        ),
+        c(
+            "flushall",
+            -1,
+            "write",
+            NOKEY,
+            "keyspace dangerous",
+            sv::flushall,
+        ),
+        // keys
+        c("del", -2, "write", KALL, "keyspace", k::del),
+        c("unlink", -2, "write fast", KALL, "keyspace", k::del),
+        c("exists", -2, "readonly fast", KALL, "keyspace", k::exists),
+        c("type", 2, "readonly fast", K1, "keyspace", k::type_),
+        c("expire", -3, "write fast", K1, "keyspace", k::expire),
+        c("pexpire", -3, "write fast", K1, "keyspace", k::expire),
+        c("expireat", -3, "write fast", K1, "keyspace", k::expire),
+        c("pexpireat", -3, "write fast", K1, "keyspace", k::expire),
+        c("ttl", 2, "readonly fast", K1, "keyspace", k::ttl),
+        c("pttl", 2, "readonly fast", K1, "keyspace", k::ttl),
+        c("expiretime", 2, "readonly fast", K1, "keyspace", k::ttl),
+        c("pexpiretime", 2, "readonly fast", K1, "keyspace", k::ttl),
+        c("persist", 2, "write fast", K1, "keyspace", k::persist),
+        c("rename", 3, "write", K12, "keyspace", k::rename),
+        c("renamenx", 3, "write fast", K12, "keyspace", k::rename),
+        c("copy", -3, "write denyoom", K12, "keyspace", k::copy),
+        c("move", 3, "write fast", K1, "keyspace", k::move_),
+        c("scan", -2, "readonly", NOKEY, "keyspace", k::scan),
+        c("keys", 2, "readonly", NOKEY, "keyspace dangerous", k::keys),
+        c("randomkey", 1, "readonly", NOKEY, "keyspace", k::randomkey),
+        c("touch", -2, "readonly fast", KALL, "keyspace", k::touch),
+        c("object", -2, "readonly", (2, 2, 1), "keyspace", k::object),
+        // strings
+        c("get", 2, "readonly fast", K1, "string", st::get),
+        c("set", -3, "write denyoom", K1, "string", st::set),
+        c("setnx", 3, "write denyoom fast", K1, "string", st::setnx),
+        c("setex", 4, "write denyoom", K1, "string", st::setex),
+        c("psetex", 4, "write denyoom", K1, "string", st::setex),
+        c("mget", -2, "readonly fast", KALL, "string", st::mget),
+        c("mset", -3, "write denyoom", (1, -1, 2), "string", st::mset),
+        c(
+            "msetnx",
+            -3,
+            "write denyoom",
+            (1, -1, 2),
+            "string",
+            st::mset,
+        ),
+        c("getset", 3, "write denyoom fast", K1, "string", st::getset),
+        c("getdel", 2, "write fast", K1, "string", st::getdel),
+        c("getex", -2, "write fast", K1, "string", st::getex),
+        c("incr", 2, "write denyoom fast", K1, "string", st::incr),
+        c("decr", 2, "write denyoom fast", K1, "string", st::incr),
+        c("incrby", 3, "write denyoom fast", K1, "string", st::incr),
+        c("decrby", 3, "write denyoom fast", K1, "string", st::incr),
+        c(
+            "incrbyfloat",
+            3,
+            "write denyoom fast",
+            K1,
+            "string",
+            st::incrbyfloat,
+        ),
+        c("append", 3, "write denyoom fast", K1, "string", st::append),
+        c("strlen", 2, "readonly fast", K1, "string", st::strlen),
+        c("getrange", 4, "readonly", K1, "string", st::getrange),
+        c("substr", 4, "readonly", K1, "string", st::getrange),
+        c("setrange", 4, "write denyoom", K1, "string", st::setrange),
+        c("lcs", -3, "readonly", K12, "string", st::lcs),
+        // hashes
+        c("hset", -4, "write denyoom fast", K1, "hash", h::hset),
+        c("hmset", -4, "write denyoom fast", K1, "hash", h::hset),
+        c("hsetnx", 4, "write denyoom fast", K1, "hash", h::hsetnx),
+        c("hget", 3, "readonly fast", K1, "hash", h::hget),
+        c("hmget", -3, "readonly fast", K1, "hash", h::hmget),
+        c("hdel", -3, "write fast", K1, "hash", h::hdel),
+        c("hlen", 2, "readonly fast", K1, "hash", h::hlen),
+        c("hstrlen", 3, "readonly fast", K1, "hash", h::hstrlen),
+        c("hexists", 3, "readonly fast", K1, "hash", h::hexists),
+        c("hkeys", 2, "readonly", K1, "hash", h::hgetall),
+        c("hvals", 2, "readonly", K1, "hash", h::hgetall),
+        c("hgetall", 2, "readonly", K1, "hash", h::hgetall),
+        c("hincrby", 4, "write denyoom fast", K1, "hash", h::hincrby),
+        c(
+            "hincrbyfloat",
+            4,
+            "write denyoom fast",
+            K1,
+            "hash",
+            h::hincrbyfloat,
+        ),
+        c("hrandfield", -2, "readonly", K1, "hash", h::hrandfield),
+        c("hscan", -3, "readonly", K1, "hash", h::hscan),
+        // lists
+        c("lpush", -3, "write denyoom fast", K1, "list", l::push),
+        c("rpush", -3, "write denyoom fast", K1, "list", l::push),
+        c("lpushx", -3, "write denyoom fast", K1, "list", l::push),
+        c("rpushx", -3, "write denyoom fast", K1, "list", l::push),
+        c("lpop", -2, "write fast", K1, "list", l::pop),
+        c("rpop", -2, "write fast", K1, "list", l::pop),
+        c("llen", 2, "readonly fast", K1, "list", l::llen),
+        c("lrange", 4, "readonly", K1, "list", l::lrange),
+        c("lindex", 3, "readonly", K1, "list", l::lindex),
+        c("lset", 4, "write denyoom", K1, "list", l::lset),
+        c("linsert", 5, "write denyoom", K1, "list", l::linsert),
+        c("lrem", 4, "write", K1, "list", l::lrem),
+        c("ltrim", 4, "write", K1, "list", l::ltrim),
+        c("lpos", -3, "readonly", K1, "list", l::lpos),
+        c("lmove", 5, "write denyoom", K12, "list", l::lmove),
+        c("rpoplpush", 3, "write denyoom", K12, "list", l::lmove),
+        c("lmpop", -4, "write", NOKEY, "list", l::lmpop),
+        // sets
+        c("sadd", -3, "write denyoom fast", K1, "set", s::sadd),
+        c("srem", -3, "write fast", K1, "set", s::srem),
+        c("scard", 2, "readonly fast", K1, "set", s::scard),
+        c("sismember", 3, "readonly fast", K1, "set", s::sismember),
+        c("smismember", -3, "readonly fast", K1, "set", s::sismember),
+        c("smembers", 2, "readonly", K1, "set", s::smembers),
+        c("spop", -2, "write fast", K1, "set", s::spop),
+        c("srandmember", -2, "readonly", K1, "set", s::srandmember),
+        c("smove", 4, "write fast", K12, "set", s::smove),
+        c("sinter", -2, "readonly", KALL, "set", s::setop),
+        c("sunion", -2, "readonly", KALL, "set", s::setop),
+        c("sdiff", -2, "readonly", KALL, "set", s::setop),
+        c("sinterstore", -3, "write denyoom", KALL, "set", s::setop),
+        c("sunionstore", -3, "write denyoom", KALL, "set", s::setop),
+        c("sdiffstore", -3, "write denyoom", KALL, "set", s::setop),
+        c("sintercard", -3, "readonly", NOKEY, "set", s::sintercard),
+        c("sscan", -3, "readonly", K1, "set", s::sscan),
+        // sorted sets
+        c("zadd", -4, "write denyoom fast", K1, "sortedset", z::zadd),
+        c(
+            "zincrby",
+            4,
+            "write denyoom fast",
+            K1,
+            "sortedset",
+            z::zincrby,
+        ),
+        c("zrem", -3, "write fast", K1, "sortedset", z::zrem),
+        c("zcard", 2, "readonly fast", K1, "sortedset", z::zcard),
+        c("zcount", 4, "readonly fast", K1, "sortedset", z::zcount),
+        c("zlexcount", 4, "readonly fast", K1, "sortedset", z::zcount),
+        c("zscore", 3, "readonly fast", K1, "sortedset", z::zscore),
+        c("zmscore", -3, "readonly fast", K1, "sortedset", z::zscore),
+        c("zrank", 3, "readonly fast", K1, "sortedset", z::zrank),
+        c("zrevrank", 3, "readonly fast", K1, "sortedset", z::zrank),
+        c("zrange", -4, "readonly", K1, "sortedset", z::zrange),
+        c("zrangebyscore", -4, "readonly", K1, "sortedset", z::zrange),
+        c(
+            "zrevrangebyscore",
+            -4,
+            "readonly",
+            K1,
+            "sortedset",
+            z::zrange,
+        ),
+        c("zrangebylex", -4, "readonly", K1, "sortedset", z::zrange),
+        c("zrevrangebylex", -4, "readonly", K1, "sortedset", z::zrange),
+        c("zrevrange", -4, "readonly", K1, "sortedset", z::zrange),
+        c(
+            "zrangestore",
+            -5,
+            "write denyoom",
+            K12,
+            "sortedset",
+            z::zrange,
+        ),
+        c(
+            "zremrangebyscore",
+            4,
+            "write",
+            K1,
+            "sortedset",
+            z::zremrange,
+        ),
+        c("zremrangebyrank", 4, "write", K1, "sortedset", z::zremrange),
+        c("zremrangebylex", 4, "write", K1, "sortedset", z::zremrange),
+        c("zpopmin", -2, "write fast", K1, "sortedset", z::zpop),
+        c("zpopmax", -2, "write fast", K1, "sortedset", z::zpop),
+        c("zmpop", -4, "write", NOKEY, "sortedset", z::zmpop),
+        c("zunion", -3, "readonly", NOKEY, "sortedset", z::zsetop),
+        c("zinter", -3, "readonly", NOKEY, "sortedset", z::zsetop),
+        c("zdiff", -3, "readonly", NOKEY, "sortedset", z::zsetop),
+        c(
+            "zunionstore",
+            -4,
+            "write denyoom",
+            NOKEY,
+            "sortedset",
+            z::zsetop,
+        ),
+        c(
+            "zinterstore",
+            -4,
+            "write denyoom",
+            NOKEY,
+            "sortedset",
+            z::zsetop,
+        ),
+        c(
+            "zdiffstore",
+            -4,
+            "write denyoom",
+            NOKEY,
+            "sortedset",
+            z::zsetop,
+        ),
+        c(
+            "zintercard",
+            -3,
+            "readonly",
+            NOKEY,
+            "sortedset",
+            z::zintercard,
+        ),
+        c(
+            "zrandmember",
+            -2,
+            "readonly",
+            K1,
+            "sortedset",
+            z::zrandmember,
+        ),
+        c("zscan", -3, "readonly", K1, "sortedset", z::zscan),
+        // transactions
+        c("multi", 1, "fast", NOKEY, "transaction", tx::multi),
+        c("exec", 1, "", NOKEY, "transaction", tx::exec),
+        c("discard", 1, "fast", NOKEY, "transaction", tx::discard),
+        c("watch", -2, "fast", KALL, "transaction", tx::watch),
+        c("unwatch", 1, "fast", NOKEY, "transaction", tx::unwatch),
+        // pub/sub
+        c("subscribe", -2, "pubsub", NOKEY, "", ps::subscribe),
+        c("unsubscribe", -1, "pubsub", NOKEY, "", ps::subscribe),
+        c("psubscribe", -2, "pubsub", NOKEY, "", ps::subscribe),
+        c("punsubscribe", -1, "pubsub", NOKEY, "", ps::subscribe),
+        c("publish", 3, "pubsub fast", NOKEY, "", ps::publish),
+        c("pubsub", -2, "pubsub", NOKEY, "", ps::pubsub),
+        // blocking
+        c("blpop", -3, "write blocking", (1, -2, 1), "list", b::bpop),
+        c("brpop", -3, "write blocking", (1, -2, 1), "list", b::bpop),
+        c("blmove", 6, "write denyoom blocking", K12, "list", b::bmove),
+        c(
+            "brpoplpush",
+            4,
+            "write denyoom blocking",
+            K12,
+            "list",
+            b::bmove,
+        ),
+        c("blmpop", -5, "write blocking", NOKEY, "list", b::bmpop),
+        c(
+            "bzpopmin",
+            -3,
+            "write blocking fast",
+            (1, -2, 1),
+            "sortedset",
+            b::bzpop,
+        ),
+        c(
+            "bzpopmax",
+            -3,
+            "write blocking fast",
+            (1, -2, 1),
+            "sortedset",
+            b::bzpop,
+        ),
+        c(
+            "bzmpop",
+            -5,
+            "write blocking",
+            NOKEY,
+            "sortedset",
+            b::bzmpop,
+        ),
+    ]
+});
+
+/// Name → index into [`COMMANDS`].
+pub static INDEX: LazyLock<
+    hashbrown::HashMap<&'static str, usize, crate::store::value::FixedState>,
+> = LazyLock::new(|| {
+    let mut m = hashbrown::HashMap::with_hasher(crate::store::value::hasher());
+    for (i, c) in COMMANDS.iter().enumerate() {
+        m.insert(c.name, i);
+    }
+    m
+});
+
+/// Finds a command by (any-case) name without allocating.
+pub fn lookup(name: &[u8]) -> Option<usize> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let s = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    INDEX.get(s).copied()
+}
+
+/// A request to block, registered under the keyspace lock by a blocking command.
+pub struct BlockRequest {
+    /// Receives the pre-encoded reply when a push serves this client.
+    pub rx: tokio::sync::oneshot::Receiver<Vec<u8>>,
+    /// Waiter id, to deregister on timeout or disconnect.
+    pub waiter: u64,
+    /// Timeout; `None` blocks forever.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Everything a command handler can touch.
+pub struct Ctx<'a, 's> {
+    /// Server-wide state.
+    pub shared: &'s Arc<Shared>,
+    /// The calling client.
+    pub client: &'a mut ClientState,
+    /// Reply writer.
+    pub out: Out<'a>,
+    /// The keyspace lock, taken on first use and held until the command (or `EXEC`) ends.
+    pub guard: Option<MutexGuard<'s, Keyspace>>,
+    /// Command start time (Unix ms), one clock reading per command.
+    pub now: u64,
+    /// Running inside `EXEC`: blocking commands must not block.
+    pub in_exec: bool,
+    /// Set by blocking commands that found nothing to pop.
+    pub block: Option<BlockRequest>,
+}
+
+impl<'a, 's> Ctx<'a, 's> {
+    /// The keyspace, locking it on first use.
+    pub fn ks(&mut self) -> &mut Keyspace {
+        let shared = self.shared;
+        self.guard.get_or_insert_with(|| shared.ks.lock())
+    }
+
+    /// The selected database.
+    pub fn db(&mut self) -> &mut Db {
+        let i = self.client.db;
+        &mut self.ks().dbs[i]
+    }
+
+    /// The database and the reply writer at once, for replies streamed while reading.
+    pub fn db_out(&mut self) -> (&mut Db, &mut Out<'a>, u32, u64) {
+        let i = self.client.db;
+        let now = self.now;
+        let shared = self.shared;
+        let ks = self.guard.get_or_insert_with(|| shared.ks.lock());
+        let clock = ks.clock_at(now);
+        (&mut ks.dbs[i], &mut self.out, clock, now)
+    }
+
+    /// The database and the LRU clock together.
+    pub fn db_clock(&mut self) -> (&mut Db, u32, u64) {
+        let i = self.client.db;
+        let now = self.now;
+        let ks = self.ks();
+        let clock = ks.clock_at(now);
+        (&mut ks.dbs[i], clock, now)
+    }
+}
+
+/// Builds Redis's unknown-command error text.
+pub fn unknown_command(args: &[Bytes]) -> String {
+    let mut s = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        trunc(&args[0])
+    );
+    for a in args.iter().skip(1) {
+        if s.len() >= 256 {
+            break;
+        }
+        s.push('\'');
+        s.push_str(&trunc(a));
+        s.push_str("' ");
+    }
+    s
+}
+
+fn trunc(b: &[u8]) -> String {
+    let b = &b[..b.len().min(128)];
+    String::from_utf8_lossy(b)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `ERR wrong number of arguments for 'x' command`.
+pub fn wrong_args(name: &str) -> CmdError {
+    err(format!("wrong number of arguments for '{name}' command"))
+}
+
+/// Checks a command's arity.
+pub fn arity_ok(cmd: &Command, n: usize) -> bool {
+    let a = cmd.arity;
+    if a >= 0 {
+        n == a as usize
+    } else {
+        n >= (-a) as usize
+    }
+}
+
+/// Runs one already-validated command: ACL, subscribed-mode, `MULTI` queueing
+/// and `maxmemory` checks, then the handler. Replies are written to `ctx.out`.
+pub fn execute(ctx: &mut Ctx<'_, '_>, idx: usize, args: &[Bytes]) {
+    let cmd = &COMMANDS[idx];
+    let start = ctx.out.buf.len();
+    let r = execute_inner(ctx, cmd, args);
+    if let Err(e) = r {
+        ctx.out.buf.truncate(start);
+        ctx.out.error(&e.to_string());
+    }
+}
+
+fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdResult {
+    if let Some(user) = ctx.client.user.as_ref().filter(|u| !u.unrestricted()) {
+        let full;
+        let name = if matches!(
+            cmd.name,
+            "client" | "config" | "command" | "object" | "memory" | "pubsub"
+        ) && args.len() > 1
+        {
+            full = format!(
+                "{}|{}",
+                cmd.name,
+                String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
+            );
+            full.as_str()
+        } else {
+            cmd.name
+        };
+        if !user.can_run(name, &cmd.categories) {
+            return Err(CmdError::Msg(format!(
+                "NOPERM this user has no permissions to run the '{name}' command"
+            )));
+        }
+        if !user.all_keys() && cmd.keys(args).iter().any(|k| !user.can_key(k)) {
+            return Err(CmdError::Msg(
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .into(),
+            ));
+        }
+    }
+    if ctx.client.in_subscribed_mode() && !cmd.pubsub_ok {
+        return Err(err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name
+        )));
+    }
+    if ctx.client.multi.is_some() && !cmd.tx_control {
+        if cmd.deny_oom && !ctx.ks().make_room() {
+            ctx.client.multi_error = true;
+            return Err(CmdError::Oom);
+        }
+        if let Some(q) = ctx.client.multi.as_mut() {
+            // Own copies: slices would pin every request buffer until EXEC.
+            q.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+            ctx.client
+                .handle
+                .multi
+                .store(q.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        ctx.out.simple("QUEUED");
+        return Ok(());
+    }
+    run_handler(ctx, cmd, args)
+}
+
+/// Runs the handler itself (also used by `EXEC` for queued commands).
+pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdResult {
+    if cmd.deny_oom && ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
+        return Err(CmdError::Oom);
+    }
+    ctx.client
+        .handle
+        .commands
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (cmd.handler)(ctx, args)
+}
+
+/// Finishes a command: wakes clients blocked on keys it wrote and applies
+/// `CLIENT REPLY` suppression. The caller decides when to release the lock.
+pub fn finish(ctx: &mut Ctx<'_, '_>, reply_start: usize) {
+    if let Some(ks) = ctx.guard.as_mut() {
+        blocking::serve_ready(ks);
+    }
+    match ctx.client.reply {
+        ReplyMode::On => {}
+        ReplyMode::Off => ctx.out.buf.truncate(reply_start),
+        ReplyMode::Skip => {
+            ctx.out.buf.truncate(reply_start);
+            ctx.client.reply = ReplyMode::SkipThis;
+        }
+        ReplyMode::SkipThis => {
+            ctx.out.buf.truncate(reply_start);
+            ctx.client.reply = ReplyMode::On;
+        }
+    }
+}
+
+// ---- argument helpers ----
+
+/// Parses an integer argument (`ERR value is not an integer or out of range`).
+pub fn int_arg(a: &[u8]) -> Result<i64, CmdError> {
+    crate::store::protocol::parse_int(a).ok_or(CmdError::NotInteger)
+}
+
+/// Parses a float like Redis's `strtold`-based parsing: `inf`, `-inf`, no NaN, no spaces.
+pub fn parse_float(a: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(a).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        l if l.contains("nan") || l.contains("inf") => return None,
+        _ => s.parse().ok()?,
+    };
+    Some(v)
+}
+
+/// Parses a float argument (`ERR value is not a valid float`).
+pub fn float_arg(a: &[u8]) -> Result<f64, CmdError> {
+    parse_float(a).ok_or(CmdError::NotFloat)
+}
+
+/// Case-insensitive keyword comparison.
+pub fn is(a: &[u8], kw: &str) -> bool {
+    a.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+/// Lowercase command name of `args[0]` as stored in the table.
+pub fn name_of(args: &[Bytes]) -> &'static str {
+    lookup(&args[0])
+        .map(|i| COMMANDS[i].name)
+        .unwrap_or("unknown")
+}
+
+/// Current Unix time in milliseconds (re-exported for command modules).
+pub fn now() -> u64 {
+    now_ms()
+}
+
+/// Parses `COUNT`-style options of the `SCAN` family: returns (match, count, type).
+pub fn scan_opts(
+    args: &[Bytes],
+    allow_type: bool,
+) -> Result<(Option<Bytes>, usize, Option<Bytes>), CmdError> {
+    let mut pat = None;
+    let mut count = 10usize;
+    let mut ty = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "match") && i + 1 < args.len() {
+            pat = Some(args[i + 1].clone());
+            i += 2;
+        } else if is(a, "count") && i + 1 < args.len() {
+            let n = int_arg(&args[i + 1])?;
+            if n < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = n as usize;
+            i += 2;
+        } else if allow_type && is(a, "type") && i + 1 < args.len() {
+            ty = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok((pat, count, ty))
+}
+
+/// Parses a `SCAN` cursor (`ERR invalid cursor`).
+pub fn cursor_arg(a: &[u8]) -> Result<u64, CmdError> {
+    // Like strtoul: a negative number wraps around (and thus ends the scan).
+    let s = std::str::from_utf8(a).map_err(|_| err("invalid cursor"))?;
+    s.parse::<u64>()
+        .or_else(|_| s.parse::<i64>().map(|v| v as u64))
+        .map_err(|_| err("invalid cursor"))
+}
+
+/// Iterates a collection in `SCAN` fashion: items are ordered by a fixed hash,
+/// the cursor is the next hash to visit. Returns (next cursor, items).
+pub fn scan_collection<'a, T: 'a>(
+    items: impl Iterator<Item = (&'a [u8], T)>,
+    cursor: u64,
+    count: usize,
+    pat: Option<&[u8]>,
+) -> (u64, Vec<(&'a [u8], T)>) {
+    use std::hash::BuildHasher;
+    let h = crate::store::value::hasher();
+    let mut v: Vec<(u64, &'a [u8], T)> = items
+        .map(|(k, t)| (h.hash_one(k) >> 1, k, t))
+        .filter(|(hh, _, _)| *hh >= cursor)
+        .collect();
+    v.sort_unstable_by_key(|x| x.0);
+    // Small collections come back whole, like Redis's compact encodings.
+    let count = if v.len() <= 128 { usize::MAX } else { count };
+    let mut out = Vec::new();
+    let mut visited = 0;
+    let mut iter = v.into_iter().peekable();
+    while let Some((hh, k, t)) = iter.next() {
+        visited += 1;
+        if pat.is_none_or(|p| crate::store::glob::matches(p, k)) {
+            out.push((k, t));
+        }
+        if visited >= count
+            && let Some(next) = iter.peek()
+            && next.0 != hh
+        {
+            return (next.0, out);
+        }
+    }
+    (0, out)
+}

@@ -1,0 +1,267 @@
+//! Pub/Sub: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB.
+//!
+//! Messages travel to subscribers through a bounded per-client queue; a
+//! subscriber that falls too far behind is disconnected instead of letting
+//! its backlog grow without limit (Redis's pub/sub output buffer limit).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::{CmdError, CmdResult, Ctx, err, name_of};
+use std::sync::Arc;
+
+use crate::store::client::{ClientHandle, PUSH_BYTES, PushMsg};
+use crate::store::glob;
+
+/// Subscription registry.
+#[derive(Default)]
+pub struct PubSub {
+    channels: HashMap<Bytes, HashMap<u64, Arc<ClientHandle>>>,
+    patterns: HashMap<Bytes, HashMap<u64, Arc<ClientHandle>>>,
+}
+
+impl PubSub {
+    /// Number of channels with subscribers.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Number of distinct subscribed patterns.
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Drops every subscription of a client.
+    pub fn remove_client(&mut self, id: u64, subs: &HashSet<Bytes>, psubs: &HashSet<Bytes>) {
+        for (map, set) in [(&mut self.channels, subs), (&mut self.patterns, psubs)] {
+            for c in set {
+                if let Some(m) = map.get_mut(c) {
+                    m.remove(&id);
+                    if m.is_empty() {
+                        map.remove(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers a message; returns the number of receivers. Returns the ids
+    /// of clients whose queue overflowed so the caller can disconnect them.
+    pub fn publish(&self, channel: &Bytes, data: &Bytes) -> (usize, Vec<u64>) {
+        let mut n = 0;
+        let mut overflow = Vec::new();
+        let mut send = |id: u64, h: &ClientHandle, m: PushMsg| {
+            let size = m.size();
+            if h.push_bytes.load(Ordering::Relaxed) + size > PUSH_BYTES {
+                overflow.push(id);
+                return;
+            }
+            match h.push.try_send(m) {
+                Ok(()) => {
+                    h.push_bytes.fetch_add(size, Ordering::Relaxed);
+                    n += 1;
+                }
+                Err(TrySendError::Full(_)) => overflow.push(id),
+                Err(TrySendError::Closed(_)) => {}
+            }
+        };
+        if let Some(subs) = self.channels.get(channel) {
+            for (id, tx) in subs {
+                send(
+                    *id,
+                    tx,
+                    PushMsg::Message {
+                        channel: channel.clone(),
+                        data: data.clone(),
+                    },
+                );
+            }
+        }
+        for (pat, subs) in &self.patterns {
+            if glob::matches(pat, channel) {
+                for (id, tx) in subs {
+                    send(
+                        *id,
+                        tx,
+                        PushMsg::PMessage {
+                            pattern: pat.clone(),
+                            channel: channel.clone(),
+                            data: data.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        (n, overflow)
+    }
+}
+
+fn check_channels(ctx: &Ctx<'_, '_>, chans: &[Bytes]) -> CmdResult {
+    if let Some(u) = &ctx.client.user
+        && chans.iter().any(|c| !u.can_channel(c))
+    {
+        return Err(CmdError::Msg(
+            "NOPERM this user has no permissions to access one of the channels used as arguments"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn confirm(ctx: &mut Ctx<'_, '_>, kind: &[u8], chan: Option<&[u8]>) {
+    let count = ctx.client.subs.len() + ctx.client.psubs.len();
+    ctx.out.push(3);
+    ctx.out.bulk(kind);
+    match chan {
+        Some(c) => ctx.out.bulk(c),
+        None => ctx.out.null(),
+    }
+    ctx.out.int(count as i64);
+}
+
+/// SUBSCRIBE / UNSUBSCRIBE / PSUBSCRIBE / PUNSUBSCRIBE
+pub fn subscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    let pattern = name.starts_with('p');
+    let id = ctx.client.handle.id;
+    let handle = ctx.client.handle.clone();
+    if name.ends_with("unsubscribe") {
+        let targets: Vec<Bytes> = if args.len() > 1 {
+            args[1..].to_vec()
+        } else if pattern {
+            ctx.client.psubs.iter().cloned().collect()
+        } else {
+            ctx.client.subs.iter().cloned().collect()
+        };
+        let kind: &[u8] = if pattern {
+            b"punsubscribe"
+        } else {
+            b"unsubscribe"
+        };
+        if targets.is_empty() {
+            confirm(ctx, kind, None);
+        }
+        for t in targets {
+            let set = if pattern {
+                &mut ctx.client.psubs
+            } else {
+                &mut ctx.client.subs
+            };
+            if set.remove(&t) {
+                let one: HashSet<Bytes> = [t.clone()].into_iter().collect();
+                let empty = HashSet::new();
+                let mut ps = ctx.shared.pubsub.lock();
+                if pattern {
+                    ps.remove_client(id, &empty, &one);
+                } else {
+                    ps.remove_client(id, &one, &empty);
+                }
+            }
+            confirm(ctx, kind, Some(&t));
+        }
+    } else {
+        check_channels(ctx, &args[1..])?;
+        let kind: &[u8] = if pattern { b"psubscribe" } else { b"subscribe" };
+        for t in &args[1..] {
+            // Own copy: a slice would keep the whole request buffer alive.
+            let t = &Bytes::copy_from_slice(t);
+            let newly = if pattern {
+                ctx.client.psubs.insert(t.clone())
+            } else {
+                ctx.client.subs.insert(t.clone())
+            };
+            if newly {
+                let mut ps = ctx.shared.pubsub.lock();
+                let map = if pattern {
+                    &mut ps.patterns
+                } else {
+                    &mut ps.channels
+                };
+                map.entry(t.clone()).or_default().insert(id, handle.clone());
+            }
+            confirm(ctx, kind, Some(t));
+        }
+    }
+    let h = &ctx.client.handle;
+    h.subs.store(
+        ctx.client.subs.len() + ctx.client.psubs.len(),
+        Ordering::Relaxed,
+    );
+    h.psubs.store(ctx.client.psubs.len(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// PUBLISH channel message
+pub fn publish(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    check_channels(ctx, &args[1..2])?;
+    // Copies: queued messages must not pin the publisher's read buffer.
+    let channel = Bytes::copy_from_slice(&args[1]);
+    let data = Bytes::copy_from_slice(&args[2]);
+    let (n, overflow) = ctx.shared.pubsub.lock().publish(&channel, &data);
+    if !overflow.is_empty() {
+        let clients = ctx.shared.clients.lock();
+        for id in overflow {
+            if let Some(h) = clients.get(&id) {
+                tracing::warn!(client = id, "pub/sub backlog limit reached, closing");
+                h.kill();
+            }
+        }
+    }
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP
+pub fn pubsub(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let ps = ctx.shared.pubsub.lock();
+    match sub.as_str() {
+        "channels" if args.len() <= 3 => {
+            let mut v: Vec<&Bytes> = ps
+                .channels
+                .keys()
+                .filter(|c| args.get(2).is_none_or(|p| glob::matches(p, c)))
+                .collect();
+            v.sort();
+            ctx.out.array(v.len());
+            for c in v {
+                ctx.out.bulk(c);
+            }
+        }
+        "numsub" => {
+            ctx.out.map(args.len() - 2);
+            for c in &args[2..] {
+                ctx.out.bulk(c);
+                ctx.out
+                    .int(ps.channels.get(c).map(|m| m.len()).unwrap_or(0) as i64);
+            }
+        }
+        "numpat" if args.len() == 2 => ctx.out.int(ps.patterns.len() as i64),
+        "help" => {
+            ctx.out.array(4);
+            ctx.out
+                .simple("PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+            ctx.out.simple("CHANNELS [<pattern>]");
+            ctx.out.simple("NUMPAT");
+            ctx.out.simple("NUMSUB [<channel> ...]");
+        }
+        "numpat" => {
+            return Err(err("wrong number of arguments for 'pubsub|numpat' command"));
+        }
+        "channels" => {
+            return Err(err(
+                "unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.",
+            ));
+        }
+        _ => {
+            return Err(err(format!(
+                "unknown subcommand '{}'. Try PUBSUB HELP.",
+                String::from_utf8_lossy(&args[1])
+            )));
+        }
+    }
+    Ok(())
+}

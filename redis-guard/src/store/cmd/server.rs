@@ -1,0 +1,458 @@
+//! Server commands: INFO, DBSIZE, TIME, COMMAND, CONFIG GET, MEMORY, FLUSH*, SWAPDB, ...
+//!
+//! `CONFIG` is read-only on purpose: changing `dir`, saving to arbitrary
+//! paths and similar features are classic Redis attack vectors.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::connection::REDIS_VERSION;
+use super::{COMMANDS, CmdError, CmdResult, Command, Ctx, err, int_arg, is, lookup};
+use crate::store::frame::Out;
+use crate::store::glob;
+use crate::store::keyspace::Db;
+
+/// DBSIZE
+pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let n = ctx.db().len();
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// TIME
+pub fn time(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.out.array(2);
+    ctx.out.bulk(d.as_secs().to_string().as_bytes());
+    ctx.out.bulk(d.subsec_micros().to_string().as_bytes());
+    Ok(())
+}
+
+/// LASTSAVE
+pub fn lastsave(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.int(ctx.shared.lastsave as i64);
+    Ok(())
+}
+
+/// ROLE
+pub fn role(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.array(3);
+    ctx.out.bulk(b"master");
+    ctx.out.int(0);
+    ctx.out.array(0);
+    Ok(())
+}
+
+fn flush_mode(args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(()),
+        2 if is(&args[1], "async") || is(&args[1], "sync") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// FLUSHDB [ASYNC|SYNC]
+pub fn flushdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    ctx.db().clear();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// FLUSHALL [ASYNC|SYNC]
+pub fn flushall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    for db in ctx.ks().dbs.iter_mut() {
+        db.clear();
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// SWAPDB index1 index2
+pub fn swapdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let a = int_arg(&args[1]).map_err(|_| err("invalid first DB index"))?;
+    let b = int_arg(&args[2]).map_err(|_| err("invalid second DB index"))?;
+    let n = ctx.shared.config.databases as i64;
+    if a < 0 || a >= n || b < 0 || b >= n {
+        return Err(err("DB index is out of range"));
+    }
+    let (a, b) = (a as usize, b as usize);
+    if a != b {
+        let dbs = &mut ctx.ks().dbs;
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (left, right) = dbs.split_at_mut(hi);
+        Db::swap_contents(&mut left[lo], &mut right[0]);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1024.0 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}G", b / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// INFO [section ...]
+pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "default" || w == "everything");
+    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    let shared = ctx.shared.clone();
+    let mut s = String::new();
+    let uptime = shared.started.elapsed().as_secs();
+    if want("server") {
+        let port = shared.addrs.first().map(|a| a.port()).unwrap_or(0);
+        let _ = write!(
+            s,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:redis-guard\r\nserver_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:redis-guard\r\nconfig_file:\r\n\r\n",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            shared.run_id,
+            uptime / 86400
+        );
+    }
+    if want("clients") {
+        let (n, pubsub) = {
+            let c = shared.clients.lock();
+            let p = c
+                .values()
+                .filter(|h| h.subs.load(Ordering::Relaxed) > 0)
+                .count();
+            (c.len(), p)
+        };
+        let blocked = ctx.ks().waiters.len();
+        let _ = write!(
+            s,
+            "# Clients\r\nconnected_clients:{n}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\nclients_in_timeout_table:{blocked}\r\npubsub_clients:{pubsub}\r\n\r\n",
+            shared.config.maxclients
+        );
+    }
+    if want("memory") {
+        let used = ctx.ks().used_memory();
+        let rss = rss_bytes();
+        let max = shared.config.maxmemory.0;
+        let _ = write!(
+            s,
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_dataset:{used}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
+            human(used),
+            human(rss),
+            human(max),
+            shared.config.maxmemory_policy.as_str()
+        );
+    }
+    if want("persistence") {
+        let _ = write!(
+            s,
+            "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
+            shared.lastsave
+        );
+    }
+    if want("stats") {
+        let (expired, evicted, hits, misses) = {
+            let ks = ctx.ks();
+            (
+                ks.expired_keys(),
+                ks.stats.evicted_keys,
+                ks.stats.hits,
+                ks.stats.misses,
+            )
+        };
+        let (chans, pats) = {
+            let p = shared.pubsub.lock();
+            (p.channel_count(), p.pattern_count())
+        };
+        let st = &shared.stats;
+        let (mut cmds, mut nin, mut nout) = (
+            st.commands.load(Ordering::Relaxed),
+            st.net_in.load(Ordering::Relaxed),
+            st.net_out.load(Ordering::Relaxed),
+        );
+        for h in shared.clients.lock().values() {
+            cmds += h.commands.load(Ordering::Relaxed);
+            nin += h.net_in.load(Ordering::Relaxed);
+            nout += h.net_out.load(Ordering::Relaxed);
+        }
+        let _ = write!(
+            s,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{chans}\r\npubsub_patterns:{pats}\r\n\r\n",
+            st.connections.load(Ordering::Relaxed),
+            cmds,
+            nin,
+            nout,
+            st.rejected.load(Ordering::Relaxed),
+        );
+    }
+    if want("replication") {
+        s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    if want("cpu") {
+        s.push_str("# CPU\r\nused_cpu_sys:0.000000\r\nused_cpu_user:0.000000\r\n\r\n");
+    }
+    if want("keyspace") {
+        s.push_str("# Keyspace\r\n");
+        let ks = ctx.ks();
+        for (i, db) in ks.dbs.iter().enumerate() {
+            if !db.is_empty() {
+                let _ = write!(
+                    s,
+                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                    db.len(),
+                    db.expires()
+                );
+            }
+        }
+        s.push_str("\r\n");
+    }
+    while s.ends_with("\r\n\r\n") {
+        s.truncate(s.len() - 2);
+    }
+    ctx.out.verbatim(s.as_bytes());
+    Ok(())
+}
+
+fn command_info(out: &mut Out<'_>, c: &Command) {
+    out.array(10);
+    out.bulk(c.name.as_bytes());
+    out.int(c.arity as i64);
+    out.set(c.flags.len());
+    for f in &c.flags {
+        out.simple(&f.replace('-', "_"));
+    }
+    out.int(c.first_key as i64);
+    out.int(c.last_key as i64);
+    out.int(c.step as i64);
+    out.set(c.categories.len());
+    for cat in &c.categories {
+        out.simple(&format!("@{cat}"));
+    }
+    out.set(0);
+    out.array(0);
+    out.array(0);
+}
+
+fn group_of(c: &Command) -> &'static str {
+    for (cat, group) in [
+        ("string", "string"),
+        ("hash", "hash"),
+        ("list", "list"),
+        ("set", "set"),
+        ("sortedset", "sorted-set"),
+        ("pubsub", "pubsub"),
+        ("transaction", "transactions"),
+        ("connection", "connection"),
+        ("keyspace", "generic"),
+    ] {
+        if c.categories.contains(&cat) {
+            return group;
+        }
+    }
+    "server"
+}
+
+/// COMMAND [COUNT | INFO name... | DOCS name... | LIST | GETKEYS cmd args...]
+pub fn command(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 1 {
+        ctx.out.array(COMMANDS.len());
+        for c in COMMANDS.iter() {
+            command_info(&mut ctx.out, c);
+        }
+        return Ok(());
+    }
+    let sub = &args[1];
+    let sub_name = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    let wrong = |n: &str| {
+        err(format!(
+            "wrong number of arguments for 'command|{n}' command"
+        ))
+    };
+    if sub_name == "count" && args.len() > 2 {
+        return Err(wrong("count"));
+    }
+    if sub_name == "getkeys" && args.len() < 4 {
+        return Err(wrong("getkeys"));
+    }
+    if is(sub, "count") && args.len() == 2 {
+        ctx.out.int(COMMANDS.len() as i64);
+    } else if is(sub, "list") {
+        ctx.out.array(COMMANDS.len());
+        for c in COMMANDS.iter() {
+            ctx.out.bulk(c.name.as_bytes());
+        }
+    } else if is(sub, "info") {
+        if args.len() == 2 {
+            ctx.out.array(COMMANDS.len());
+            for c in COMMANDS.iter() {
+                command_info(&mut ctx.out, c);
+            }
+        } else {
+            ctx.out.array(args.len() - 2);
+            for a in &args[2..] {
+                match lookup(a) {
+                    Some(i) => command_info(&mut ctx.out, &COMMANDS[i]),
+                    None => ctx.out.null_array(),
+                }
+            }
+        }
+    } else if is(sub, "docs") {
+        let list: Vec<&Command> = if args.len() == 2 {
+            COMMANDS.iter().collect()
+        } else {
+            args[2..]
+                .iter()
+                .filter_map(|a| lookup(a).map(|i| &COMMANDS[i]))
+                .collect()
+        };
+        ctx.out.map(list.len());
+        for c in list {
+            ctx.out.bulk(c.name.as_bytes());
+            ctx.out.map(3);
+            ctx.out.bulk(b"summary");
+            ctx.out
+                .bulk(format!("The {} command", c.name.to_uppercase()).as_bytes());
+            ctx.out.bulk(b"since");
+            ctx.out.bulk(b"1.0.0");
+            ctx.out.bulk(b"group");
+            ctx.out.bulk(group_of(c).as_bytes());
+        }
+    } else if is(sub, "getkeys") && args.len() >= 3 {
+        let Some(i) = lookup(&args[2]) else {
+            return Err(err("Invalid command specified"));
+        };
+        let c = &COMMANDS[i];
+        if !super::arity_ok(c, args.len() - 2) {
+            return Err(err("Invalid number of arguments specified for command"));
+        }
+        let keys = c.keys(&args[2..]);
+        if keys.is_empty() {
+            return Err(err("The command has no key arguments"));
+        }
+        ctx.out.array(keys.len());
+        for k in keys {
+            ctx.out.bulk(k);
+        }
+    } else {
+        return Err(err(format!(
+            "unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        )));
+    }
+    Ok(())
+}
+
+/// CONFIG GET parameter [parameter ...] (read-only).
+pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if !is(&args[1], "get") {
+        return Err(err(format!(
+            "unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
+    if args.len() < 3 {
+        return Err(err("wrong number of arguments for 'config|get' command"));
+    }
+    let c = &ctx.shared.config;
+    let bind: Vec<String> = c.listen.iter().map(|a| a.ip().to_string()).collect();
+    let port = ctx.shared.addrs.first().map(|a| a.port()).unwrap_or(0);
+    let params: Vec<(&str, String)> = vec![
+        ("save", String::new()),
+        ("appendonly", if c.appendonly { "yes" } else { "no" }.into()),
+        ("maxmemory", c.maxmemory.0.to_string()),
+        ("maxmemory-policy", c.maxmemory_policy.as_str().into()),
+        ("maxmemory-samples", "5".into()),
+        ("databases", c.databases.to_string()),
+        ("maxclients", c.maxclients.to_string()),
+        ("timeout", c.timeout.to_string()),
+        ("proto-max-bulk-len", c.proto_max_bulk_len.0.to_string()),
+        (
+            "client-query-buffer-limit",
+            c.client_query_buffer_limit.0.to_string(),
+        ),
+        ("port", port.to_string()),
+        ("bind", bind.join(" ")),
+        ("dir", c.data_dir.display().to_string()),
+        ("dbfilename", "dump.rdb".into()),
+        ("appendfsync", "everysec".into()),
+        ("protected-mode", "yes".into()),
+        ("lua-time-limit", "5000".into()),
+        ("cluster-enabled", "no".into()),
+    ];
+    let mut hits: Vec<&(&str, String)> = Vec::new();
+    for pat in &args[2..] {
+        for p in &params {
+            if glob::matches_nocase(pat, p.0.as_bytes()) && !hits.iter().any(|h| h.0 == p.0) {
+                hits.push(p);
+            }
+        }
+    }
+    ctx.out.map(hits.len());
+    for (k, v) in hits {
+        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+    Ok(())
+}
+
+/// MEMORY USAGE key [SAMPLES n] | MEMORY HELP
+pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if is(&args[1], "usage") && args.len() >= 3 {
+        if args.len() != 3 && !(args.len() == 5 && is(&args[3], "samples")) {
+            return Err(CmdError::Syntax);
+        }
+        if args.len() == 5 {
+            int_arg(&args[4])?;
+        }
+        let now = ctx.now;
+        let m = ctx
+            .db()
+            .peek(&args[2], now)
+            .map(|e| e.value.mem() + args[2].len() + 56);
+        match m {
+            Some(m) => ctx.out.int(m as i64),
+            None => ctx.out.null(),
+        }
+        return Ok(());
+    }
+    if is(&args[1], "help") {
+        ctx.out.array(2);
+        ctx.out
+            .simple("MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+        ctx.out.simple("USAGE <key> [SAMPLES <count>]");
+        return Ok(());
+    }
+    if is(&args[1], "usage") {
+        return Err(err("wrong number of arguments for 'memory|usage' command"));
+    }
+    Err(err(format!(
+        "unknown subcommand '{}'. Try MEMORY HELP.",
+        String::from_utf8_lossy(&args[1])
+    )))
+}

@@ -1,0 +1,325 @@
+//! Set commands.
+
+use bytes::Bytes;
+use hashbrown::HashSet;
+use rand::Rng;
+use rand::seq::IteratorRandom;
+
+use super::{
+    CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_collection, scan_opts,
+};
+use crate::store::keyspace::Db;
+use crate::store::value::{Key, SetVal, Value};
+
+/// SADD key member [member ...]
+pub fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db
+        .write_changed::<SetVal, _>(&args[1], now, clock, true, |s| {
+            let n = args[2..].iter().filter(|m| s.insert(m)).count();
+            (n, n > 0)
+        })?
+        .unwrap_or(0);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// SREM key member [member ...]
+pub fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db
+        .write_changed::<SetVal, _>(&args[1], now, clock, false, |s| {
+            let n = args[2..].iter().filter(|m| s.remove(m)).count();
+            (n, n > 0)
+        })?
+        .unwrap_or(0);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// SCARD key
+pub fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db.read::<SetVal, _>(&args[1], now, clock, |s| s.set.len())?;
+    ctx.out.int(n.unwrap_or(0) as i64);
+    Ok(())
+}
+
+/// SISMEMBER key member / SMISMEMBER key member [member ...]
+pub fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let multi = name_of(args) == "smismember";
+    let (db, clock, now) = ctx.db_clock();
+    let hits: Vec<bool> = db
+        .read::<SetVal, _>(&args[1], now, clock, |s| {
+            args[2..].iter().map(|m| s.set.contains(&m[..])).collect()
+        })?
+        .unwrap_or_else(|| vec![false; args.len() - 2]);
+    if multi {
+        ctx.out.array(hits.len());
+        for h in hits {
+            ctx.out.int(h as i64);
+        }
+    } else {
+        ctx.out.int(hits[0] as i64);
+    }
+    Ok(())
+}
+
+/// SMEMBERS key
+pub fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, out, clock, now) = ctx.db_out();
+    let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
+        out.set(s.set.len());
+        s.set.iter().for_each(|m| out.bulk(m));
+    })?;
+    if found.is_none() {
+        ctx.out.set(0);
+    }
+    Ok(())
+}
+
+fn count_arg(a: Option<&Bytes>) -> Result<Option<i64>, CmdError> {
+    a.map(|c| int_arg(c)).transpose()
+}
+
+/// SPOP key [count]
+pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = count_arg(args.get(2))?;
+    if count.is_some_and(|c| c < 0) {
+        return Err(err("value is out of range, must be positive"));
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let popped = db.write::<SetVal, _>(&args[1], now, clock, false, |s| {
+        let mut rng = rand::rng();
+        let picks: Vec<Key> = s
+            .set
+            .iter()
+            .choose_multiple(&mut rng, (count.unwrap_or(1) as usize).min(s.set.len()))
+            .into_iter()
+            .cloned()
+            .collect();
+        for p in &picks {
+            s.remove(p);
+        }
+        picks
+    })?;
+    match count {
+        None => match popped.and_then(|v| v.into_iter().next()) {
+            Some(m) => ctx.out.bulk(&m),
+            None => ctx.out.null(),
+        },
+        Some(_) => {
+            let v = popped.unwrap_or_default();
+            ctx.out.set(v.len());
+            v.iter().for_each(|m| ctx.out.bulk(m));
+        }
+    }
+    Ok(())
+}
+
+/// SRANDMEMBER key [count]
+pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = count_arg(args.get(2))?;
+    if count.is_some_and(|c| c < -(1 << 24)) {
+        return Err(err("value is out of range"));
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let picks = db.read::<SetVal, _>(&args[1], now, clock, |s| {
+        let mut rng = rand::rng();
+        match count {
+            None => s.set.iter().choose(&mut rng).cloned().into_iter().collect(),
+            Some(c) if c >= 0 => s
+                .set
+                .iter()
+                .choose_multiple(&mut rng, (c as usize).min(s.set.len()))
+                .into_iter()
+                .cloned()
+                .collect(),
+            Some(c) => {
+                let all: Vec<&Key> = s.set.iter().collect();
+                if all.is_empty() {
+                    return Vec::new();
+                }
+                (0..c.unsigned_abs())
+                    .map(|_| all[rng.random_range(0..all.len())].clone())
+                    .collect::<Vec<Key>>()
+            }
+        }
+    })?;
+    match count {
+        None => match picks.and_then(|v| v.into_iter().next()) {
+            Some(m) => ctx.out.bulk(&m),
+            None => ctx.out.null(),
+        },
+        Some(_) => {
+            let v = picks.unwrap_or_default();
+            ctx.out.array(v.len());
+            v.iter().for_each(|m| ctx.out.bulk(m));
+        }
+    }
+    Ok(())
+}
+
+/// SMOVE source destination member
+pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let src_ok = db.check::<SetVal>(&args[1], now)?;
+    db.check::<SetVal>(&args[2], now)?;
+    if !src_ok {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    let removed = db
+        .write_changed::<SetVal, _>(&args[1], now, clock, false, |s| {
+            let r = s.remove(&args[3]);
+            (r, r)
+        })?
+        .unwrap_or(false);
+    if removed {
+        db.write::<SetVal, _>(&args[2], now, clock, true, |s| s.insert(&args[3]))?;
+    }
+    ctx.out.int(removed as i64);
+    Ok(())
+}
+
+/// Loads a set for an algebra command (missing = empty).
+fn load(db: &mut Db, key: &[u8], now: u64, clock: u32) -> Result<Option<SetVal>, CmdError> {
+    Ok(db.read::<SetVal, _>(key, now, clock, |s| s.clone())?)
+}
+
+fn compute(
+    db: &mut Db,
+    keys: &[Bytes],
+    op: &str,
+    now: u64,
+    clock: u32,
+) -> Result<HashSet<Key>, CmdError> {
+    let mut sets = Vec::with_capacity(keys.len());
+    for k in keys {
+        sets.push(load(db, k, now, clock)?);
+    }
+    let mut iter = sets.into_iter();
+    let first = iter.next().flatten().map(|s| s.set).unwrap_or_default();
+    let mut acc: HashSet<Key> = first.into_iter().collect();
+    for s in iter {
+        match op {
+            "inter" => match s {
+                Some(s) => acc.retain(|m| s.set.contains(m)),
+                None => acc.clear(),
+            },
+            "union" => {
+                if let Some(s) = s {
+                    acc.extend(s.set);
+                }
+            }
+            _ => {
+                if let Some(s) = s {
+                    acc.retain(|m| !s.set.contains(m));
+                }
+            }
+        }
+    }
+    Ok(acc)
+}
+
+/// SINTER / SUNION / SDIFF key... and their STORE variants.
+pub fn setop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    let store = name.ends_with("store");
+    let op = &name[1..name.len() - if store { 5 } else { 0 }];
+    let keys = if store { &args[2..] } else { &args[1..] };
+    let (db, clock, now) = ctx.db_clock();
+    let result = compute(db, keys, op, now, clock)?;
+    if store {
+        let n = result.len();
+        if n == 0 {
+            db.remove(&args[1], now);
+        } else {
+            let mut s = SetVal::default();
+            for m in &result {
+                s.insert(m);
+            }
+            db.set(&args[1], Value::Set(Box::new(s)), 0, clock);
+        }
+        ctx.out.int(n as i64);
+    } else {
+        ctx.out.set(result.len());
+        for m in &result {
+            ctx.out.bulk(m);
+        }
+    }
+    Ok(())
+}
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit]
+pub fn sintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (keys, limit) = intercard_args(args)?;
+    let (db, clock, now) = ctx.db_clock();
+    let n = compute(db, keys, "inter", now, clock)?.len();
+    ctx.out.int(if limit > 0 { n.min(limit) } else { n } as i64);
+    Ok(())
+}
+
+/// Parses `numkeys key... [LIMIT n]` of SINTERCARD/ZINTERCARD.
+pub fn intercard_args(args: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
+    let zset = args[0].eq_ignore_ascii_case(b"zintercard");
+    let n = int_arg(&args[1]).map_err(|_| err("numkeys should be greater than 0"))?;
+    if n <= 0 {
+        return Err(err("numkeys should be greater than 0"));
+    }
+    let n = n as usize;
+    if args.len() < 2 + n {
+        return Err(if zset {
+            CmdError::Syntax
+        } else {
+            err("Number of keys can't be greater than number of args")
+        });
+    }
+    let keys = &args[2..2 + n];
+    let rest = &args[2 + n..];
+    let limit = match rest.len() {
+        0 => 0,
+        2 if is(&rest[0], "limit") => {
+            let l = int_arg(&rest[1]).map_err(|_| err("LIMIT can't be negative"))?;
+            if l < 0 {
+                return Err(err("LIMIT can't be negative"));
+            }
+            l as usize
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    Ok((keys, limit))
+}
+
+/// SSCAN key cursor [MATCH pattern] [COUNT count]
+pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let cursor = cursor_arg(&args[2])?;
+    let (pat, count, _) = scan_opts(&args[3..], false)?;
+    let (db, out, clock, now) = ctx.db_out();
+    let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
+        let (next, items) = scan_collection(
+            s.set.iter().map(|m| (&m[..], ())),
+            cursor,
+            count,
+            pat.as_deref(),
+        );
+        out.array(2);
+        out.bulk(next.to_string().as_bytes());
+        out.array(items.len());
+        for (m, _) in items {
+            out.bulk(m);
+        }
+    })?;
+    if found.is_none() {
+        ctx.out.array(2);
+        ctx.out.bulk(b"0");
+        ctx.out.array(0);
+    }
+    Ok(())
+}

@@ -1,0 +1,547 @@
+//! String commands.
+
+use bytes::Bytes;
+
+use super::{CmdError, CmdResult, Ctx, err, float_arg, int_arg, is, name_of, parse_float};
+use crate::store::frame::fmt_human;
+use crate::store::keyspace::Db;
+use crate::store::protocol::parse_int;
+use crate::store::value::Value;
+
+type Str = Box<[u8]>;
+
+fn str_value(v: &[u8]) -> Value {
+    Value::Str(Box::from(v))
+}
+
+/// Reads a string value, `Ok(None)` when missing.
+fn get_str(db: &mut Db, key: &[u8], now: u64, clock: u32) -> Result<Option<Str>, CmdError> {
+    Ok(db.read::<Str, _>(key, now, clock, |s| s.clone())?)
+}
+
+/// GET key
+pub fn get(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let i = ctx.client.db;
+    let now = ctx.now;
+    let shared = ctx.shared;
+    let ks = ctx.guard.get_or_insert_with(|| shared.ks.lock());
+    let clock = ks.clock_at(now);
+    let hit = match ks.dbs[i].get(&args[1], now, clock) {
+        None => {
+            ctx.out.null();
+            false
+        }
+        Some(e) => match &e.value {
+            Value::Str(s) => {
+                ctx.out.bulk(s);
+                true
+            }
+            _ => return Err(CmdError::WrongType),
+        },
+    };
+    if hit {
+        ks.stats.hits += 1;
+    } else {
+        ks.stats.misses += 1;
+    }
+    Ok(())
+}
+
+/// Parsed expiry option of SET/GETEX.
+enum Ttl {
+    None,
+    At(u64),
+    Keep,
+    Persist,
+}
+
+fn parse_ttl_value(kind: &str, v: &[u8], now: u64, cmd: &str) -> Result<u64, CmdError> {
+    let n = int_arg(v)?;
+    let invalid = || err(format!("invalid expire time in '{cmd}' command"));
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let ms = match kind {
+        "ex" => n.checked_mul(1000).and_then(|m| m.checked_add(now as i64)),
+        "px" => n.checked_add(now as i64),
+        "exat" => n.checked_mul(1000),
+        _ => Some(n),
+    }
+    .ok_or_else(invalid)?;
+    Ok(ms as u64)
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms|KEEPTTL]
+pub fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut ttl = Ttl::None;
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        let has_next = i + 1 < args.len();
+        if is(a, "nx") && !xx {
+            nx = true;
+        } else if is(a, "xx") && !nx {
+            xx = true;
+        } else if is(a, "get") {
+            get = true;
+        } else if is(a, "keepttl") && matches!(ttl, Ttl::None) {
+            ttl = Ttl::Keep;
+        } else if has_next
+            && matches!(ttl, Ttl::None)
+            && (is(a, "ex") || is(a, "px") || is(a, "exat") || is(a, "pxat"))
+        {
+            let kind = String::from_utf8_lossy(a).to_ascii_lowercase();
+            ttl = Ttl::At(parse_ttl_value(&kind, &args[i + 1], now, "set")?);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let old = if get {
+        get_str(db, &args[1], now, clock)?
+    } else {
+        None
+    };
+    let exists_entry = db.peek(&args[1], now).map(|e| e.expire);
+    let ok = !(nx && exists_entry.is_some() || xx && exists_entry.is_none());
+    if ok {
+        let expire = match ttl {
+            Ttl::At(ms) => ms,
+            Ttl::Keep => exists_entry.unwrap_or(0),
+            _ => 0,
+        };
+        if expire != 0 && expire <= now {
+            db.remove(&args[1], now);
+        } else {
+            db.set(&args[1], str_value(&args[2]), expire, clock);
+        }
+    }
+    if get {
+        match old {
+            Some(v) => ctx.out.bulk(&v),
+            None => ctx.out.null(),
+        }
+    } else if ok {
+        ctx.out.ok();
+    } else {
+        ctx.out.null();
+    }
+    Ok(())
+}
+
+/// SETNX key value
+pub fn setnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    if db.exists(&args[1], now) {
+        ctx.out.int(0);
+    } else {
+        db.set(&args[1], str_value(&args[2]), 0, clock);
+        ctx.out.int(1);
+    }
+    Ok(())
+}
+
+/// SETEX / PSETEX key time value
+pub fn setex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    let kind = if name == "setex" { "ex" } else { "px" };
+    let now = ctx.now;
+    let at = parse_ttl_value(kind, &args[2], now, name)?;
+    let (db, clock, _) = ctx.db_clock();
+    db.set(&args[1], str_value(&args[3]), at, clock);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// MGET key [key ...]
+pub fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let vals: Vec<Option<Str>> = args[1..]
+        .iter()
+        .map(|k| match db.get(k, now, clock) {
+            Some(e) => match &e.value {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            },
+            None => None,
+        })
+        .collect();
+    ctx.out.array(vals.len());
+    for v in vals {
+        match v {
+            Some(v) => ctx.out.bulk(&v),
+            None => ctx.out.null(),
+        }
+    }
+    Ok(())
+}
+
+/// MSET / MSETNX key value [key value ...]
+pub fn mset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    if args.len().is_multiple_of(2) {
+        return Err(super::wrong_args(name));
+    }
+    let (db, clock, now) = ctx.db_clock();
+    if name == "msetnx" && args[1..].chunks(2).any(|kv| db.exists(&kv[0], now)) {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    for kv in args[1..].chunks(2) {
+        db.set(&kv[0], str_value(&kv[1]), 0, clock);
+    }
+    if name == "msetnx" {
+        ctx.out.int(1);
+    } else {
+        ctx.out.ok();
+    }
+    Ok(())
+}
+
+/// GETSET key value
+pub fn getset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let old = get_str(db, &args[1], now, clock)?;
+    db.set(&args[1], str_value(&args[2]), 0, clock);
+    match old {
+        Some(v) => ctx.out.bulk(&v),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// GETDEL key
+pub fn getdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let old = get_str(db, &args[1], now, clock)?;
+    if old.is_some() {
+        db.remove(&args[1], now);
+    }
+    match old {
+        Some(v) => ctx.out.bulk(&v),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// GETEX key [EX s|PX ms|EXAT ts|PXAT ms|PERSIST]
+pub fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now;
+    let mut ttl = Ttl::None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "persist") && matches!(ttl, Ttl::None) {
+            ttl = Ttl::Persist;
+        } else if i + 1 < args.len()
+            && matches!(ttl, Ttl::None)
+            && (is(a, "ex") || is(a, "px") || is(a, "exat") || is(a, "pxat"))
+        {
+            let kind = String::from_utf8_lossy(a).to_ascii_lowercase();
+            ttl = Ttl::At(parse_ttl_value(&kind, &args[i + 1], now, "getex")?);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let v = get_str(db, &args[1], now, clock)?;
+    if v.is_some() {
+        match ttl {
+            Ttl::At(ms) if ms <= now => {
+                db.remove(&args[1], now);
+            }
+            Ttl::At(ms) => {
+                db.set_expire(&args[1], ms, now);
+            }
+            Ttl::Persist => {
+                db.set_expire(&args[1], 0, now);
+            }
+            _ => {}
+        }
+    }
+    match v {
+        Some(v) => ctx.out.bulk(&v),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// Replaces a string's content keeping its TTL, or creates it.
+fn store_keep_ttl(db: &mut Db, key: &[u8], v: &[u8], now: u64, clock: u32) {
+    let expire = db.peek(key, now).map(|e| e.expire).unwrap_or(0);
+    db.set(key, str_value(v), expire, clock);
+}
+
+/// INCR / DECR / INCRBY / DECRBY
+pub fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let name = name_of(args);
+    let delta: i64 = match name {
+        "incr" => 1,
+        "decr" => -1,
+        "incrby" => int_arg(&args[2])?,
+        _ => {
+            let d = int_arg(&args[2])?;
+            if d == i64::MIN {
+                return Err(err("decrement would overflow"));
+            }
+            -d
+        }
+    };
+    let (db, clock, now) = ctx.db_clock();
+    let cur = match get_str(db, &args[1], now, clock)? {
+        Some(v) => parse_int(&v).ok_or(CmdError::NotInteger)?,
+        None => 0,
+    };
+    let new = cur
+        .checked_add(delta)
+        .ok_or_else(|| err("increment or decrement would overflow"))?;
+    store_keep_ttl(db, &args[1], new.to_string().as_bytes(), now, clock);
+    ctx.out.int(new);
+    Ok(())
+}
+
+/// INCRBYFLOAT key increment
+pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let delta = float_arg(&args[2])?;
+    let (db, clock, now) = ctx.db_clock();
+    let cur = match get_str(db, &args[1], now, clock)? {
+        Some(v) => parse_float(&v).ok_or(CmdError::NotFloat)?,
+        None => 0.0,
+    };
+    let new = cur + delta;
+    if new.is_nan() || new.is_infinite() {
+        return Err(err("increment would produce NaN or Infinity"));
+    }
+    let s = fmt_human(new);
+    store_keep_ttl(db, &args[1], s.as_bytes(), now, clock);
+    ctx.out.bulk(s.as_bytes());
+    Ok(())
+}
+
+fn max_len(ctx: &Ctx<'_, '_>) -> usize {
+    ctx.shared.config.proto_max_bulk_len.0 as usize
+}
+
+/// APPEND key value
+pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let max = max_len(ctx);
+    let (db, clock, now) = ctx.db_clock();
+    let cur_len = db.read::<Str, _>(&args[1], now, clock, |s| s.len())?;
+    if cur_len.unwrap_or(0) + args[2].len() > max {
+        return Err(err(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    let len = db
+        .write::<Str, _>(&args[1], now, clock, true, |s| {
+            let mut v = std::mem::take(s).into_vec();
+            v.extend_from_slice(&args[2]);
+            let n = v.len();
+            *s = v.into_boxed_slice();
+            n
+        })?
+        .unwrap_or(0);
+    ctx.out.int(len as i64);
+    Ok(())
+}
+
+/// STRLEN key
+pub fn strlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db.read::<Str, _>(&args[1], now, clock, |s| s.len())?;
+    ctx.out.int(n.unwrap_or(0) as i64);
+    Ok(())
+}
+
+/// Resolves Redis-style inclusive `start..=end` indices (negative from the end).
+pub fn range_of(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut s = if start < 0 { len + start } else { start };
+    let mut e = if end < 0 { len + end } else { end };
+    if s < 0 {
+        s = 0;
+    }
+    if e < 0 {
+        e = 0;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    if s > e || len == 0 || s >= len {
+        return None;
+    }
+    Some((s as usize, e as usize))
+}
+
+/// GETRANGE key start end
+pub fn getrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let start = int_arg(&args[2])?;
+    let end = int_arg(&args[3])?;
+    let (db, clock, now) = ctx.db_clock();
+    let v = get_str(db, &args[1], now, clock)?.unwrap_or_default();
+    if start < 0 && end < 0 && start > end {
+        ctx.out.bulk(b"");
+        return Ok(());
+    }
+    match range_of(start, end, v.len()) {
+        Some((s, e)) => ctx.out.bulk(&v[s..=e]),
+        None => ctx.out.bulk(b""),
+    }
+    Ok(())
+}
+
+/// SETRANGE key offset value
+pub fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let off = int_arg(&args[2])?;
+    if off < 0 {
+        return Err(err("offset is out of range"));
+    }
+    let off = off as usize;
+    let max = max_len(ctx);
+    let val = &args[3];
+    let (db, clock, now) = ctx.db_clock();
+    let cur = db.read::<Str, _>(&args[1], now, clock, |s| s.len())?;
+    if val.is_empty() {
+        ctx.out.int(cur.unwrap_or(0) as i64);
+        return Ok(());
+    }
+    if off + val.len() > max {
+        return Err(err(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    let n = db
+        .write::<Str, _>(&args[1], now, clock, true, |s| {
+            let mut v = std::mem::take(s).into_vec();
+            if v.len() < off + val.len() {
+                v.resize(off + val.len(), 0);
+            }
+            v[off..off + val.len()].copy_from_slice(val);
+            let n = v.len();
+            *s = v.into_boxed_slice();
+            n
+        })?
+        .unwrap_or(0);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
+pub fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (mut len_only, mut idx, mut withlen) = (false, false, false);
+    let mut minlen = 0i64;
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "len") {
+            len_only = true;
+        } else if is(&args[i], "idx") {
+            idx = true;
+        } else if is(&args[i], "withmatchlen") {
+            withlen = true;
+        } else if is(&args[i], "minmatchlen") && i + 1 < args.len() {
+            minlen = int_arg(&args[i + 1])?.max(0);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if len_only && idx {
+        return Err(err(
+            "If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (db, clock, now) = ctx.db_clock();
+    let a = db
+        .read::<Str, _>(&args[1], now, clock, |s| s.clone())
+        .map_err(|_| err("The specified keys must contain string values"))?
+        .unwrap_or_default();
+    let b = db
+        .read::<Str, _>(&args[2], now, clock, |s| s.clone())
+        .map_err(|_| err("The specified keys must contain string values"))?
+        .unwrap_or_default();
+    let (n, m) = (a.len(), b.len());
+    if (n + 1).saturating_mul(m + 1) > 64 * 1024 * 1024 {
+        return Err(err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let w = m + 1;
+    let mut dp = vec![0u32; (n + 1) * w];
+    for i in 1..=n {
+        for j in 1..=m {
+            dp[i * w + j] = if a[i - 1] == b[j - 1] {
+                dp[(i - 1) * w + j - 1] + 1
+            } else {
+                dp[(i - 1) * w + j].max(dp[i * w + j - 1])
+            };
+        }
+    }
+    let total = dp[n * w + m] as usize;
+    // Walk back to collect the LCS and match ranges (Redis reports them from the end).
+    let mut out = vec![0u8; total];
+    let mut k = total;
+    let (mut i, mut j) = (n, m);
+    let mut matches: Vec<((usize, usize), (usize, usize))> = Vec::new();
+    let mut cur: Option<((usize, usize), (usize, usize))> = None;
+    while i > 0 && j > 0 {
+        if a[i - 1] == b[j - 1] {
+            k -= 1;
+            out[k] = a[i - 1];
+            let (ai, bj) = (i - 1, j - 1);
+            cur = match cur {
+                Some(((as_, ae), (bs, be))) if as_ == ai + 1 && bs == bj + 1 => {
+                    Some(((ai, ae), (bj, be)))
+                }
+                Some(r) => {
+                    matches.push(r);
+                    Some(((ai, ai), (bj, bj)))
+                }
+                None => Some(((ai, ai), (bj, bj))),
+            };
+            i -= 1;
+            j -= 1;
+        } else if dp[(i - 1) * w + j] > dp[i * w + j - 1] {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    if let Some(r) = cur {
+        matches.push(r);
+    }
+    if len_only {
+        ctx.out.int(total as i64);
+    } else if idx {
+        let kept: Vec<_> = matches
+            .into_iter()
+            .filter(|((s, e), _)| (e - s + 1) as i64 >= minlen)
+            .collect();
+        ctx.out.map(2);
+        ctx.out.bulk(b"matches");
+        ctx.out.array(kept.len());
+        for ((as_, ae), (bs, be)) in kept {
+            ctx.out.array(if withlen { 3 } else { 2 });
+            ctx.out.array(2);
+            ctx.out.int(as_ as i64);
+            ctx.out.int(ae as i64);
+            ctx.out.array(2);
+            ctx.out.int(bs as i64);
+            ctx.out.int(be as i64);
+            if withlen {
+                ctx.out.int((ae - as_ + 1) as i64);
+            }
+        }
+        ctx.out.bulk(b"len");
+        ctx.out.int(total as i64);
+    } else {
+        ctx.out.bulk(&out);
+    }
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! The per-client loop.
+//!
+//! Each read is followed by executing every complete request in the buffer
+//! and a single write of all their replies (pipelining costs one syscall per
+//! batch, not per command). Protocol errors get Redis's error reply and close
+//! only this connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, MutexGuard};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, mpsc};
+
+use crate::store::client::{ClientHandle, ClientState, PUSH_QUEUE, PushMsg};
+use crate::store::cmd::{
+    self, BlockRequest, COMMANDS, CmdError, Ctx, arity_ok, blocking, lookup, unknown_command,
+    wrong_args,
+};
+use crate::store::frame::Out;
+use crate::store::keyspace::Keyspace;
+use crate::store::keyspace::now_ms;
+use crate::store::protocol::{Parser, ProtoError};
+use crate::store::server::Shared;
+
+/// Replies are flushed early once this much is pending inside one batch.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Serves one client until it disconnects, is killed, errs or the server stops.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let laddr = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
+    let user = shared.users.autologin();
+    let handle = Arc::new(ClientHandle {
+        id,
+        addr: peer,
+        laddr,
+        created: Instant::now(),
+        name: Mutex::new(None),
+        db: AtomicUsize::new(0),
+        last_active: AtomicU64::new(now_ms()),
+        last_cmd: AtomicUsize::new(0),
+        user: Mutex::new(
+            user.as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_else(|| "default".into()),
+        ),
+        resp: AtomicUsize::new(2),
+        subs: AtomicUsize::new(0),
+        psubs: AtomicUsize::new(0),
+        multi: AtomicUsize::new(usize::MAX),
+        killed: AtomicBool::new(false),
+        kill: Notify::new(),
+        push: push_tx,
+        push_bytes: AtomicUsize::new(0),
+        no_evict: AtomicBool::new(false),
+        commands: AtomicU64::new(0),
+        net_in: AtomicU64::new(0),
+        net_out: AtomicU64::new(0),
+    });
+    shared.clients.lock().insert(id, handle.clone());
+    let mut state = ClientState::new(handle, user);
+    let (rd, wr) = stream.into_split();
+    let mut conn = Conn {
+        handle: state.handle.clone(),
+        rd,
+        wr,
+        rbuf: BytesMut::with_capacity(16 * 1024),
+        wbuf: BytesMut::with_capacity(16 * 1024),
+        push_rx,
+    };
+    if let Err(e) = conn.run(&shared, &mut state).await {
+        tracing::debug!(client = id, error = %e, "connection closed");
+    }
+    cleanup(&shared, &mut state);
+}
+
+fn cleanup(shared: &Arc<Shared>, state: &mut ClientState) {
+    let id = state.handle.id;
+    if !state.subs.is_empty() || !state.psubs.is_empty() {
+        shared
+            .pubsub
+            .lock()
+            .remove_client(id, &state.subs, &state.psubs);
+    }
+    if !state.watched.is_empty() {
+        let mut ks = shared.ks.lock();
+        cmd::transactions::unwatch_all(&mut ks, state);
+    }
+    shared.clients.lock().remove(&id);
+    // Fold this client's counters into the server totals.
+    let h = &state.handle;
+    let st = &shared.stats;
+    st.commands
+        .fetch_add(h.commands.load(Ordering::Relaxed), Ordering::Relaxed);
+    st.net_in
+        .fetch_add(h.net_in.load(Ordering::Relaxed), Ordering::Relaxed);
+    st.net_out
+        .fetch_add(h.net_out.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+struct Conn {
+    handle: Arc<ClientHandle>,
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    push_rx: mpsc::Receiver<PushMsg>,
+}
+
+/// Commands of one pipeline executed under one acquisition of the keyspace lock.
+const LOCK_BATCH: usize = 32;
+
+/// Why [`Conn::run_batch`] stopped.
+enum Batch {
+    NeedInput,
+    Flush,
+    Block(BlockRequest),
+    Close,
+    Malformed(ProtoError),
+}
+
+enum Event {
+    Read(usize),
+    Push(PushMsg),
+    Close,
+}
+
+impl Conn {
+    /// Writes all pending replies. The common case is one non-blocking
+    /// write; only a client that is not reading makes us wait, and then the
+    /// wait is cut short by `CLIENT KILL`, the pub/sub backlog limit or
+    /// server shutdown, so a stuck peer cannot pin the task forever.
+    async fn flush(&mut self, shared: &Shared) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.handle
+            .net_out
+            .fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
+        let mut done = match self.wr.try_write(&self.wbuf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if done < self.wbuf.len() {
+            let gone = || std::io::Error::other("connection stopped while writing");
+            let notified = self.handle.kill.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut shutdown = shared.shutdown.clone();
+            if self.handle.killed.load(Ordering::Acquire) || *shutdown.borrow() {
+                return Err(gone());
+            }
+            while done < self.wbuf.len() {
+                tokio::select! {
+                    r = self.wr.write(&self.wbuf[done..]) => match r? {
+                        0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                        n => done += n,
+                    },
+                    _ = &mut notified => return Err(gone()),
+                    _ = shutdown.changed() => return Err(gone()),
+                }
+            }
+        }
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    async fn run(&mut self, shared: &Arc<Shared>, state: &mut ClientState) -> anyhow::Result<()> {
+        let mut parser = Parser::new(shared.config.proto_max_bulk_len.0);
+        let mut args: Vec<Bytes> = Vec::new();
+        // One long-lived "stop" future (kill or server shutdown) instead of
+        // fresh notification futures on every loop turn.
+        let mut shutdown = shared.shutdown.clone();
+        let stop_handle = state.handle.clone();
+        let stop = async move {
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = stop_handle.kill.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        };
+        tokio::pin!(stop);
+        let qbuf_limit = shared.config.client_query_buffer_limit.0 as usize;
+        let idle = shared.config.timeout;
+        let handle = state.handle.clone();
+        let idle_timer = tokio::time::sleep(Duration::from_secs(idle.max(1)));
+        tokio::pin!(idle_timer);
+        loop {
+            loop {
+                match self.run_batch(shared, state, &mut parser, &mut args) {
+                    Batch::NeedInput => break,
+                    Batch::Flush => self.flush(shared).await?,
+                    Batch::Block(b) => {
+                        self.flush(shared).await?;
+                        if !self.wait_blocked(shared, state, b, stop.as_mut()).await? {
+                            return Ok(());
+                        }
+                    }
+                    Batch::Close => {
+                        self.flush(shared).await?;
+                        return Ok(());
+                    }
+                    Batch::Malformed(e) => {
+                        Out::new(&mut self.wbuf, state.resp3).error(&e.message());
+                        self.flush(shared).await?;
+                        let _ = self.wr.shutdown().await;
+                        return Ok(());
+                    }
+                }
+            }
+            if self.rbuf.len() > qbuf_limit {
+                tracing::warn!(client = handle.id, "query buffer limit reached, closing");
+                return Ok(());
+            }
+            self.flush(shared).await?;
+            if handle.killed.load(Ordering::Acquire) || *shared.shutdown.borrow() {
+                return Ok(());
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            // The idle timer is re-armed only when a timeout is configured, so
+            // the common case does not touch the timer wheel per batch.
+            let idle_armed = idle > 0 && state.subs.is_empty() && state.psubs.is_empty();
+            if idle_armed {
+                idle_timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + Duration::from_secs(idle));
+            }
+            let ev = tokio::select! {
+                r = self.rd.read_buf(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => Event::Close,
+                    Ok(n) => Event::Read(n),
+                },
+                m = self.push_rx.recv() => match m {
+                    Some(m) => Event::Push(m),
+                    None => Event::Close,
+                },
+                _ = &mut stop => Event::Close,
+                _ = &mut idle_timer, if idle_armed => Event::Close,
+            };
+            match ev {
+                Event::Close => return Ok(()),
+                Event::Read(n) => {
+                    handle.net_in.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Event::Push(m) => {
+                    handle.push_bytes.fetch_sub(m.size(), Ordering::Relaxed);
+                    encode_push(&mut self.wbuf, state.resp3, &m);
+                    while let Ok(m) = self.push_rx.try_recv() {
+                        handle.push_bytes.fetch_sub(m.size(), Ordering::Relaxed);
+                        encode_push(&mut self.wbuf, state.resp3, &m);
+                        if self.wbuf.len() >= FLUSH_AT {
+                            self.flush(shared).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Executes complete requests from the read buffer until input runs out
+    /// or something needs an `await`. Synchronous on purpose: the keyspace
+    /// lock is kept across up to [`LOCK_BATCH`] consecutive commands of one
+    /// pipeline (one lock round-trip instead of one per command) and can never
+    /// be held across an `await`.
+    fn run_batch(
+        &mut self,
+        shared: &Arc<Shared>,
+        state: &mut ClientState,
+        parser: &mut Parser,
+        args: &mut Vec<Bytes>,
+    ) -> Batch {
+        let mut guard: Option<MutexGuard<'_, Keyspace>> = None;
+        let mut n = 0;
+        loop {
+            let authed = state.user.is_some();
+            match parser.parse(&mut self.rbuf, args, authed) {
+                Ok(true) => {
+                    if args.is_empty() {
+                        continue;
+                    }
+                    if let Some(b) = process(shared, state, &mut self.wbuf, args, &mut guard) {
+                        return Batch::Block(b);
+                    }
+                    if state.close {
+                        return Batch::Close;
+                    }
+                    if self.wbuf.len() >= FLUSH_AT {
+                        return Batch::Flush;
+                    }
+                    n += 1;
+                    if n % LOCK_BATCH == 0 {
+                        // Let other clients in between long pipelines.
+                        guard = None;
+                    }
+                }
+                Ok(false) => return Batch::NeedInput,
+                Err(e) => return Batch::Malformed(e),
+            }
+        }
+    }
+
+    /// Waits for a blocked command to be served, time out, or the client to
+    /// go away. Returns false when the connection must close.
+    async fn wait_blocked(
+        &mut self,
+        shared: &Arc<Shared>,
+        state: &mut ClientState,
+        mut b: BlockRequest,
+        mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> anyhow::Result<bool> {
+        let far = Duration::from_secs(365 * 24 * 3600);
+        let sleep = tokio::time::sleep(b.timeout.unwrap_or(far));
+        tokio::pin!(sleep);
+        loop {
+            enum W {
+                Served(Vec<u8>),
+                Timeout,
+                Gone,
+                Read,
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            let w = tokio::select! {
+                r = &mut b.rx => match r { Ok(v) => W::Served(v), Err(_) => W::Timeout },
+                _ = &mut sleep => W::Timeout,
+                r = self.rd.read_buf(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => W::Gone,
+                    Ok(_) => W::Read,
+                },
+                _ = &mut stop => W::Gone,
+            };
+            match w {
+                W::Served(v) => {
+                    self.wbuf.extend_from_slice(&v);
+                    return Ok(true);
+                }
+                W::Read => {
+                    if self.rbuf.len() > shared.config.client_query_buffer_limit.0 as usize {
+                        let mut ks = shared.ks.lock();
+                        blocking::remove_waiter(&mut ks, b.waiter);
+                        return Ok(false);
+                    }
+                }
+                W::Timeout | W::Gone => {
+                    let removed = {
+                        let mut ks = shared.ks.lock();
+                        blocking::remove_waiter(&mut ks, b.waiter).is_some()
+                    };
+                    if matches!(w, W::Gone) {
+                        return Ok(false);
+                    }
+                    if removed {
+                        Out::new(&mut self.wbuf, state.resp3).null_array();
+                    } else if let Ok(v) = b.rx.try_recv() {
+                        self.wbuf.extend_from_slice(&v);
+                    } else {
+                        Out::new(&mut self.wbuf, state.resp3).null_array();
+                    }
+                    return Ok(true);
+                }
+            }
+        }
+    }
+}
+
+/// Encodes a pub/sub message for the client's protocol.
+pub fn encode_push(buf: &mut BytesMut, resp3: bool, m: &PushMsg) {
+    let mut out = Out::new(buf, resp3);
+    match m {
+        PushMsg::Message { channel, data } => {
+            out.push(3);
+            out.bulk(b"message");
+            out.bulk(channel);
+            out.bulk(data);
+        }
+        PushMsg::PMessage {
+            pattern,
+            channel,
+            data,
+        } => {
+            out.push(4);
+            out.bulk(b"pmessage");
+            out.bulk(pattern);
+            out.bulk(channel);
+            out.bulk(data);
+        }
+    }
+}
+
+/// Executes one request and returns a block request if the command blocked.
+pub fn process<'s>(
+    shared: &'s Arc<Shared>,
+    state: &mut ClientState,
+    wbuf: &mut BytesMut,
+    args: &[Bytes],
+    guard: &mut Option<MutexGuard<'s, Keyspace>>,
+) -> Option<BlockRequest> {
+    let reply_start = wbuf.len();
+    let resp3 = state.resp3;
+    let mut ctx = Ctx {
+        shared,
+        client: state,
+        out: Out::new(wbuf, resp3),
+        guard: guard.take(),
+        now: now_ms(),
+        in_exec: false,
+        block: None,
+    };
+    dispatch(&mut ctx, args);
+    cmd::finish(&mut ctx, reply_start);
+    *guard = ctx.guard.take();
+    ctx.block.take()
+}
+
+fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
+    let idx = lookup(&args[0]);
+    if ctx.client.user.is_none() && idx.is_none_or(|i| !COMMANDS[i].no_auth) {
+        ctx.out.error("NOAUTH Authentication required.");
+        return;
+    }
+    let Some(idx) = idx else {
+        if ctx.client.multi.is_some() {
+            ctx.client.multi_error = true;
+        }
+        ctx.out.error(&unknown_command(args));
+        return;
+    };
+    let cmd = &COMMANDS[idx];
+    if !arity_ok(cmd, args.len()) {
+        if ctx.client.multi.is_some() && !cmd.tx_control {
+            ctx.client.multi_error = true;
+        }
+        let e: CmdError = wrong_args(cmd.name);
+        ctx.out.error(&e.to_string());
+        return;
+    }
+    ctx.client.handle.touch(idx, ctx.now);
+    cmd::execute(ctx, idx, args);
+}

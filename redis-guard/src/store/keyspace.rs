@@ -1,0 +1,677 @@
+//! Databases, expiry, memory accounting and eviction.
+//!
+//! The whole keyspace sits behind one mutex held only for the execution of a
+//! single command (or one `EXEC`): parsing, reply encoding and socket I/O run
+//! outside it on every core, and per-command, multi-key and `MULTI/EXEC`
+//! atomicity follow for free. Each database is split into [`TABLES`] hash
+//! tables by hash bits; this keeps resize pauses small, gives `SCAN` a cursor
+//! that stays valid while keys come and go, and lets eviction and active
+//! expiry sample keys without walking the whole database.
+//!
+//! Every change to a key goes through a [`Db`] method that calls `signal`,
+//! which invalidates `WATCH`ers and wakes clients blocked on that key.
+
+use std::collections::{HashMap as StdHashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hashbrown::HashMap;
+use rand::Rng;
+
+use crate::store::cmd::blocking::Waiter;
+use crate::store::config::EvictionPolicy;
+use crate::store::value::{FixedState, Key, Kind, Value, hasher};
+
+/// Number of hash tables per database. Not a power of two on purpose: with
+/// 1024 tables a 1M-key database lands just past hashbrown's 7/8 load limit
+/// in every table and doubles them all; 1280 keeps them about 3/4 full.
+pub const TABLES: usize = 1280;
+// Table index above, hash bits below; 11 bits cover TABLES.
+const SCAN_BITS: u32 = 53;
+const SCAN_MASK: u64 = (1 << SCAN_BITS) - 1;
+/// Estimated bookkeeping bytes per key on top of key and value sizes.
+const ENTRY_OVERHEAD: usize = 56;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The operation met a key holding another type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
+/// A key's value with its expiry and access clock.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 = persistent.
+    pub expire: u64,
+    /// Milliseconds since server start at the last access (wrapping), for LRU.
+    pub lru: u32,
+}
+
+type Table = HashMap<Key, Entry, FixedState>;
+
+fn entry_mem(key: &[u8], e: &Entry) -> usize {
+    key.len() + e.value.mem() + ENTRY_OVERHEAD
+}
+
+fn hash_of(key: &[u8]) -> u64 {
+    hasher().hash_one(key)
+}
+
+fn slot_of(h: u64) -> usize {
+    // The high bits choose the table; hashbrown uses the low bits and the top
+    // seven, so keys of one table still spread over its buckets.
+    ((h >> 32) as usize) % TABLES
+}
+
+/// One logical database.
+pub struct Db {
+    tables: Vec<Table>,
+    len: usize,
+    expires: usize,
+    mem: usize,
+    expired_total: u64,
+    /// Watch flags of clients that `WATCH`ed a key here.
+    pub watched: StdHashMap<Key, Vec<Arc<AtomicBool>>>,
+    /// Waiter ids (FIFO) of clients blocked on a key here.
+    pub blocked: StdHashMap<Key, VecDeque<u64>>,
+    /// Keys with blocked clients that were written since the last wake-up pass.
+    pub ready: Vec<Key>,
+    expire_cursor: usize,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db {
+            tables: (0..TABLES)
+                .map(|_| HashMap::with_hasher(hasher()))
+                .collect(),
+            len: 0,
+            expires: 0,
+            mem: 0,
+            expired_total: 0,
+            watched: StdHashMap::new(),
+            blocked: StdHashMap::new(),
+            ready: Vec::new(),
+            expire_cursor: 0,
+        }
+    }
+}
+
+impl Db {
+    /// Number of keys (including logically expired ones not yet reclaimed).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the database holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires(&self) -> usize {
+        self.expires
+    }
+
+    /// Estimated bytes used by keys and values.
+    pub fn mem(&self) -> usize {
+        self.mem
+    }
+
+    /// Invalidates watchers and wakes blocked clients of `key`.
+    pub fn signal(&mut self, key: &[u8]) {
+        if !self.watched.is_empty()
+            && let Some(v) = self.watched.get(key)
+        {
+            for f in v {
+                f.store(true, Ordering::Release);
+            }
+        }
+        if !self.blocked.is_empty() && self.blocked.contains_key(key) {
+            self.ready.push(key.into());
+        }
+    }
+
+    fn unlink(&mut self, t: usize, key: &[u8]) -> Option<Entry> {
+        let e = self.tables[t].remove(key)?;
+        self.len -= 1;
+        if e.expire != 0 {
+            self.expires -= 1;
+        }
+        self.mem -= entry_mem(key, &e);
+        Some(e)
+    }
+
+    fn live_slot(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let t = slot_of(hash_of(key));
+        let e = self.tables[t].get(key)?;
+        if e.expire != 0 && e.expire <= now {
+            self.unlink(t, key);
+            self.expired_total += 1;
+            self.signal(key);
+            return None;
+        }
+        Some(t)
+    }
+
+    /// The live entry of `key` (expiring it lazily), updating its access clock.
+    pub fn get(&mut self, key: &[u8], now: u64, clock: u32) -> Option<&mut Entry> {
+        let t = self.live_slot(key, now)?;
+        let e = self.tables[t].get_mut(key)?;
+        e.lru = clock;
+        Some(e)
+    }
+
+    /// Like [`Db::get`] without touching the access clock (`OBJECT`, `TYPE`-like probes).
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let t = self.live_slot(key, now)?;
+        self.tables[t].get(key)
+    }
+
+    /// Whether `key` exists.
+    pub fn exists(&mut self, key: &[u8], now: u64) -> bool {
+        self.live_slot(key, now).is_some()
+    }
+
+    /// Runs `f` on the value of `key` as kind `K`; `Ok(None)` when missing.
+    pub fn read<K: Kind, T>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        clock: u32,
+        f: impl FnOnce(&K) -> T,
+    ) -> Result<Option<T>, WrongType> {
+        match self.get(key, now, clock) {
+            None => Ok(None),
+            Some(e) => K::get(&e.value).map(|v| Some(f(v))).ok_or(WrongType),
+        }
+    }
+
+    /// Checks that `key` is missing or of kind `K`.
+    pub fn check<K: Kind>(&mut self, key: &[u8], now: u64) -> Result<bool, WrongType> {
+        match self.peek(key, now) {
+            None => Ok(false),
+            Some(e) => K::get(&e.value).map(|_| true).ok_or(WrongType),
+        }
+    }
+
+    /// Runs `f` on the value of `key` as kind `K`, creating an empty value first
+    /// when `create` is set. Keeps memory accounting right, deletes the key when
+    /// a collection becomes empty, and signals the change.
+    pub fn write<K: Kind, T>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        clock: u32,
+        create: bool,
+        f: impl FnOnce(&mut K) -> T,
+    ) -> Result<Option<T>, WrongType> {
+        self.write_changed(key, now, clock, create, |v| (f(v), true))
+    }
+
+    /// Like [`Db::write`], but `f` also reports whether it changed anything;
+    /// no-op writes (e.g. `SADD` of an existing member) do not count as a
+    /// modification for `WATCH`, as in Redis.
+    pub fn write_changed<K: Kind, T>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        clock: u32,
+        create: bool,
+        f: impl FnOnce(&mut K) -> (T, bool),
+    ) -> Result<Option<T>, WrongType> {
+        let t = match self.live_slot(key, now) {
+            Some(t) => {
+                if K::get(&self.tables[t][key].value).is_none() {
+                    return Err(WrongType);
+                }
+                t
+            }
+            None if create => {
+                let t = slot_of(hash_of(key));
+                let e = Entry {
+                    value: K::empty(),
+                    expire: 0,
+                    lru: clock,
+                };
+                self.mem += entry_mem(key, &e);
+                self.len += 1;
+                self.tables[t].insert(key.into(), e);
+                t
+            }
+            None => return Ok(None),
+        };
+        let e = self.tables[t].get_mut(key).ok_or(WrongType)?;
+        let before = e.value.mem();
+        e.lru = clock;
+        let (out, changed) = f(K::get_mut(&mut e.value).ok_or(WrongType)?);
+        let after = e.value.mem();
+        let empty = e.value.is_empty_collection();
+        self.mem = self.mem + after - before;
+        if empty {
+            self.unlink(t, key);
+        }
+        if changed {
+            self.signal(key);
+        }
+        Ok(Some(out))
+    }
+
+    /// Stores `value` under `key`, replacing any old value; `expire` 0 = persistent.
+    pub fn set(&mut self, key: &[u8], value: Value, expire: u64, clock: u32) {
+        let t = slot_of(hash_of(key));
+        self.unlink(t, key);
+        self.insert_at(
+            t,
+            key,
+            Entry {
+                value,
+                expire,
+                lru: clock,
+            },
+        );
+        self.signal(key);
+    }
+
+    fn insert_at(&mut self, t: usize, key: &[u8], e: Entry) {
+        self.mem += entry_mem(key, &e);
+        self.len += 1;
+        if e.expire != 0 {
+            self.expires += 1;
+        }
+        self.tables[t].insert(key.into(), e);
+    }
+
+    /// Stores a whole entry (used by `RENAME`, `MOVE`, `COPY`).
+    pub fn put_entry(&mut self, key: &[u8], e: Entry) {
+        let t = slot_of(hash_of(key));
+        self.unlink(t, key);
+        self.insert_at(t, key, e);
+        self.signal(key);
+    }
+
+    /// Deletes `key`, returning its live entry.
+    pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        let t = self.live_slot(key, now)?;
+        let e = self.unlink(t, key);
+        self.signal(key);
+        e
+    }
+
+    /// Sets or clears (`0`) the expiry of an existing key; false when missing.
+    pub fn set_expire(&mut self, key: &[u8], expire: u64, now: u64) -> bool {
+        let Some(t) = self.live_slot(key, now) else {
+            return false;
+        };
+        let Some(e) = self.tables[t].get_mut(key) else {
+            return false;
+        };
+        match (e.expire != 0, expire != 0) {
+            (false, true) => self.expires += 1,
+            (true, false) => self.expires -= 1,
+            _ => {}
+        }
+        e.expire = expire;
+        self.signal(key);
+        true
+    }
+
+    /// Deletes everything, invalidating all watchers of this database.
+    ///
+    /// Large databases are freed on a helper thread so the keyspace lock is
+    /// not held while millions of values are deallocated.
+    pub fn clear(&mut self) {
+        let fresh: Vec<Table> = (0..TABLES)
+            .map(|_| HashMap::with_hasher(hasher()))
+            .collect();
+        let old = std::mem::replace(&mut self.tables, fresh);
+        if self.len > 10_000 {
+            let spawned = std::thread::Builder::new()
+                .name("store-free".into())
+                .spawn(move || drop(old));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "freeing flushed database inline");
+            }
+        } else {
+            drop(old);
+        }
+        self.len = 0;
+        self.expires = 0;
+        self.mem = 0;
+        for v in self.watched.values() {
+            for f in v {
+                f.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Swaps the contents of two databases; watchers and waiters stay with
+    /// their database index and are invalidated / woken.
+    pub fn swap_contents(a: &mut Db, b: &mut Db) {
+        std::mem::swap(&mut a.tables, &mut b.tables);
+        std::mem::swap(&mut a.len, &mut b.len);
+        std::mem::swap(&mut a.expires, &mut b.expires);
+        std::mem::swap(&mut a.mem, &mut b.mem);
+        for db in [a, b] {
+            for v in db.watched.values() {
+                for f in v {
+                    f.store(true, Ordering::Release);
+                }
+            }
+            let keys: Vec<Key> = db.blocked.keys().cloned().collect();
+            db.ready.extend(keys);
+        }
+    }
+
+    /// One `SCAN` step: up to about `count` keys at or after `cursor` passing
+    /// `keep`, and the next cursor (0 when done).
+    pub fn scan(
+        &mut self,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        mut keep: impl FnMut(&[u8], &Entry) -> bool,
+    ) -> (u64, Vec<Key>) {
+        let count = count.max(1);
+        let mut t = (cursor >> SCAN_BITS) as usize;
+        let mut threshold = cursor & SCAN_MASK;
+        let mut found: Vec<(u64, Key)> = Vec::new();
+        let mut out = Vec::new();
+        while t < TABLES {
+            found.clear();
+            for (k, _) in self.tables[t].iter() {
+                let h = hash_of(k) & SCAN_MASK;
+                if h >= threshold {
+                    found.push((h, k.clone()));
+                }
+            }
+            found.sort_unstable();
+            let mut i = 0;
+            while i < found.len() {
+                let (h, _) = found[i];
+                // Never split keys sharing a position across two calls.
+                while i < found.len() && found[i].0 == h {
+                    let k = &found[i].1;
+                    if let Some(e) = self.tables[t].get(k)
+                        && (e.expire == 0 || e.expire > now)
+                        && keep(k, e)
+                    {
+                        out.push(k.clone());
+                    }
+                    i += 1;
+                }
+                if out.len() >= count && i < found.len() {
+                    return (((t as u64) << SCAN_BITS) | found[i].0, out);
+                }
+            }
+            t += 1;
+            threshold = 0;
+            if out.len() >= count {
+                break;
+            }
+        }
+        if t >= TABLES {
+            (0, out)
+        } else {
+            ((t as u64) << SCAN_BITS, out)
+        }
+    }
+
+    /// Every live key (for `KEYS`).
+    pub fn keys(&self, now: u64) -> impl Iterator<Item = &Key> {
+        self.tables.iter().flat_map(move |t| {
+            t.iter()
+                .filter(move |(_, e)| e.expire == 0 || e.expire > now)
+                .map(|(k, _)| k)
+        })
+    }
+
+    /// A random key from a random table, or `None` if empty. `volatile` restricts
+    /// the pick to keys with a TTL (giving up after a bounded number of probes).
+    fn sample_one(&self, rng: &mut impl Rng, volatile: bool) -> Option<(&Key, &Entry)> {
+        if self.len == 0 || (volatile && self.expires == 0) {
+            return None;
+        }
+        for _ in 0..16 {
+            let start = rng.random_range(0..TABLES);
+            for off in 0..TABLES {
+                let t = &self.tables[(start + off) % TABLES];
+                if t.is_empty() {
+                    continue;
+                }
+                let n = rng.random_range(0..t.len());
+                let (k, e) = t.iter().nth(n)?;
+                if !volatile || e.expire != 0 {
+                    return Some((k, e));
+                }
+                if let Some(x) = t.iter().find(|(_, e)| e.expire != 0) {
+                    return Some(x);
+                }
+                break;
+            }
+        }
+        None
+    }
+
+    /// A random live key.
+    pub fn random_key(&mut self, now: u64) -> Option<Key> {
+        let mut rng = rand::rng();
+        for _ in 0..100 {
+            let k = self.sample_one(&mut rng, false)?.0.clone();
+            if self.exists(&k, now) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// One round of active expiry: examines up to `limit` keys with a TTL,
+    /// continuing where the last round stopped. Returns (examined, expired).
+    pub fn expire_round(&mut self, now: u64, limit: usize) -> (usize, usize) {
+        if self.expires == 0 {
+            return (0, 0);
+        }
+        let mut examined = 0;
+        let mut doomed: Vec<(usize, Key)> = Vec::new();
+        let mut visited = 0;
+        let mut entries = 0;
+        // Bound the work when TTL keys are rare among many persistent ones.
+        while examined < limit && visited < TABLES && entries < limit * 100 {
+            let t = self.expire_cursor;
+            for (k, e) in self.tables[t].iter() {
+                entries += 1;
+                if e.expire != 0 {
+                    examined += 1;
+                    if e.expire <= now {
+                        doomed.push((t, k.clone()));
+                    }
+                }
+            }
+            self.expire_cursor = (self.expire_cursor + 1) % TABLES;
+            visited += 1;
+        }
+        let n = doomed.len();
+        for (t, k) in doomed {
+            self.unlink(t, &k);
+            self.expired_total += 1;
+            self.signal(&k);
+        }
+        (examined, n)
+    }
+}
+
+/// Statistics counted under the keyspace lock.
+#[derive(Debug, Default, Clone)]
+pub struct KeyspaceStats {
+    /// Keys evicted by `maxmemory`.
+    pub evicted_keys: u64,
+    /// Lookups that found the key.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+}
+
+/// All databases plus the state that must change atomically with them.
+pub struct Keyspace {
+    /// The databases, indexed by `SELECT` number.
+    pub dbs: Vec<Db>,
+    /// Memory limit in bytes (0 = none).
+    pub maxmemory: u64,
+    /// Eviction policy applied at the limit.
+    pub policy: EvictionPolicy,
+    /// Counters for `INFO stats`.
+    pub stats: KeyspaceStats,
+    /// Blocked clients by waiter id.
+    pub waiters: StdHashMap<u64, Waiter>,
+    /// Source of waiter ids (monotonic, so FIFO order is id order).
+    pub next_waiter: u64,
+    start_ms: u64,
+}
+
+impl Keyspace {
+    /// Creates `n` empty databases.
+    pub fn new(n: usize, maxmemory: u64, policy: EvictionPolicy) -> Self {
+        Keyspace {
+            dbs: (0..n).map(|_| Db::default()).collect(),
+            maxmemory,
+            policy,
+            stats: KeyspaceStats::default(),
+            waiters: StdHashMap::new(),
+            next_waiter: 1,
+            start_ms: now_ms(),
+        }
+    }
+
+    /// The LRU clock: wrapping milliseconds since start.
+    pub fn clock(&self) -> u32 {
+        self.clock_at(now_ms())
+    }
+
+    /// The LRU clock at Unix time `now` (ms), saving a second clock read per command.
+    pub fn clock_at(&self, now: u64) -> u32 {
+        now.wrapping_sub(self.start_ms) as u32
+    }
+
+    /// Estimated dataset bytes.
+    pub fn used_memory(&self) -> u64 {
+        self.dbs.iter().map(|d| d.mem as u64).sum()
+    }
+
+    /// Total keys expired so far (lazily or actively).
+    pub fn expired_keys(&self) -> u64 {
+        self.dbs.iter().map(|d| d.expired_total).sum()
+    }
+
+    /// Evicts keys per policy until under `maxmemory`. Returns false when still
+    /// over the limit (no-eviction policy or nothing evictable).
+    pub fn make_room(&mut self) -> bool {
+        if self.maxmemory == 0 {
+            return true;
+        }
+        let mut rng = rand::rng();
+        let now = now_ms();
+        let clock = self.clock();
+        while self.used_memory() > self.maxmemory {
+            let volatile = matches!(
+                self.policy,
+                EvictionPolicy::VolatileLru | EvictionPolicy::VolatileTtl
+            );
+            if self.policy == EvictionPolicy::NoEviction {
+                return false;
+            }
+            // Pick up to 5 candidates across databases, keep the best per policy.
+            let mut best: Option<(u64, usize, Key)> = None;
+            let candidates: Vec<usize> = (0..self.dbs.len())
+                .filter(|&i| {
+                    let d = &self.dbs[i];
+                    if volatile { d.expires > 0 } else { d.len > 0 }
+                })
+                .collect();
+            if candidates.is_empty() {
+                return false;
+            }
+            for _ in 0..5 {
+                let dbi = candidates[rng.random_range(0..candidates.len())];
+                let Some((k, e)) = self.dbs[dbi].sample_one(&mut rng, volatile) else {
+                    continue;
+                };
+                let score = match self.policy {
+                    EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru => {
+                        clock.wrapping_sub(e.lru) as u64
+                    }
+                    EvictionPolicy::VolatileTtl => u64::MAX - e.expire,
+                    _ => rng.random(),
+                };
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, dbi, k.clone()));
+                }
+                if self.policy == EvictionPolicy::AllkeysRandom {
+                    break;
+                }
+            }
+            let Some((_, dbi, key)) = best else {
+                return false;
+            };
+            if self.dbs[dbi].remove(&key, now).is_some() {
+                self.stats.evicted_keys += 1;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::value::SetVal;
+
+    #[test]
+    fn scan_visits_all_once() {
+        let mut db = Db::default();
+        for i in 0..5000 {
+            db.set(
+                format!("k{i}").as_bytes(),
+                Value::Str(Box::from(&b"v"[..])),
+                0,
+                0,
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut calls = 0;
+        loop {
+            let (next, keys) = db.scan(cursor, 10, 1, |_, _| true);
+            for k in keys {
+                assert!(seen.insert(k));
+            }
+            calls += 1;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 5000);
+        assert!(calls > 100);
+    }
+
+    #[test]
+    fn empty_collections_vanish_and_mem_returns() {
+        let mut db = Db::default();
+        db.write::<SetVal, _>(b"s", 1, 0, true, |s| s.insert(b"a"))
+            .unwrap();
+        assert!(db.mem() > 0);
+        db.write::<SetVal, _>(b"s", 1, 0, false, |s| s.remove(b"a"))
+            .unwrap();
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.mem(), 0);
+    }
+}

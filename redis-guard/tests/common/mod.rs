@@ -1,0 +1,296 @@
+//! Shared helpers: an in-process store on 127.0.0.1:0, redis-rs clients, raw sockets.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use redis_guard::store::auth::sha256_hex;
+use redis_guard::store::config::UserConfig;
+use redis_guard::store::{Server, StoreConfig};
+
+/// A running store; shut down on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub password: Option<(String, String)>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Default config (no users: default nopass) plus `tweak`.
+    pub fn start(tweak: impl FnOnce(&mut StoreConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = StoreConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            data_dir: dir.path().join("data"),
+            ..Default::default()
+        };
+        tweak(&mut cfg);
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let server = match Server::bind(cfg).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        addr_tx.send(Err(format!("{e:#}"))).unwrap();
+                        return;
+                    }
+                };
+                addr_tx.send(Ok(server.local_addrs()[0])).unwrap();
+                server
+                    .run(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .expect("run");
+            });
+        });
+        let addr = addr_rx
+            .recv()
+            .expect("server thread")
+            .unwrap_or_else(|e| panic!("bind failed: {e}"));
+        TestServer {
+            addr,
+            password: None,
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    /// A server whose `default` user needs `pass`.
+    pub fn with_password(pass: &str) -> TestServer {
+        let p = pass.to_string();
+        let mut s = TestServer::start(|c| c.users = vec![user("default", &p, "on ~* &* +@all")]);
+        s.password = Some(("default".into(), pass.into()));
+        s
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// A redis-rs connection, authenticated when the server has a password.
+    pub fn conn(&self) -> redis::Connection {
+        let url = match &self.password {
+            Some((u, p)) => format!("redis://{u}:{p}@{}/", self.addr),
+            None => format!("redis://{}/", self.addr),
+        };
+        let c = redis::Client::open(url).expect("client");
+        let con = c
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect");
+        con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        con
+    }
+
+    /// A redis-rs RESP3 connection.
+    pub fn conn3(&self) -> redis::Connection {
+        let url = match &self.password {
+            Some((u, p)) => format!("redis://{u}:{p}@{}/?protocol=resp3", self.addr),
+            None => format!("redis://{}/?protocol=resp3", self.addr),
+        };
+        let c = redis::Client::open(url).expect("client");
+        c.get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect")
+    }
+
+    /// A raw socket.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+
+    /// A raw socket, authenticated when the server has a password.
+    pub fn raw_authed(&self) -> Raw {
+        let mut r = Raw::connect(self.addr);
+        if let Some((u, p)) = &self.password {
+            r.roundtrip(&["AUTH", u, p], b"+OK\r\n");
+        }
+        r
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A user with a SHA-256 password.
+pub fn user(name: &str, pass: &str, rules: &str) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password_sha256: Some(sha256_hex(pass.as_bytes())),
+        rules: rules.into(),
+        ..Default::default()
+    }
+}
+
+/// A raw TCP client for exact-bytes assertions.
+pub struct Raw {
+    pub s: TcpStream,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        s.set_nodelay(true).unwrap();
+        Raw { s }
+    }
+
+    pub fn send(&mut self, data: &[u8]) {
+        self.s.write_all(data).expect("write");
+    }
+
+    /// Sends a command as a multibulk request.
+    pub fn cmd(&mut self, args: &[&str]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+        }
+        self.send(&out);
+    }
+
+    /// Reads until `expected` bytes arrived (or 5 s passed) and returns them.
+    pub fn read_n(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while buf.len() < n && Instant::now() < deadline {
+            match self.s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                Err(_) => continue,
+            }
+        }
+        buf
+    }
+
+    /// Reads one simple (single-line) reply.
+    pub fn line(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = Vec::new();
+        let mut b = [0u8; 1];
+        while !buf.ends_with(b"\r\n") && Instant::now() < deadline {
+            match self.s.read(&mut b) {
+                Ok(0) => break,
+                Ok(_) => buf.push(b[0]),
+                Err(_) => continue,
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Reads exactly the expected reply and asserts it.
+    pub fn expect(&mut self, expected: &[u8]) {
+        let got = self.read_n(expected.len());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected)
+        );
+    }
+
+    /// Sends a command and asserts the exact reply.
+    pub fn roundtrip(&mut self, args: &[&str], expected: &[u8]) {
+        self.cmd(args);
+        self.expect(expected);
+    }
+
+    /// Asserts that the server closes the connection (EOF) within 5 s.
+    pub fn expect_closed(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.s.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(_) => {
+                    assert!(Instant::now() < deadline, "connection was not closed");
+                }
+            }
+        }
+    }
+
+    /// Reads whatever arrives within the read timeout.
+    pub fn drain(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while let Ok(k) = self.s.read(&mut chunk) {
+            if k == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..k]);
+        }
+        buf
+    }
+}
+
+/// Runs a redis-rs command.
+pub fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+/// Runs a redis-rs command expecting an error; returns its text.
+pub fn q_err(con: &mut redis::Connection, args: &[&str]) -> String {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    match c.query::<redis::Value>(con) {
+        Ok(v) => panic!("{args:?} should fail, got {v:?}"),
+        Err(e) => error_text(&e),
+    }
+}
+
+/// Error text as Redis sent it: `CODE message`.
+pub fn error_text(e: &redis::RedisError) -> String {
+    let code = e.code().unwrap_or("");
+    let detail = e.detail().unwrap_or("");
+    if detail.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code} {detail}")
+    }
+}
+
+/// The redis-cli binary; fails loudly when missing.
+pub fn redis_cli() -> std::path::PathBuf {
+    for p in ["/usr/bin/redis-cli", "/usr/local/bin/redis-cli"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    if let Ok(out) = std::process::Command::new("which")
+        .arg("redis-cli")
+        .output()
+    {
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !s.is_empty() {
+            return s.into();
+        }
+    }
+    panic!(
+        "redis-cli is required for this test but was not found (install the redis-tools package)"
+    );
+}

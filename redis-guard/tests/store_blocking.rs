@@ -1,0 +1,210 @@
+//! Blocking pops: timeouts, wake-ups, FIFO order, disconnects.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, q, q_err};
+use redis::Value;
+
+#[test]
+fn timeouts_are_fractional_and_validated() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let t = Instant::now();
+    let v: Value = q(&mut c, &["BLPOP", "none", "0.2"]);
+    let el = t.elapsed();
+    assert_eq!(v, Value::Nil);
+    assert!(
+        el >= Duration::from_millis(180) && el < Duration::from_secs(2),
+        "{el:?}"
+    );
+    let v: Value = q(&mut c, &["BZPOPMIN", "none", "0.05"]);
+    assert_eq!(v, Value::Nil);
+    let v: Value = q(&mut c, &["BLMOVE", "none", "d", "LEFT", "LEFT", "0.05"]);
+    assert_eq!(v, Value::Nil);
+    assert_eq!(
+        q_err(&mut c, &["BLPOP", "k", "abc"]),
+        "ERR timeout is not a float or out of range"
+    );
+    assert_eq!(
+        q_err(&mut c, &["BLPOP", "k", "-1"]),
+        "ERR timeout is negative"
+    );
+    let _: () = q(&mut c, &["SET", "str", "v"]);
+    assert_eq!(
+        q_err(&mut c, &["BLPOP", "str", "0.1"]),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+    // Immediate data does not block.
+    let _: i64 = q(&mut c, &["RPUSH", "l", "a", "b"]);
+    assert_eq!(
+        q::<(String, String)>(&mut c, &["BRPOP", "none", "l", "0"]),
+        ("l".into(), "b".into())
+    );
+}
+
+#[test]
+fn push_wakes_blocked_client() {
+    let s = TestServer::start(|_| {});
+    let addr = s.addr;
+    let h = std::thread::spawn(move || {
+        let mut c = redis::Client::open(format!("redis://{addr}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let v: (String, String) = redis::cmd("BLPOP")
+            .arg("q1")
+            .arg("q2")
+            .arg(5)
+            .query(&mut c)
+            .unwrap();
+        v
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["RPUSH", "q2", "job"]), 1);
+    assert_eq!(h.join().unwrap(), ("q2".to_string(), "job".to_string()));
+    // The pushed element went to the waiter, not to the list.
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "q2"]), 0);
+}
+
+#[test]
+fn fifo_order_among_waiters() {
+    let s = TestServer::start(|_| {});
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        let addr = s.addr;
+        handles.push(std::thread::spawn(move || {
+            let mut c = redis::Client::open(format!("redis://{addr}/"))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let v: (String, String) = redis::cmd("BRPOP")
+                .arg("fifo")
+                .arg(5)
+                .query(&mut c)
+                .unwrap();
+            (i, v.1)
+        }));
+        // Make the arrival order deterministic.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let mut c = s.conn();
+    for item in ["first", "second", "third"] {
+        let _: i64 = q(&mut c, &["LPUSH", "fifo", item]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut got: Vec<(i32, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (0, "first".to_string()),
+            (1, "second".to_string()),
+            (2, "third".to_string())
+        ]
+    );
+}
+
+#[test]
+fn one_push_of_many_serves_several_waiters_in_order() {
+    let s = TestServer::start(|_| {});
+    let mut raws = Vec::new();
+    for _ in 0..3 {
+        let mut r = s.raw();
+        r.cmd(&["BLPOP", "multi", "5"]);
+        raws.push(r);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["RPUSH", "multi", "a", "b", "c", "d"]);
+    for (r, v) in raws.iter_mut().zip(["a", "b", "c"]) {
+        r.expect(format!("*2\r\n$5\r\nmulti\r\n$1\r\n{v}\r\n").as_bytes());
+    }
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "multi", "0", "-1"]),
+        vec!["d"]
+    );
+}
+
+#[test]
+fn move_and_mpop_and_zset_variants() {
+    let s = TestServer::start(|_| {});
+    let addr = s.addr;
+    let spawn = |args: Vec<&'static str>| {
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(format!("redis://{addr}/"))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            cmd.query::<Value>(&mut c).unwrap()
+        })
+    };
+    let h1 = spawn(vec!["BLMOVE", "src", "dst", "RIGHT", "LEFT", "5"]);
+    let h2 = spawn(vec!["BRPOPLPUSH", "src2", "dst", "5"]);
+    let h3 = spawn(vec!["BLMPOP", "5", "2", "m1", "m2", "LEFT", "COUNT", "2"]);
+    let h4 = spawn(vec!["BZPOPMAX", "z1", "5"]);
+    let h5 = spawn(vec!["BZMPOP", "5", "1", "z2", "MIN", "COUNT", "5"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["RPUSH", "src", "x"]);
+    let _: i64 = q(&mut c, &["RPUSH", "src2", "y"]);
+    let _: i64 = q(&mut c, &["RPUSH", "m2", "1", "2", "3"]);
+    let _: i64 = q(&mut c, &["ZADD", "z1", "1", "a", "2", "b"]);
+    let _: i64 = q(&mut c, &["ZADD", "z2", "1", "a", "2", "b"]);
+    assert_eq!(h1.join().unwrap(), Value::BulkString(b"x".to_vec()));
+    assert_eq!(h2.join().unwrap(), Value::BulkString(b"y".to_vec()));
+    let v3 = format!("{:?}", h3.join().unwrap());
+    assert!(
+        v3.contains("m2") && v3.contains("\"1\"") && v3.contains("\"2\""),
+        "{v3}"
+    );
+    let v4 = format!("{:?}", h4.join().unwrap());
+    assert!(v4.contains("z1") && v4.contains("\"b\""), "{v4}");
+    let v5 = format!("{:?}", h5.join().unwrap());
+    assert!(
+        v5.contains("z2") && v5.contains("\"a\"") && v5.contains("\"b\""),
+        "{v5}"
+    );
+    let mut dst: Vec<String> = q(&mut c, &["LRANGE", "dst", "0", "-1"]);
+    dst.sort();
+    assert_eq!(dst, vec!["x", "y"]);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "m2", "0", "-1"]),
+        vec!["3"]
+    );
+}
+
+#[test]
+fn disconnected_waiter_does_not_steal_data() {
+    let s = TestServer::start(|_| {});
+    {
+        let mut r = s.raw();
+        r.cmd(&["BLPOP", "steal", "0"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["RPUSH", "steal", "v"]);
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "steal"]), 1);
+    let info: String = q(&mut c, &["INFO", "clients"]);
+    assert!(info.contains("blocked_clients:0"), "{info}");
+}
+
+#[test]
+fn waiter_in_other_db_is_not_served() {
+    let s = TestServer::start(|_| {});
+    let mut r = s.raw();
+    r.roundtrip(&["SELECT", "1"], b"+OK\r\n");
+    r.cmd(&["BLPOP", "k", "0.5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["RPUSH", "k", "db0"]);
+    r.expect(b"*-1\r\n");
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "k"]), 1);
+}

@@ -1,0 +1,148 @@
+//! maxmemory: OOM under noeviction, eviction under the other policies.
+
+mod common;
+
+use common::{TestServer, q, q_err};
+use redis_guard::store::config::{ByteSize, EvictionPolicy};
+
+fn used_memory(c: &mut redis::Connection) -> u64 {
+    let info: String = q(c, &["INFO", "memory"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn fill(
+    c: &mut redis::Connection,
+    prefix: &str,
+    n: usize,
+    ttl: bool,
+) -> Vec<redis::RedisResult<()>> {
+    let mut out = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        for i in chunk {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(format!("{prefix}:{i}")).arg("v".repeat(64));
+            if ttl {
+                cmd.arg("EX").arg(1000 + i);
+            }
+            out.push(cmd.query::<()>(c));
+        }
+    }
+    out
+}
+
+#[test]
+fn noeviction_refuses_writes_with_oom() {
+    let s = TestServer::start(|c| {
+        c.maxmemory = ByteSize(256 * 1024);
+        c.maxmemory_policy = EvictionPolicy::NoEviction;
+    });
+    let mut c = s.conn();
+    let results = fill(&mut c, "k", 5000, false);
+    let first_err = results
+        .iter()
+        .position(|r| r.is_err())
+        .expect("writes must eventually fail");
+    assert!(first_err > 100);
+    let e = results[first_err].as_ref().unwrap_err();
+    assert_eq!(
+        common::error_text(e),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    // Reads and deletes still work; non-growing writes are allowed.
+    assert_eq!(q::<String>(&mut c, &["GET", "k:0"]), "v".repeat(64));
+    assert_eq!(
+        q_err(&mut c, &["LPUSH", "l", "x"]),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    assert_eq!(q::<i64>(&mut c, &["DEL", "k:0", "k:1", "k:2"]), 3);
+    // Fill up again, then inside MULTI the denied command flags the transaction.
+    let _ = fill(&mut c, "again", 100, false);
+    let mut r = s.raw();
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.roundtrip(
+        &["SET", "x", "y"],
+        b"-OOM command not allowed when used memory > 'maxmemory'.\r\n",
+    );
+    r.roundtrip(
+        &["EXEC"],
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    let _: () = q(&mut c, &["FLUSHALL"]);
+    let _: () = q(&mut c, &["SET", "after", "flush"]);
+}
+
+#[test]
+fn allkeys_lru_evicts_and_keeps_hot_keys() {
+    let limit = 512 * 1024;
+    let s = TestServer::start(|c| {
+        c.maxmemory = ByteSize(limit);
+        c.maxmemory_policy = EvictionPolicy::AllkeysLru;
+    });
+    let mut c = s.conn();
+    for i in 0..20 {
+        let _: () = q(&mut c, &["SET", &format!("hot:{i}"), "h"]);
+    }
+    for round in 0..40 {
+        let r = fill(&mut c, &format!("cold{round}"), 250, false);
+        assert!(r.iter().all(|x| x.is_ok()), "allkeys-lru must never OOM");
+        for i in 0..20 {
+            let _: Option<String> = q(&mut c, &["GET", &format!("hot:{i}")]);
+        }
+    }
+    // Eviction runs before each write, so at most one entry overshoots.
+    assert!(used_memory(&mut c) <= limit + 1024);
+    let n: i64 = q(&mut c, &["DBSIZE"]);
+    assert!(n < 10_000, "{n}");
+    let info: String = q(&mut c, &["INFO", "stats"]);
+    let evicted: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("evicted_keys:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(evicted > 1000, "{evicted}");
+    let hot_alive: i64 = (0..20)
+        .map(|i| q::<i64>(&mut c, &["EXISTS", &format!("hot:{i}")]))
+        .sum();
+    assert!(hot_alive >= 15, "only {hot_alive} hot keys survived");
+}
+
+#[test]
+fn volatile_policies_only_touch_keys_with_ttl() {
+    for policy in [EvictionPolicy::VolatileLru, EvictionPolicy::VolatileTtl] {
+        let s = TestServer::start(|c| {
+            c.maxmemory = ByteSize(256 * 1024);
+            c.maxmemory_policy = policy;
+        });
+        let mut c = s.conn();
+        let persistent = fill(&mut c, "keep", 300, false);
+        assert!(persistent.iter().all(|r| r.is_ok()));
+        let volatile = fill(&mut c, "tmp", 3000, true);
+        assert!(volatile.iter().all(|r| r.is_ok()), "{policy:?}");
+        for i in 0..300 {
+            assert_eq!(q::<i64>(&mut c, &["EXISTS", &format!("keep:{i}")]), 1);
+        }
+        // Once only persistent keys are left, writes get OOM.
+        let more = fill(&mut c, "more", 5000, false);
+        assert!(more.iter().any(|r| r.is_err()), "{policy:?}");
+    }
+}
+
+#[test]
+fn allkeys_random_evicts() {
+    let s = TestServer::start(|c| {
+        c.maxmemory = ByteSize(256 * 1024);
+        c.maxmemory_policy = EvictionPolicy::AllkeysRandom;
+    });
+    let mut c = s.conn();
+    let r = fill(&mut c, "k", 5000, false);
+    assert!(r.iter().all(|x| x.is_ok()));
+    assert!(used_memory(&mut c) <= 256 * 1024 + 1024);
+    assert!(q::<i64>(&mut c, &["DBSIZE"]) < 5000);
+}
