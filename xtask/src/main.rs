@@ -163,7 +163,7 @@ fn test(args: Vec<String>) -> anyhow::Result<()> {
 
 fn run_example(name: &str, args: &[String]) -> anyhow::Result<()> {
     setup::setup()?;
-    build_release(&["--examples"])?;
+    build_release(&["--bins", "--examples"])?;
     let mut c = privileged(&root().join("target/release/examples").join(name));
     c.args(args)
         .env("REDIS_GUARD_BIN", root().join("target/release/redis-guard"))
