@@ -287,3 +287,18 @@ fn many_clients_in_parallel() {
     assert_eq!(common::q::<i64>(&mut c, &["GET", "shared"]), 1600);
     assert_eq!(common::q::<i64>(&mut c, &["DBSIZE"]), 1601);
 }
+
+/// Regression for a fuzz finding: an inline line holding a NUL made the
+/// argument splitter loop, allocating without bound. Like Redis, NUL ends
+/// the line; the connection and everyone else keep working.
+#[test]
+fn nul_bytes_in_inline_requests() {
+    let s = TestServer::start(|_| {});
+    let mut other = s.raw();
+    let mut r = s.raw();
+    r.send(b"\0\r\nPING\r\n");
+    r.expect(b"+PONG\r\n");
+    r.send(b"SET nul\0ignored 1\r\nEXISTS nul\r\n");
+    r.expect(b"-ERR wrong number of arguments for 'set' command\r\n:0\r\n");
+    other.roundtrip(&["PING"], b"+PONG\r\n");
+}

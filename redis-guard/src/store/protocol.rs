@@ -235,10 +235,14 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        // isspace() in C: also vertical tab.
+        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0x0b) {
             i += 1;
         }
-        if i >= n {
+        // A NUL ends the line, as it ends the C string sdssplitargs walks.
+        // (The token loop below stops at NUL too; not stopping here made it
+        // push empty arguments forever: found by the fuzz target.)
+        if i >= n || line[i] == 0 {
             return Some(out);
         }
         let mut cur = Vec::new();
@@ -323,6 +327,17 @@ mod tests {
         let mut a = Vec::new();
         Ok(p.parse(&mut b, &mut a, true)?
             .then(|| a.iter().map(|x| x.to_vec()).collect()))
+    }
+
+    #[test]
+    fn nul_ends_an_inline_line() {
+        assert_eq!(split_args(b"\0"), Some(vec![]));
+        assert_eq!(
+            split_args(b"SET a\0b c"),
+            Some(vec![b"SET".to_vec(), b"a".to_vec()])
+        );
+        assert_eq!(split_args(b"\x0b PING"), Some(vec![b"PING".to_vec()]));
+        assert_eq!(one(b"\0\n").unwrap(), Some(vec![]));
     }
 
     #[test]
