@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use redis_guard::{
-    lab::{ChildGuard, scratch_dir},
+    lab::{ChildGuard, machine_summary, scratch_dir},
     store::auth::sha256_hex,
 };
 
@@ -56,19 +56,17 @@ fn parse_args() -> Args {
     args
 }
 
+/// `redis-cli -p PORT -a PASSWORD` (without the warning about -a).
+fn cli(port: u16) -> Command {
+    let mut c = Command::new("redis-cli");
+    c.args(["-p", &port.to_string(), "--no-auth-warning", "-a", PASSWORD]);
+    c
+}
+
 fn wait_for_ping(port: u16) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let out = Command::new("redis-cli")
-            .args([
-                "-p",
-                &port.to_string(),
-                "--no-auth-warning",
-                "-a",
-                PASSWORD,
-                "PING",
-            ])
-            .output()?;
+        let out = cli(port).args(["PING"]).output()?;
         if String::from_utf8_lossy(&out.stdout).trim() == "PONG" {
             return Ok(());
         }
@@ -157,15 +155,8 @@ fn geomean(v: &[f64]) -> f64 {
 }
 
 fn load_keys(port: u16, keys: u32) -> anyhow::Result<()> {
-    let mut child = Command::new("redis-cli")
-        .args([
-            "-p",
-            &port.to_string(),
-            "--no-auth-warning",
-            "-a",
-            PASSWORD,
-            "--pipe",
-        ])
+    let mut child = cli(port)
+        .args(["--pipe"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()?;
@@ -187,17 +178,7 @@ fn load_keys(port: u16, keys: u32) -> anyhow::Result<()> {
 }
 
 fn info_field(port: u16, section: &str, field: &str) -> anyhow::Result<u64> {
-    let out = Command::new("redis-cli")
-        .args([
-            "-p",
-            &port.to_string(),
-            "--no-auth-warning",
-            "-a",
-            PASSWORD,
-            "INFO",
-            section,
-        ])
-        .output()?;
+    let out = cli(port).args(["INFO", section]).output()?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -231,12 +212,10 @@ fn main() -> anyhow::Result<()> {
 
     let mut report = String::new();
     writeln!(report, "## `cargo xtask bench store`\n")?;
-    let version = Command::new("redis-server").arg("--version").output()?;
     writeln!(
         report,
-        "Machine: {} CPUs, {}; both servers on 127.0.0.1 requiring a password (`-a`), runs alternating.\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        String::from_utf8_lossy(&version.stdout).trim()
+        "Machine: {}; both servers on 127.0.0.1 requiring a password (`-a`), runs alternating.\n",
+        machine_summary()
     )?;
 
     let skip_throughput = std::env::args().any(|a| a == "--memory-only");

@@ -21,7 +21,6 @@ use std::{
     fmt::Write as _,
     os::fd::{AsFd, AsRawFd},
     path::Path,
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -33,7 +32,7 @@ use anyhow::{Context as _, bail};
 use redis_guard::{
     firewall::Firewall,
     frames::TcpFrame,
-    lab::{Lab, enter_netns, mac_address, scratch_dir},
+    lab::{Lab, enter_netns, mac_address, machine_summary, scratch_dir},
     policy::{Policy, XdpMode},
 };
 use redis_guard_common::{Counter, PROGRAM_NAME};
@@ -233,48 +232,6 @@ fn redis_benchmark(lab: &Lab, requests: u32) -> anyhow::Result<Vec<(String, f64)
     Ok(rows)
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap_or("unknown")
-        .trim()
-        .to_string();
-    let kernel = String::from_utf8_lossy(
-        &Command::new("uname")
-            .arg("-r")
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default(),
-    )
-    .trim()
-    .to_string();
-    let nft = String::from_utf8_lossy(
-        &Command::new("nft")
-            .arg("--version")
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default(),
-    )
-    .trim()
-    .to_string();
-    let redis = String::from_utf8_lossy(
-        &Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default(),
-    )
-    .trim()
-    .to_string();
-    format!(
-        "{} CPUs ({cpu}), kernel {kernel}, {nft}, {redis}",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse_args();
     let lab = Lab::create(LAB_ID)?;
@@ -285,7 +242,7 @@ fn main() -> anyhow::Result<()> {
     enter_netns(&lab.server_ns)?;
     let mut report = String::new();
     writeln!(report, "## `cargo xtask bench xdp`\n")?;
-    writeln!(report, "Machine: {}\n", machine())?;
+    writeln!(report, "Machine: {}\n", machine_summary())?;
 
     let policy_text = format!(
         "[firewall]\ninterfaces = [\"{}\", \"{}\"]\nxdp_mode = \"native\"\nports = [6379]\nallow = [\"{}\", \"{}\"]\n",

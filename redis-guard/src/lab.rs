@@ -491,6 +491,37 @@ pub fn mac_address(ns: &str, ifname: &str) -> anyhow::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// A command's trimmed stdout, or "" if it cannot run: for report headers.
+pub fn command_stdout(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// One line describing this machine for benchmark reports: CPUs and model,
+/// kernel, nftables and redis-server versions.
+pub fn machine_summary() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+        })
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    format!(
+        "{} CPUs ({cpu}), kernel {}, {}, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        command_stdout("uname", &["-r"]),
+        command_stdout("nft", &["--version"]),
+        command_stdout("redis-server", &["--version"]),
+    )
+}
+
 /// Runs a command, failing with its stderr if it fails.
 pub fn sh(args: &[&str]) -> anyhow::Result<Output> {
     let out = Command::new(args[0])
