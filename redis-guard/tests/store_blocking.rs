@@ -208,3 +208,98 @@ fn waiter_in_other_db_is_not_served() {
     r.expect(b"*-1\r\n");
     assert_eq!(q::<i64>(&mut c, &["LLEN", "k"]), 1);
 }
+
+#[test]
+fn concurrent_producers_and_blocking_consumers_lose_nothing() {
+    let s = TestServer::start(|_| {});
+    let addr = s.addr;
+    let per_producer = 300;
+    let producers = 3;
+    let total = per_producer * producers;
+    let connect = move || {
+        redis::Client::open(format!("redis://{addr}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    let consumed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut handles = Vec::new();
+    for c in 0..4 {
+        let consumed = consumed.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut con = connect();
+            loop {
+                // Consumers alternate between plain pops and moves through a second list.
+                let v: Option<(String, String)> = if c % 2 == 0 {
+                    redis::cmd("BLPOP")
+                        .arg("jobs")
+                        .arg("moved")
+                        .arg(1)
+                        .query(&mut con)
+                        .unwrap()
+                } else {
+                    let m: Option<String> = redis::cmd("BLMOVE")
+                        .arg("jobs")
+                        .arg("moved")
+                        .arg("LEFT")
+                        .arg("RIGHT")
+                        .arg(1)
+                        .query(&mut con)
+                        .unwrap();
+                    if m.is_some() {
+                        continue;
+                    }
+                    redis::cmd("BLPOP")
+                        .arg("moved")
+                        .arg(0.2)
+                        .query(&mut con)
+                        .unwrap()
+                };
+                match v {
+                    Some((_, item)) if item == "stop" => break,
+                    Some((_, item)) => consumed.lock().unwrap().push(item),
+                    None => {}
+                }
+            }
+        }));
+    }
+    let mut prods = Vec::new();
+    for p in 0..producers {
+        prods.push(std::thread::spawn(move || {
+            let mut con = connect();
+            for i in 0..per_producer {
+                let _: i64 = redis::cmd("RPUSH")
+                    .arg("jobs")
+                    .arg(format!("p{p}-{i}"))
+                    .query(&mut con)
+                    .unwrap();
+            }
+        }));
+    }
+    for p in prods {
+        p.join().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumed.lock().unwrap().len() < total {
+        assert!(
+            Instant::now() < deadline,
+            "only {} consumed",
+            consumed.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = s.conn();
+    for _ in 0..4 {
+        let _: i64 = q(&mut c, &["RPUSH", "moved", "stop"]);
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut got = consumed.lock().unwrap().clone();
+    got.sort();
+    let before = got.len();
+    got.dedup();
+    assert_eq!(before, got.len(), "duplicates delivered");
+    assert_eq!(got.len(), total);
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "jobs"]), 0);
+}

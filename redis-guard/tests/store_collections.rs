@@ -436,3 +436,65 @@ fn sorted_sets() {
         "1.1000000000000001"
     );
 }
+
+#[test]
+fn compact_encodings_convert_like_redis() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..128 {
+        p.cmd("HSET").arg("h").arg(format!("f{i}")).arg(i).ignore();
+        p.cmd("ZADD").arg("z").arg(i).arg(format!("m{i}")).ignore();
+        p.cmd("RPUSH").arg("l").arg(i).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]),
+        "listpack"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "z"]),
+        "listpack"
+    );
+    let _: i64 = q(&mut c, &["HSET", "h", "f129", "x"]);
+    let _: i64 = q(&mut c, &["ZADD", "z", "0.5", "m129"]);
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]),
+        "hashtable"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "z"]),
+        "skiplist"
+    );
+    // Content and order survive the conversion.
+    assert_eq!(q::<i64>(&mut c, &["HLEN", "h"]), 129);
+    assert_eq!(q::<String>(&mut c, &["HGET", "h", "f7"]), "7");
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["ZRANGE", "z", "0", "2"]),
+        vec!["m0", "m129", "m1"]
+    );
+    let _: i64 = q(&mut c, &["RPUSH", "l", "x"]);
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "l"]), 129);
+    assert_eq!(q::<String>(&mut c, &["LINDEX", "l", "-1"]), "x");
+    assert_eq!(q::<String>(&mut c, &["LINDEX", "l", "100"]), "100");
+    // A long value converts at once.
+    let long = "v".repeat(65);
+    let _: i64 = q(&mut c, &["HSET", "h2", "f", &long]);
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "h2"]),
+        "hashtable"
+    );
+    let _: i64 = q(&mut c, &["ZADD", "z2", "1", &long]);
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "z2"]),
+        "skiplist"
+    );
+    // Deleting a big collection answers at once (freed in the background).
+    let mut p = redis::pipe();
+    for i in 0..200_000 {
+        p.cmd("SADD").arg("bigset").arg(i).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    assert_eq!(q::<i64>(&mut c, &["DEL", "bigset"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "bigset"]), 0);
+}

@@ -66,6 +66,17 @@ fn defaults_and_integer_sizes() {
     c.validate().unwrap();
     let c = parse("[store]\nmaxmemory = \"0\"\n").unwrap();
     assert_eq!(c.maxmemory, ByteSize(0));
+    for (name, policy) in [
+        ("noeviction", EvictionPolicy::NoEviction),
+        ("allkeys-lru", EvictionPolicy::AllkeysLru),
+        ("volatile-lru", EvictionPolicy::VolatileLru),
+        ("allkeys-random", EvictionPolicy::AllkeysRandom),
+        ("volatile-ttl", EvictionPolicy::VolatileTtl),
+    ] {
+        let c = parse(&format!("[store]\nmaxmemory_policy = \"{name}\"\n")).unwrap();
+        assert_eq!(c.maxmemory_policy, policy);
+        assert_eq!(policy.as_str(), name);
+    }
 }
 
 #[test]

@@ -169,6 +169,9 @@ fn inline_commands_and_quoting() {
     r.expect(b"+PONG\r\n");
     r.send(b"SET 'a b' 'it\\'s'\r\nGET \"a b\"\r\n");
     r.expect(b"+OK\r\n$4\r\nit's\r\n");
+    // A NUL ends an inline line (as in C); it must not loop or hang.
+    r.send(b"\0\r\nPING\0 ignored\r\n");
+    r.expect(b"+PONG\r\n");
 }
 
 #[test]

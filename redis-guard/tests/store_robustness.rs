@@ -161,8 +161,8 @@ fn random_bytes_never_crash_the_server() {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let pick = (state % 16) as usize;
-            data.push(b"*$\r\n0123456789\"'x "[pick]);
+            let pick = (state % 18) as usize;
+            data.push(b"*$\r\n0123456789\"'x \0\x0b"[pick]);
         }
         r.send(&data);
         let _ = r.drain();

@@ -314,3 +314,25 @@ fn watching_an_already_expired_key_is_not_a_change() {
         Value::Array(vec![Value::Okay])
     );
 }
+
+#[test]
+fn noop_writes_do_not_invalidate_watch() {
+    let s = TestServer::start(|_| {});
+    let mut a = s.conn();
+    let mut b = s.conn();
+    let _: i64 = q(&mut a, &["SADD", "s", "m"]);
+    let _: () = q(&mut a, &["WATCH", "s"]);
+    assert_eq!(q::<i64>(&mut b, &["SADD", "s", "m"]), 0);
+    assert_eq!(q::<i64>(&mut b, &["SREM", "s", "zz"]), 0);
+    let _: () = q(&mut a, &["MULTI"]);
+    let _: () = q(&mut a, &["PING"]);
+    assert_eq!(
+        q::<Value>(&mut a, &["EXEC"]),
+        Value::Array(vec![Value::SimpleString("PONG".into())])
+    );
+    let _: () = q(&mut a, &["WATCH", "s"]);
+    assert_eq!(q::<i64>(&mut b, &["SADD", "s", "n"]), 1);
+    let _: () = q(&mut a, &["MULTI"]);
+    let _: () = q(&mut a, &["PING"]);
+    assert_eq!(q::<Value>(&mut a, &["EXEC"]), Value::Nil);
+}

@@ -194,11 +194,14 @@ impl StoreConfig {
         if !self.data_dir.is_absolute() {
             return Err(bad("data_dir", "must be an absolute path"));
         }
-        if self.databases == 0 || self.databases > 1 << 20 {
-            return Err(bad("databases", "must be between 1 and 1048576"));
+        if self.databases == 0 || self.databases > 1 << 16 {
+            return Err(bad("databases", "must be between 1 and 65536"));
         }
-        if self.maxclients == 0 {
-            return Err(bad("maxclients", "must be at least 1"));
+        if self.timeout > i32::MAX as u64 {
+            return Err(bad("timeout", "must be at most 2147483647 seconds"));
+        }
+        if self.maxclients == 0 || self.maxclients > 10_000_000 {
+            return Err(bad("maxclients", "must be between 1 and 10000000"));
         }
         if self.proto_max_bulk_len.0 < 1024 {
             return Err(bad("proto_max_bulk_len", "must be at least 1kb"));

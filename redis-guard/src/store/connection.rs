@@ -30,6 +30,10 @@ use crate::store::server::Shared;
 
 /// Replies are flushed early once this much is pending inside one batch.
 const FLUSH_AT: usize = 64 * 1024;
+/// Initial size of a connection's read and write buffers (idle clients stay small).
+const BUF_START: usize = 4 * 1024;
+/// Buffers larger than this are released once empty.
+const BUF_KEEP: usize = 256 * 1024;
 
 /// Serves one client until it disconnects, is killed, errs or the server stops.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -73,8 +77,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         handle: state.handle.clone(),
         rd,
         wr,
-        rbuf: BytesMut::with_capacity(16 * 1024),
-        wbuf: BytesMut::with_capacity(16 * 1024),
+        rbuf: BytesMut::with_capacity(BUF_START),
+        wbuf: BytesMut::with_capacity(BUF_START),
         push_rx,
     };
     if let Err(e) = conn.run(&shared, &mut state).await {
@@ -172,7 +176,22 @@ impl Conn {
             }
         }
         self.wbuf.clear();
+        // One huge reply must not leave a huge buffer behind on an idle client.
+        if self.wbuf.capacity() > BUF_KEEP {
+            self.wbuf = BytesMut::with_capacity(BUF_START);
+        }
         Ok(())
+    }
+
+    /// Makes room for the next read: grows geometrically while a large
+    /// request streams in, and drops an oversized empty buffer afterwards.
+    fn prepare_read(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > BUF_KEEP {
+            self.rbuf = BytesMut::with_capacity(BUF_START);
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(self.rbuf.len().clamp(BUF_START, 1 << 20));
+        }
     }
 
     async fn run(&mut self, shared: &Arc<Shared>, state: &mut ClientState) -> anyhow::Result<()> {
@@ -228,16 +247,16 @@ impl Conn {
             if handle.killed.load(Ordering::Acquire) || *shared.shutdown.borrow() {
                 return Ok(());
             }
-            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                self.rbuf.reserve(16 * 1024);
-            }
+            self.prepare_read();
             // The idle timer is re-armed only when a timeout is configured, so
             // the common case does not touch the timer wheel per batch.
             let idle_armed = idle > 0 && state.subs.is_empty() && state.psubs.is_empty();
             if idle_armed {
-                idle_timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + Duration::from_secs(idle));
+                let now = tokio::time::Instant::now();
+                let deadline = now
+                    .checked_add(Duration::from_secs(idle))
+                    .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+                idle_timer.as_mut().reset(deadline);
             }
             let ev = tokio::select! {
                 r = self.rd.read_buf(&mut self.rbuf) => match r {
@@ -332,9 +351,7 @@ impl Conn {
                 Gone,
                 Read,
             }
-            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                self.rbuf.reserve(16 * 1024);
-            }
+            self.prepare_read();
             let w = tokio::select! {
                 r = &mut b.rx => match r { Ok(v) => W::Served(v), Err(_) => W::Timeout },
                 _ = &mut sleep => W::Timeout,

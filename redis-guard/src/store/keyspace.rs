@@ -13,8 +13,9 @@
 
 use std::collections::{HashMap as StdHashMap, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, LazyLock};
 
 use hashbrown::HashMap;
 use rand::Rng;
@@ -39,6 +40,26 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Frees large values on a background thread, so deleting a collection with
+/// millions of elements does not stall every client behind the keyspace lock.
+pub fn free_later(v: Value) {
+    static DROPPER: LazyLock<Option<mpsc::Sender<Value>>> = LazyLock::new(|| {
+        let (tx, rx) = mpsc::channel::<Value>();
+        std::thread::Builder::new()
+            .name("store-free".into())
+            .spawn(move || for _dropped in rx {})
+            .ok()
+            .map(|_| tx)
+    });
+    if v.mem() < 64 * 1024 {
+        return;
+    }
+    // Without the helper thread (spawn failed) the value is simply dropped here.
+    if let Some(tx) = DROPPER.as_ref() {
+        let _ = tx.send(v);
+    }
 }
 
 /// The operation met a key holding another type.
@@ -72,7 +93,9 @@ fn slot_of(h: u64) -> usize {
     ((h >> 32) as usize) % TABLES
 }
 
-/// One logical database.
+/// One logical database. Its tables are allocated on the first insert, so
+/// unused databases cost almost nothing.
+#[derive(Default)]
 pub struct Db {
     tables: Vec<Table>,
     len: usize,
@@ -86,24 +109,6 @@ pub struct Db {
     /// Keys with blocked clients that were written since the last wake-up pass.
     pub ready: Vec<Key>,
     expire_cursor: usize,
-}
-
-impl Default for Db {
-    fn default() -> Self {
-        Db {
-            tables: (0..TABLES)
-                .map(|_| HashMap::with_hasher(hasher()))
-                .collect(),
-            len: 0,
-            expires: 0,
-            mem: 0,
-            expired_total: 0,
-            watched: StdHashMap::new(),
-            blocked: StdHashMap::new(),
-            ready: Vec::new(),
-            expire_cursor: 0,
-        }
-    }
 }
 
 impl Db {
@@ -141,8 +146,16 @@ impl Db {
         }
     }
 
+    fn ensure_tables(&mut self) {
+        if self.tables.is_empty() {
+            self.tables = (0..TABLES)
+                .map(|_| HashMap::with_hasher(hasher()))
+                .collect();
+        }
+    }
+
     fn unlink(&mut self, t: usize, key: &[u8]) -> Option<Entry> {
-        let e = self.tables[t].remove(key)?;
+        let e = self.tables.get_mut(t)?.remove(key)?;
         self.len -= 1;
         if e.expire != 0 {
             self.expires -= 1;
@@ -153,7 +166,7 @@ impl Db {
 
     fn live_slot(&mut self, key: &[u8], now: u64) -> Option<usize> {
         let t = slot_of(hash_of(key));
-        let e = self.tables[t].get(key)?;
+        let e = self.tables.get(t)?.get(key)?;
         if e.expire != 0 && e.expire <= now {
             self.unlink(t, key);
             self.expired_total += 1;
@@ -245,6 +258,7 @@ impl Db {
                 };
                 self.mem += entry_mem(key, &e);
                 self.len += 1;
+                self.ensure_tables();
                 self.tables[t].insert(key.into(), e);
                 t
             }
@@ -283,6 +297,7 @@ impl Db {
     }
 
     fn insert_at(&mut self, t: usize, key: &[u8], e: Entry) {
+        self.ensure_tables();
         self.mem += entry_mem(key, &e);
         self.len += 1;
         if e.expire != 0 {
@@ -330,10 +345,7 @@ impl Db {
     /// Large databases are freed on a helper thread so the keyspace lock is
     /// not held while millions of values are deallocated.
     pub fn clear(&mut self) {
-        let fresh: Vec<Table> = (0..TABLES)
-            .map(|_| HashMap::with_hasher(hasher()))
-            .collect();
-        let old = std::mem::replace(&mut self.tables, fresh);
+        let old = std::mem::take(&mut self.tables);
         if self.len > 10_000 {
             let spawned = std::thread::Builder::new()
                 .name("store-free".into())
@@ -381,6 +393,9 @@ impl Db {
         now: u64,
         mut keep: impl FnMut(&[u8], &Entry) -> bool,
     ) -> (u64, Vec<Key>) {
+        if self.tables.is_empty() {
+            return (0, Vec::new());
+        }
         let count = count.max(1);
         let mut t = (cursor >> SCAN_BITS) as usize;
         let mut threshold = cursor & SCAN_MASK;
@@ -621,8 +636,9 @@ impl Keyspace {
             let Some((_, dbi, key)) = best else {
                 return false;
             };
-            if self.dbs[dbi].remove(&key, now).is_some() {
+            if let Some(e) = self.dbs[dbi].remove(&key, now) {
                 self.stats.evicted_keys += 1;
+                free_later(e.value);
             }
         }
         true

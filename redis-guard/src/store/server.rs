@@ -160,6 +160,11 @@ impl Server {
         for t in &tasks {
             t.abort();
         }
+        // Wait for the aborts to land so the listening sockets are closed
+        // when `run` returns.
+        for t in tasks {
+            let _ = t.await;
+        }
         // Connections hold a permit each; getting them all back means all closed.
         let all = shared.config.maxclients as u32;
         let _ = tokio::time::timeout(Duration::from_secs(5), limit.acquire_many(all)).await;

@@ -48,10 +48,10 @@ impl Value {
     pub fn mem(&self) -> usize {
         match self {
             Value::Str(s) => s.len() + 16,
-            Value::Hash(h) => h.bytes + 64,
-            Value::List(l) => l.bytes + 64,
-            Value::Set(s) => s.bytes + 64,
-            Value::ZSet(z) => z.bytes + 96,
+            Value::Hash(h) => h.mem() + 64,
+            Value::List(l) => l.mem() + 64,
+            Value::Set(s) => s.mem() + 64,
+            Value::ZSet(z) => z.mem() + 96,
         }
     }
 
@@ -70,10 +70,10 @@ impl Value {
     pub fn is_empty_collection(&self) -> bool {
         match self {
             Value::Str(_) => false,
-            Value::Hash(h) => h.map.is_empty(),
-            Value::List(l) => l.items.is_empty(),
-            Value::Set(s) => s.set.is_empty(),
-            Value::ZSet(z) => z.dict.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::List(l) => l.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -90,7 +90,7 @@ impl Value {
                 }
             }
             Value::Hash(h) => {
-                if h.map.len() <= 128 && h.map.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) {
+                if h.is_packed() {
                     "listpack"
                 } else {
                     "hashtable"
@@ -98,9 +98,9 @@ impl Value {
             }
             Value::List(_) => "quicklist",
             Value::Set(s) => {
-                if s.set.len() <= 512
-                    && s.set
-                        .iter()
+                // Redis 7.0 only has intset as a compact set encoding.
+                if s.len() <= 512
+                    && s.iter()
                         .all(|m| crate::store::protocol::parse_int(m).is_some())
                 {
                     "intset"
@@ -109,7 +109,7 @@ impl Value {
                 }
             }
             Value::ZSet(z) => {
-                if z.dict.len() <= 128 && z.dict.keys().all(|m| m.len() <= 64) {
+                if z.is_packed() {
                     "listpack"
                 } else {
                     "skiplist"
@@ -174,124 +174,589 @@ impl Kind for Box<[u8]> {
     }
 }
 
-/// A hash value.
+/// Small hashes are kept packed, like Redis's listpack encoding.
+const PACKED_MAX_ENTRIES: usize = 128;
+/// Fields or values longer than this switch a hash to the hashtable form.
+const PACKED_MAX_ITEM: usize = 64;
+
+/// Length-prefixed byte strings in one buffer: a compact sequence for small
+/// collections (one allocation instead of one or two per element).
+#[derive(Debug, Clone, Default)]
+pub struct Packed {
+    buf: Vec<u8>,
+    n: usize,
+}
+
+fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            buf.push(b);
+            return;
+        }
+        buf.push(b | 0x80);
+    }
+}
+
+fn get_len(buf: &[u8], mut at: usize) -> (usize, usize) {
+    let mut n = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = buf[at];
+        at += 1;
+        n |= ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 {
+            return (n, at);
+        }
+        shift += 7;
+    }
+}
+
+impl Packed {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Appends an item.
+    pub fn push(&mut self, item: &[u8]) {
+        // Exact growth: small collections stay as tight as Redis's listpacks.
+        self.buf.reserve_exact(item.len() + 2);
+        put_len(&mut self.buf, item.len());
+        self.buf.extend_from_slice(item);
+        self.n += 1;
+    }
+
+    /// Items with their byte ranges (start of length prefix, end of data).
+    fn spans(&self) -> impl Iterator<Item = (usize, &[u8], usize)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= self.buf.len() {
+                return None;
+            }
+            let start = at;
+            let (len, data) = get_len(&self.buf, at);
+            at = data + len;
+            Some((start, &self.buf[data..data + len], at))
+        })
+    }
+
+    /// Prepends an item (moves the buffer: only used while packed lists are small).
+    pub fn insert_front(&mut self, item: &[u8]) {
+        let mut enc = Vec::with_capacity(item.len() + 2);
+        put_len(&mut enc, item.len());
+        enc.extend_from_slice(item);
+        self.buf.reserve_exact(enc.len());
+        self.buf.splice(0..0, enc);
+        self.n += 1;
+    }
+
+    /// Inserts an item at byte offset `at` (which must be an item boundary).
+    pub fn insert_at(&mut self, at: usize, item: &[u8]) {
+        let mut enc = Vec::with_capacity(item.len() + 2);
+        put_len(&mut enc, item.len());
+        enc.extend_from_slice(item);
+        self.buf.reserve_exact(enc.len());
+        self.buf.splice(at..at, enc);
+        self.n += 1;
+    }
+
+    /// Iterates over the items.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.spans().map(|(_, d, _)| d)
+    }
+
+    /// Replaces the item occupying bytes `start..end` by `item`.
+    fn replace(&mut self, start: usize, end: usize, item: &[u8]) {
+        let mut enc = Vec::with_capacity(item.len() + 2);
+        put_len(&mut enc, item.len());
+        enc.extend_from_slice(item);
+        self.buf.reserve_exact(enc.len());
+        self.buf.splice(start..end, enc);
+    }
+
+    /// Removes `count` items occupying bytes `start..end`.
+    fn remove_span(&mut self, start: usize, end: usize, count: usize) {
+        self.buf.drain(start..end);
+        self.n -= count;
+    }
+
+    /// Buffer size, for the memory estimate.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum HashRepr {
+    /// Alternating field, value.
+    Small(Packed),
+    Big(HashMap<Key, Box<[u8]>, FixedState>),
+}
+
+/// A hash value: packed while small, a hash table once large.
 #[derive(Debug, Clone)]
 pub struct HashVal {
-    /// Fields to values.
-    pub map: HashMap<Key, Box<[u8]>, FixedState>,
+    repr: HashRepr,
+    /// Estimate for the table form (the packed form is measured directly).
     bytes: usize,
 }
 
 impl Default for HashVal {
     fn default() -> Self {
         HashVal {
-            map: HashMap::with_hasher(hasher()),
+            repr: HashRepr::Small(Packed::default()),
             bytes: 0,
         }
     }
 }
 
 impl HashVal {
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            HashRepr::Small(p) => p.len() / 2,
+            HashRepr::Big(m) => m.len(),
+        }
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the compact encoding is in use (`OBJECT ENCODING` says listpack).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.repr, HashRepr::Small(_))
+    }
+
+    fn mem(&self) -> usize {
+        match &self.repr {
+            HashRepr::Small(p) => p.bytes(),
+            HashRepr::Big(_) => self.bytes,
+        }
+    }
+
+    /// Value of a field.
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        match &self.repr {
+            HashRepr::Small(p) => {
+                let mut it = p.iter();
+                while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                    if f == field {
+                        return Some(v);
+                    }
+                }
+                None
+            }
+            HashRepr::Big(m) => m.get(field).map(|v| &v[..]),
+        }
+    }
+
+    /// Whether a field exists.
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// All (field, value) pairs.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
+        match &self.repr {
+            HashRepr::Small(p) => {
+                let mut it = p.iter();
+                Box::new(std::iter::from_fn(move || Some((it.next()?, it.next()?))))
+            }
+            HashRepr::Big(m) => Box::new(m.iter().map(|(k, v)| (&k[..], &v[..]))),
+        }
+    }
+
+    fn convert_to_table(&mut self) {
+        let HashRepr::Small(p) = &self.repr else {
+            return;
+        };
+        let (m, bytes) = {
+            let mut m = HashMap::with_capacity_and_hasher(p.len() / 2 + 1, hasher());
+            let mut bytes = 0;
+            let mut it = p.iter();
+            while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                bytes += f.len() + v.len() + HASH_FIELD_OVERHEAD;
+                m.insert(Key::from(f), Box::from(v));
+            }
+            (m, bytes)
+        };
+        self.repr = HashRepr::Big(m);
+        self.bytes = bytes;
+    }
+
     /// Sets a field; returns true when the field is new.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        if let Some(old) = self.map.get_mut(field) {
-            self.bytes = self.bytes - old.len() + value.len();
-            *old = value.into();
-            false
-        } else {
-            self.bytes += field.len() + value.len() + HASH_FIELD_OVERHEAD;
-            self.map.insert(field.into(), value.into());
-            true
+        if let HashRepr::Small(p) = &self.repr {
+            let item_too_big = field.len() > PACKED_MAX_ITEM || value.len() > PACKED_MAX_ITEM;
+            let full = p.len() / 2 >= PACKED_MAX_ENTRIES && !self.contains(field);
+            if item_too_big || full {
+                self.convert_to_table();
+            }
+        }
+        match &mut self.repr {
+            HashRepr::Small(p) => {
+                let found = {
+                    let mut spans = p.spans();
+                    let mut found = None;
+                    while let (Some((_, f, _)), Some((vs, _, ve))) = (spans.next(), spans.next()) {
+                        if f == field {
+                            found = Some((vs, ve));
+                            break;
+                        }
+                    }
+                    found
+                };
+                match found {
+                    Some((vs, ve)) => {
+                        p.replace(vs, ve, value);
+                        false
+                    }
+                    None => {
+                        p.push(field);
+                        p.push(value);
+                        true
+                    }
+                }
+            }
+            HashRepr::Big(m) => {
+                if let Some(old) = m.get_mut(field) {
+                    self.bytes = self.bytes - old.len() + value.len();
+                    *old = value.into();
+                    false
+                } else {
+                    self.bytes += field.len() + value.len() + HASH_FIELD_OVERHEAD;
+                    m.insert(field.into(), value.into());
+                    true
+                }
+            }
         }
     }
 
     /// Removes a field; returns true when it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.map.remove(field) {
-            Some(v) => {
-                self.bytes -= field.len() + v.len() + HASH_FIELD_OVERHEAD;
-                true
+        match &mut self.repr {
+            HashRepr::Small(p) => {
+                let found = {
+                    let mut spans = p.spans();
+                    let mut found = None;
+                    while let (Some((fs, f, _)), Some((_, _, ve))) = (spans.next(), spans.next()) {
+                        if f == field {
+                            found = Some((fs, ve));
+                            break;
+                        }
+                    }
+                    found
+                };
+                match found {
+                    Some((fs, ve)) => {
+                        // Field and value go in one step.
+                        p.remove_span(fs, ve, 2);
+                        true
+                    }
+                    None => false,
+                }
             }
-            None => false,
+            HashRepr::Big(m) => match m.remove(field) {
+                Some(v) => {
+                    self.bytes -= field.len() + v.len() + HASH_FIELD_OVERHEAD;
+                    true
+                }
+                None => false,
+            },
         }
     }
 }
 
-/// A list value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
+enum ListRepr {
+    Small(Packed),
+    Big(VecDeque<Box<[u8]>>),
+}
+
+/// A list value: packed while small (≤128 elements of ≤64 bytes), a deque of
+/// boxed elements once large.
+#[derive(Debug, Clone)]
 pub struct ListVal {
-    /// Elements, head first.
-    pub items: VecDeque<Box<[u8]>>,
+    repr: ListRepr,
+    /// Estimate for the deque form (the packed form is measured directly).
     bytes: usize,
 }
 
+impl Default for ListVal {
+    fn default() -> Self {
+        ListVal {
+            repr: ListRepr::Small(Packed::default()),
+            bytes: 0,
+        }
+    }
+}
+
+fn packable<'a>(mut items: impl Iterator<Item = &'a [u8]>, n: usize) -> bool {
+    n <= PACKED_MAX_ENTRIES && items.all(|v| v.len() <= PACKED_MAX_ITEM)
+}
+
 impl ListVal {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            ListRepr::Small(p) => p.len(),
+            ListRepr::Big(d) => d.len(),
+        }
+    }
+
+    /// Whether the list has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn mem(&self) -> usize {
+        match &self.repr {
+            ListRepr::Small(p) => p.bytes(),
+            ListRepr::Big(_) => self.bytes,
+        }
+    }
+
+    fn make_deque(&mut self) {
+        let ListRepr::Small(p) = &self.repr else {
+            return;
+        };
+        let d: VecDeque<Box<[u8]>> = p.iter().map(Box::from).collect();
+        self.repr = ListRepr::Big(d);
+        self.recount();
+    }
+
+    fn recount(&mut self) {
+        if let ListRepr::Big(d) = &self.repr {
+            self.bytes = d.iter().map(|v| v.len() + LIST_ITEM_OVERHEAD).sum();
+        }
+    }
+
     /// Pushes at the head (`left`) or tail.
     pub fn push(&mut self, v: &[u8], left: bool) {
-        self.bytes += v.len() + LIST_ITEM_OVERHEAD;
-        if left {
-            self.items.push_front(v.into());
-        } else {
-            self.items.push_back(v.into());
+        if let ListRepr::Small(p) = &self.repr
+            && (v.len() > PACKED_MAX_ITEM || p.len() >= PACKED_MAX_ENTRIES)
+        {
+            self.make_deque();
+        }
+        match &mut self.repr {
+            ListRepr::Small(p) => {
+                if left {
+                    p.insert_front(v);
+                } else {
+                    p.push(v);
+                }
+            }
+            ListRepr::Big(d) => {
+                self.bytes += v.len() + LIST_ITEM_OVERHEAD;
+                if left {
+                    d.push_front(v.into());
+                } else {
+                    d.push_back(v.into());
+                }
+            }
         }
     }
 
     /// Pops from the head (`left`) or tail.
     pub fn pop(&mut self, left: bool) -> Option<Box<[u8]>> {
-        let v = if left {
-            self.items.pop_front()
-        } else {
-            self.items.pop_back()
-        }?;
-        self.bytes -= v.len() + LIST_ITEM_OVERHEAD;
-        Some(v)
+        match &mut self.repr {
+            ListRepr::Small(p) => {
+                let (start, item, end) = if left {
+                    p.spans().next()?
+                } else {
+                    p.spans().last()?
+                };
+                let v = Box::from(item);
+                p.remove_span(start, end, 1);
+                Some(v)
+            }
+            ListRepr::Big(d) => {
+                let v = if left { d.pop_front() } else { d.pop_back() }?;
+                self.bytes -= v.len() + LIST_ITEM_OVERHEAD;
+                Some(v)
+            }
+        }
     }
 
-    /// Recomputes the estimate after direct edits of `items`.
-    pub fn recount(&mut self) {
-        self.bytes = self
-            .items
-            .iter()
-            .map(|v| v.len() + LIST_ITEM_OVERHEAD)
-            .sum();
+    /// Element at `i` (0-based from the head).
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        match &self.repr {
+            ListRepr::Small(p) => p.iter().nth(i),
+            ListRepr::Big(d) => d.get(i).map(|v| &v[..]),
+        }
+    }
+
+    /// All elements, head first.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.repr {
+            ListRepr::Small(p) => Box::new(p.iter()),
+            ListRepr::Big(d) => Box::new(d.iter().map(|v| &v[..])),
+        }
+    }
+
+    /// Elements `start..=end` (indices already clamped by the caller).
+    pub fn range(&self, start: usize, end: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.repr {
+            ListRepr::Small(p) => Box::new(p.iter().skip(start).take(end + 1 - start)),
+            ListRepr::Big(d) => Box::new(d.range(start..=end).map(|v| &v[..])),
+        }
+    }
+
+    /// Runs an arbitrary edit on the elements as a deque (used by the O(n)
+    /// commands: LSET, LINSERT, LREM, LTRIM), then re-packs small results.
+    pub fn edit<T>(&mut self, f: impl FnOnce(&mut VecDeque<Box<[u8]>>) -> T) -> T {
+        let mut d = match std::mem::replace(&mut self.repr, ListRepr::Small(Packed::default())) {
+            ListRepr::Small(p) => p.iter().map(Box::from).collect(),
+            ListRepr::Big(d) => d,
+        };
+        let out = f(&mut d);
+        if packable(d.iter().map(|v| &v[..]), d.len()) {
+            let mut p = Packed::default();
+            for v in d.iter() {
+                p.push(v);
+            }
+            self.repr = ListRepr::Small(p);
+            self.bytes = 0;
+        } else {
+            self.repr = ListRepr::Big(d);
+            self.recount();
+        }
+        out
     }
 }
 
-/// A set value.
+#[derive(Debug, Clone)]
+enum SetRepr {
+    Small(Packed),
+    Big(HashSet<Key, FixedState>),
+}
+
+/// A set value: packed while small (≤128 members of ≤64 bytes), a hash set beyond.
 #[derive(Debug, Clone)]
 pub struct SetVal {
-    /// Members.
-    pub set: HashSet<Key, FixedState>,
+    repr: SetRepr,
+    /// Estimate for the table form (the packed form is measured directly).
     bytes: usize,
 }
 
 impl Default for SetVal {
     fn default() -> Self {
         SetVal {
-            set: HashSet::with_hasher(hasher()),
+            repr: SetRepr::Small(Packed::default()),
             bytes: 0,
         }
     }
 }
 
 impl SetVal {
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            SetRepr::Small(p) => p.len(),
+            SetRepr::Big(h) => h.len(),
+        }
+    }
+
+    /// Whether the set has no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the compact encoding is in use.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.repr, SetRepr::Small(_))
+    }
+
+    fn mem(&self) -> usize {
+        match &self.repr {
+            SetRepr::Small(p) => p.bytes(),
+            SetRepr::Big(_) => self.bytes,
+        }
+    }
+
+    /// Whether `m` is a member.
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match &self.repr {
+            SetRepr::Small(p) => p.iter().any(|x| x == m),
+            SetRepr::Big(h) => h.contains(m),
+        }
+    }
+
+    /// All members.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.repr {
+            SetRepr::Small(p) => Box::new(p.iter()),
+            SetRepr::Big(h) => Box::new(h.iter().map(|m| &m[..])),
+        }
+    }
+
+    fn convert_to_table(&mut self) {
+        let SetRepr::Small(p) = &self.repr else {
+            return;
+        };
+        let (h, bytes) = {
+            let mut h = HashSet::with_capacity_and_hasher(p.len() + 1, hasher());
+            let mut bytes = 0;
+            for m in p.iter() {
+                bytes += m.len() + SET_MEMBER_OVERHEAD;
+                h.insert(Key::from(m));
+            }
+            (h, bytes)
+        };
+        self.repr = SetRepr::Big(h);
+        self.bytes = bytes;
+    }
+
     /// Adds a member; returns true when it is new.
     pub fn insert(&mut self, m: &[u8]) -> bool {
-        if self.set.contains(m) {
+        if self.contains(m) {
             return false;
         }
-        self.bytes += m.len() + SET_MEMBER_OVERHEAD;
-        self.set.insert(m.into());
+        if let SetRepr::Small(p) = &self.repr
+            && (m.len() > PACKED_MAX_ITEM || p.len() >= PACKED_MAX_ENTRIES)
+        {
+            self.convert_to_table();
+        }
+        match &mut self.repr {
+            SetRepr::Small(p) => p.push(m),
+            SetRepr::Big(h) => {
+                self.bytes += m.len() + SET_MEMBER_OVERHEAD;
+                h.insert(m.into());
+            }
+        }
         true
     }
 
     /// Removes a member; returns true when it existed.
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        if self.set.remove(m) {
-            self.bytes -= m.len() + SET_MEMBER_OVERHEAD;
-            true
-        } else {
-            false
+        match &mut self.repr {
+            SetRepr::Small(p) => {
+                let span = p.spans().find(|(_, x, _)| *x == m).map(|(s, _, e)| (s, e));
+                match span {
+                    Some((s, e)) => {
+                        p.remove_span(s, e, 1);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            SetRepr::Big(h) => {
+                if h.remove(m) {
+                    self.bytes -= m.len() + SET_MEMBER_OVERHEAD;
+                    true
+                } else {
+                    false
+                }
+            }
         }
     }
 }
@@ -314,77 +779,238 @@ impl Ord for Score {
     }
 }
 
-/// A sorted set: a member→score map plus an ordered index by (score, member).
+#[derive(Debug, Clone)]
+enum ZRepr {
+    /// Alternating member, 8-byte little-endian score, ordered by (score, member).
+    Small(Packed),
+    Big(Box<ZBig>),
+}
+
+/// The table form of a sorted set (boxed: keeps small sets small).
+#[derive(Debug, Clone)]
+struct ZBig {
+    dict: HashMap<Key, f64, FixedState>,
+    tree: BTreeSet<(Score, Key)>,
+}
+
+/// A sorted set: packed while small (≤128 members of ≤64 bytes, like Redis's
+/// listpack), otherwise a member→score map plus an ordered (score, member) index.
 #[derive(Debug, Clone)]
 pub struct ZSetVal {
-    /// Member to score.
-    pub dict: HashMap<Key, f64, FixedState>,
-    /// Members ordered by score, then bytewise.
-    pub tree: BTreeSet<(Score, Key)>,
+    repr: ZRepr,
+    /// Estimate for the table form (the packed form is measured directly).
     bytes: usize,
 }
 
 impl Default for ZSetVal {
     fn default() -> Self {
         ZSetVal {
-            dict: HashMap::with_hasher(hasher()),
-            tree: BTreeSet::new(),
+            repr: ZRepr::Small(Packed::default()),
             bytes: 0,
         }
     }
 }
 
+fn score_of(b: &[u8]) -> f64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8.min(b.len())]);
+    f64::from_le_bytes(a)
+}
+
+/// Ordered (score, member) pairs.
+pub type ZIter<'a> = Box<dyn DoubleEndedIterator<Item = (f64, &'a [u8])> + 'a>;
+
 impl ZSetVal {
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.dict.len()
+        match &self.repr {
+            ZRepr::Small(p) => p.len() / 2,
+            ZRepr::Big(b) => b.dict.len(),
+        }
     }
 
     /// Whether the set has no members.
     pub fn is_empty(&self) -> bool {
-        self.dict.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether the compact encoding is in use.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.repr, ZRepr::Small(_))
+    }
+
+    fn mem(&self) -> usize {
+        match &self.repr {
+            ZRepr::Small(p) => p.bytes(),
+            ZRepr::Big(_) => self.bytes,
+        }
+    }
+
+    /// Members in ascending (score, member) order; reversible.
+    pub fn ordered(&self) -> ZIter<'_> {
+        match &self.repr {
+            ZRepr::Small(p) => {
+                let mut v = Vec::with_capacity(p.len() / 2);
+                let mut it = p.iter();
+                while let (Some(m), Some(sc)) = (it.next(), it.next()) {
+                    v.push((score_of(sc), m));
+                }
+                Box::new(v.into_iter())
+            }
+            ZRepr::Big(b) => Box::new(b.tree.iter().map(|(s, m)| (s.0, &m[..]))),
+        }
+    }
+
+    /// Ascending order starting at the first member with score ≥ `min`.
+    pub fn ordered_from(&self, min: f64) -> ZIter<'_> {
+        match &self.repr {
+            ZRepr::Small(_) => Box::new(self.ordered().filter(move |(s, _)| *s >= min)),
+            ZRepr::Big(b) => Box::new(
+                b.tree
+                    .range((Score(min), Key::default())..)
+                    .map(|(s, m)| (s.0, &m[..])),
+            ),
+        }
+    }
+
+    fn convert_to_table(&mut self) {
+        let ZRepr::Small(_) = &self.repr else {
+            return;
+        };
+        let (dict, tree, bytes) = {
+            let mut dict = HashMap::with_hasher(hasher());
+            let mut tree = BTreeSet::new();
+            let mut bytes = 0;
+            for (s, m) in self.ordered() {
+                bytes += 2 * m.len() + ZSET_MEMBER_OVERHEAD;
+                dict.insert(Key::from(m), s);
+                tree.insert((Score(s), Key::from(m)));
+            }
+            (dict, tree, bytes)
+        };
+        self.repr = ZRepr::Big(Box::new(ZBig { dict, tree }));
+        self.bytes = bytes;
+    }
+
+    /// Byte span (member start, score end) and score of a member in the packed form.
+    fn find_packed(p: &Packed, m: &[u8]) -> Option<(usize, usize, f64)> {
+        let mut spans = p.spans();
+        while let (Some((ms, mem, _)), Some((_, sc, se))) = (spans.next(), spans.next()) {
+            if mem == m {
+                return Some((ms, se, score_of(sc)));
+            }
+        }
+        None
     }
 
     /// Sets a member's score; returns true when the member is new.
     pub fn insert(&mut self, m: &[u8], score: f64) -> bool {
         // -0 and 0 must order as one value.
         let score = if score == 0.0 { 0.0 } else { score };
-        if let Some(old) = self.dict.get_mut(m) {
-            if *old != score {
-                self.tree.remove(&(Score(*old), Key::from(m)));
-                self.tree.insert((Score(score), m.into()));
-                *old = score;
+        if let ZRepr::Small(p) = &self.repr {
+            let full = p.len() / 2 >= PACKED_MAX_ENTRIES && self.score(m).is_none();
+            if m.len() > PACKED_MAX_ITEM || full {
+                self.convert_to_table();
             }
-            false
-        } else {
-            self.bytes += 2 * m.len() + ZSET_MEMBER_OVERHEAD;
-            self.dict.insert(m.into(), score);
-            self.tree.insert((Score(score), m.into()));
-            true
+        }
+        match &mut self.repr {
+            ZRepr::Small(p) => {
+                let existed = match Self::find_packed(p, m) {
+                    Some((_, _, old)) if old == score => return false,
+                    Some((start, end, _)) => {
+                        p.remove_span(start, end, 2);
+                        true
+                    }
+                    None => false,
+                };
+                // Insert before the first pair ordering after (score, m).
+                let at = {
+                    let mut spans = p.spans();
+                    let mut at = p.bytes();
+                    while let (Some((ms, mem, _)), Some((_, sc, _))) = (spans.next(), spans.next())
+                    {
+                        let s = score_of(sc);
+                        if s > score || (s == score && mem > m) {
+                            at = ms;
+                            break;
+                        }
+                    }
+                    at
+                };
+                p.insert_at(at, m);
+                let after_member = {
+                    let (len, data) = get_len(&p.buf, at);
+                    data + len
+                };
+                p.insert_at(after_member, &score.to_le_bytes());
+                !existed
+            }
+            ZRepr::Big(b) => {
+                let ZBig { dict, tree } = &mut **b;
+                if let Some(old) = dict.get_mut(m) {
+                    if *old != score {
+                        tree.remove(&(Score(*old), Key::from(m)));
+                        tree.insert((Score(score), m.into()));
+                        *old = score;
+                    }
+                    false
+                } else {
+                    self.bytes += 2 * m.len() + ZSET_MEMBER_OVERHEAD;
+                    dict.insert(m.into(), score);
+                    tree.insert((Score(score), m.into()));
+                    true
+                }
+            }
         }
     }
 
     /// Removes a member; returns true when it existed.
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        match self.dict.remove(m) {
-            Some(s) => {
-                self.tree.remove(&(Score(s), Key::from(m)));
-                self.bytes -= 2 * m.len() + ZSET_MEMBER_OVERHEAD;
-                true
-            }
-            None => false,
+        match &mut self.repr {
+            ZRepr::Small(p) => match Self::find_packed(p, m) {
+                Some((start, end, _)) => {
+                    p.remove_span(start, end, 2);
+                    true
+                }
+                None => false,
+            },
+            ZRepr::Big(b) => match b.dict.remove(m) {
+                Some(s) => {
+                    b.tree.remove(&(Score(s), Key::from(m)));
+                    self.bytes -= 2 * m.len() + ZSET_MEMBER_OVERHEAD;
+                    true
+                }
+                None => false,
+            },
         }
     }
 
     /// Score of a member.
     pub fn score(&self, m: &[u8]) -> Option<f64> {
-        self.dict.get(m).copied()
+        match &self.repr {
+            ZRepr::Small(p) => Self::find_packed(p, m).map(|(_, _, s)| s),
+            ZRepr::Big(b) => b.dict.get(m).copied(),
+        }
     }
 
     /// 0-based rank in ascending order.
     pub fn rank(&self, m: &[u8]) -> Option<usize> {
         let s = self.score(m)?;
-        Some(self.tree.range(..(Score(s), Key::from(m))).count())
+        match &self.repr {
+            ZRepr::Small(_) => self.ordered().position(|(_, x)| x == m),
+            ZRepr::Big(b) => Some(b.tree.range(..(Score(s), Key::from(m))).count()),
+        }
+    }
+
+    /// Removes and returns the lowest (or highest) member.
+    pub fn pop(&mut self, max: bool) -> Option<(Key, f64)> {
+        let (s, m) = {
+            let mut it = self.ordered();
+            let (s, m) = if max { it.next_back()? } else { it.next()? };
+            (s, Key::from(m))
+        };
+        self.remove(&m);
+        Some((m, s))
     }
 }
 
@@ -393,13 +1019,134 @@ mod tests {
     use super::*;
 
     #[test]
+    fn packed_hash_behaves_like_a_map() {
+        let mut h = HashVal::default();
+        assert!(h.insert(b"a", b"1"));
+        assert!(h.insert(b"b", b"2"));
+        assert!(!h.insert(b"a", b"longer value"));
+        assert_eq!(h.get(b"a"), Some(&b"longer value"[..]));
+        assert_eq!(h.get(b"b"), Some(&b"2"[..]));
+        assert!(h.is_packed());
+        assert!(h.remove(b"a"));
+        assert!(!h.remove(b"a"));
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![(&b"b"[..], &b"2"[..])]);
+        // Many fields or a long value switch to the table form, keeping content.
+        for i in 0..200 {
+            h.insert(format!("f{i}").as_bytes(), b"v");
+        }
+        assert!(!h.is_packed());
+        assert_eq!(h.len(), 201);
+        assert_eq!(h.get(b"b"), Some(&b"2"[..]));
+        let mut g = HashVal::default();
+        g.insert(b"x", &[b'y'; 100]);
+        assert!(!g.is_packed());
+        // Long length prefixes round-trip.
+        let mut p = Packed::default();
+        p.push(&[7u8; 300]);
+        p.push(b"");
+        assert_eq!(p.iter().map(|x| x.len()).collect::<Vec<_>>(), vec![300, 0]);
+    }
+
+    #[test]
+    fn packed_list_behaves_like_a_deque() {
+        let mut l = ListVal::default();
+        l.push(b"b", false);
+        l.push(b"a", true);
+        l.push(b"c", false);
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![&b"a"[..], b"b", b"c"]);
+        assert_eq!(l.get(1), Some(&b"b"[..]));
+        assert_eq!(l.range(1, 2).collect::<Vec<_>>(), vec![&b"b"[..], b"c"]);
+        assert_eq!(l.pop(false).as_deref(), Some(&b"c"[..]));
+        assert_eq!(l.pop(true).as_deref(), Some(&b"a"[..]));
+        assert_eq!(l.len(), 1);
+        l.edit(|d| d.push_front(Box::from(&b"z"[..])));
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![&b"z"[..], b"b"]);
+        // Growing past the packed limits switches to the deque, content intact.
+        for i in 0..300 {
+            l.push(format!("{i}").as_bytes(), false);
+        }
+        assert_eq!(l.len(), 302);
+        assert_eq!(l.get(301), Some(&b"299"[..]));
+        assert!(matches!(l.repr, ListRepr::Big(_)));
+        // Shrinking through an edit packs it again.
+        l.edit(|d| d.truncate(3));
+        assert!(matches!(l.repr, ListRepr::Small(_)));
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![&b"z"[..], b"b", b"0"]);
+        l.push(&[b'x'; 65], true);
+        assert!(matches!(l.repr, ListRepr::Big(_)));
+        assert_eq!(l.get(0).map(|v| v.len()), Some(65));
+    }
+
+    #[test]
+    fn packed_zset_matches_table_form() {
+        let mut small = ZSetVal::default();
+        let mut ops: Vec<(Vec<u8>, f64)> = Vec::new();
+        let mut x: u64 = 7;
+        for _ in 0..300 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let m = format!("m{}", (x >> 33) % 40).into_bytes();
+            let s = ((x >> 13) % 7) as f64 - 3.0;
+            ops.push((m, s));
+        }
+        let mut table = ZSetVal::default();
+        table.convert_to_table();
+        for (m, s) in &ops {
+            assert_eq!(small.insert(m, *s), table.insert(m, *s));
+            if s < &-2.0 {
+                assert_eq!(small.remove(m), table.remove(m));
+            }
+        }
+        assert!(small.is_packed());
+        let a: Vec<_> = small.ordered().collect();
+        let b: Vec<_> = table.ordered().collect();
+        assert_eq!(a, b);
+        for (m, _) in &ops {
+            assert_eq!(small.rank(m), table.rank(m));
+            assert_eq!(small.score(m), table.score(m));
+        }
+        assert_eq!(
+            small.ordered_from(0.0).collect::<Vec<_>>(),
+            table.ordered_from(0.0).collect::<Vec<_>>()
+        );
+        assert_eq!(small.pop(true), table.pop(true));
+        assert_eq!(small.pop(false), table.pop(false));
+        // Growing past 128 members converts, preserving order.
+        for i in 0..200 {
+            small.insert(format!("n{i:03}").as_bytes(), 1.5);
+        }
+        assert!(!small.is_packed());
+        assert_eq!(small.rank(b"n000").map(|r| r > 0), Some(true));
+    }
+
+    #[test]
+    fn packed_set_behaves_like_a_set() {
+        let mut s = SetVal::default();
+        assert!(s.insert(b"a"));
+        assert!(!s.insert(b"a"));
+        assert!(s.insert(b"b"));
+        assert!(s.contains(b"b"));
+        assert!(s.remove(b"a"));
+        assert!(!s.remove(b"a"));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![&b"b"[..]]);
+        for i in 0..200 {
+            s.insert(format!("{i}").as_bytes());
+        }
+        assert!(!s.is_packed());
+        assert_eq!(s.len(), 201);
+        assert!(s.contains(b"b") && s.contains(b"199"));
+    }
+
+    #[test]
     fn zset_order() {
         let mut z = ZSetVal::default();
         assert!(z.insert(b"b", 1.0));
         assert!(z.insert(b"a", 1.0));
         assert!(z.insert(b"c", 0.5));
         assert!(!z.insert(b"c", 2.0));
-        let order: Vec<&[u8]> = z.tree.iter().map(|(_, m)| &m[..]).collect();
+        let order: Vec<&[u8]> = z.ordered().map(|(_, m)| m).collect();
         assert_eq!(order, vec![&b"a"[..], b"b", b"c"]);
         assert_eq!(z.rank(b"c"), Some(2));
         assert!(z.remove(b"a"));

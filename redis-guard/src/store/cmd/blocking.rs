@@ -160,14 +160,8 @@ pub fn try_op(
 pub fn zpop(z: &mut ZSetVal, max: bool, count: usize) -> Vec<(Key, f64)> {
     let mut v = Vec::new();
     while v.len() < count {
-        let first = if max {
-            z.tree.iter().next_back().cloned()
-        } else {
-            z.tree.iter().next().cloned()
-        };
-        let Some((s, m)) = first else { break };
-        z.remove(&m);
-        v.push((m, s.0));
+        let Some(x) = z.pop(max) else { break };
+        v.push(x);
     }
     v
 }

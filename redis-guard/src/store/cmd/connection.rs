@@ -6,7 +6,6 @@ use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Ctx, err, int_arg, is, wrong_args};
 use crate::store::client::ReplyMode;
-use crate::store::server::Shared;
 
 /// Version reported to clients; clients gate features on it.
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -215,7 +214,7 @@ pub fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
 }
 
 /// One `CLIENT LIST` line for a client.
-pub fn client_line(shared: &Shared, h: &crate::store::client::ClientHandle) -> String {
+pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
     let age = h.created.elapsed().as_secs();
     let last = h.last_active.load(Ordering::Relaxed);
     let idle = crate::store::keyspace::now_ms().saturating_sub(last) / 1000;
@@ -248,7 +247,6 @@ pub fn client_line(shared: &Shared, h: &crate::store::client::ClientHandle) -> S
     if flags.is_empty() {
         flags.push('N');
     }
-    let _ = shared;
     format!(
         "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
         h.id,
@@ -298,7 +296,7 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         "setinfo" if n == 4 => ctx.out.ok(),
         "info" if n == 2 => {
-            let mut line = client_line(ctx.shared, &ctx.client.handle);
+            let mut line = client_line(&ctx.client.handle);
             line.push('\n');
             ctx.out.verbatim(line.as_bytes());
         }
@@ -347,7 +345,7 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                     Some("master" | "replica" | "slave") => continue,
                     _ => {}
                 }
-                s.push_str(&client_line(ctx.shared, &h));
+                s.push_str(&client_line(&h));
                 s.push('\n');
             }
             ctx.out.verbatim(s.as_bytes());

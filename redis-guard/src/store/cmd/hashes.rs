@@ -41,7 +41,7 @@ pub fn hset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn hsetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let exists = db
-        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.contains_key(&args[2][..]))?
+        .read::<HashVal, _>(&args[1], now, clock, |h| h.contains(&args[2]))?
         .unwrap_or(false);
     if !exists {
         db.write::<HashVal, _>(&args[1], now, clock, true, |h| h.insert(&args[2], &args[3]))?;
@@ -53,7 +53,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// HGET key field
 pub fn hget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, out, clock, now) = ctx.db_out();
-    let found = db.read::<HashVal, _>(&args[1], now, clock, |h| match h.map.get(&args[2][..]) {
+    let found = db.read::<HashVal, _>(&args[1], now, clock, |h| match h.get(&args[2]) {
         Some(v) => out.bulk(v),
         None => out.null(),
     })?;
@@ -70,7 +70,7 @@ pub fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let found = db.read::<HashVal, _>(&args[1], now, clock, |h| {
         out.array(fields.len());
         for f in fields {
-            match h.map.get(&f[..]) {
+            match h.get(f) {
                 Some(v) => out.bulk(v),
                 None => out.null(),
             }
@@ -101,7 +101,7 @@ pub fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// HLEN key
 pub fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
-    let n = db.read::<HashVal, _>(&args[1], now, clock, |h| h.map.len())?;
+    let n = db.read::<HashVal, _>(&args[1], now, clock, |h| h.len())?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -111,7 +111,7 @@ pub fn hstrlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let n = db
         .read::<HashVal, _>(&args[1], now, clock, |h| {
-            h.map.get(&args[2][..]).map(|v| v.len()).unwrap_or(0)
+            h.get(&args[2]).map(|v| v.len()).unwrap_or(0)
         })?
         .unwrap_or(0);
     ctx.out.int(n as i64);
@@ -122,7 +122,7 @@ pub fn hstrlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let b = db
-        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.contains_key(&args[2][..]))?
+        .read::<HashVal, _>(&args[1], now, clock, |h| h.contains(&args[2]))?
         .unwrap_or(false);
     ctx.out.int(b as i64);
     Ok(())
@@ -134,16 +134,16 @@ pub fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<HashVal, _>(&args[1], now, clock, |h| match name {
         "hkeys" => {
-            out.array(h.map.len());
-            h.map.keys().for_each(|k| out.bulk(k));
+            out.array(h.len());
+            h.iter().for_each(|(k, _)| out.bulk(k));
         }
         "hvals" => {
-            out.array(h.map.len());
-            h.map.values().for_each(|v| out.bulk(v));
+            out.array(h.len());
+            h.iter().for_each(|(_, v)| out.bulk(v));
         }
         _ => {
-            out.map(h.map.len());
-            for (k, v) in &h.map {
+            out.map(h.len());
+            for (k, v) in h.iter() {
                 out.bulk(k);
                 out.bulk(v);
             }
@@ -164,7 +164,9 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let delta = int_arg(&args[3])?;
     let (db, clock, now) = ctx.db_clock();
     let cur = db
-        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.get(&args[2][..]).cloned())?
+        .read::<HashVal, _>(&args[1], now, clock, |h| {
+            h.get(&args[2]).map(Box::<[u8]>::from)
+        })?
         .flatten();
     let cur = match cur {
         Some(v) => parse_int(&v).ok_or_else(|| err("hash value is not an integer"))?,
@@ -188,7 +190,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     let (db, clock, now) = ctx.db_clock();
     let cur = db
-        .read::<HashVal, _>(&args[1], now, clock, |h| h.map.get(&args[2][..]).cloned())?
+        .read::<HashVal, _>(&args[1], now, clock, |h| {
+            h.get(&args[2]).map(Box::<[u8]>::from)
+        })?
         .flatten();
     let cur = match cur {
         Some(v) => parse_float(&v).ok_or_else(|| err("hash value is not a float"))?,
@@ -228,27 +232,25 @@ pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let mut rng = rand::rng();
         match count {
             None => h
-                .map
                 .iter()
                 .choose(&mut rng)
-                .map(|(k, v)| vec![(k.clone(), v.clone())])
+                .map(|(k, v)| vec![(Box::from(k), Box::from(v))])
                 .unwrap_or_default(),
             Some(c) if c >= 0 => h
-                .map
                 .iter()
-                .choose_multiple(&mut rng, (c as usize).min(h.map.len()))
+                .choose_multiple(&mut rng, (c as usize).min(h.len()))
                 .into_iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (Box::from(k), Box::from(v)))
                 .collect(),
             Some(c) => {
-                let entries: Vec<_> = h.map.iter().collect();
+                let entries: Vec<_> = h.iter().collect();
                 if entries.is_empty() {
                     return Vec::new();
                 }
                 (0..c.unsigned_abs())
                     .map(|_| {
                         let (k, v) = entries[rng.random_range(0..entries.len())];
-                        (k.clone(), v.clone())
+                        (Box::from(k), Box::from(v))
                     })
                     .collect()
             }
@@ -293,12 +295,7 @@ pub fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<HashVal, _>(&args[1], now, clock, |h| {
-        let (next, items) = scan_collection(
-            h.map.iter().map(|(k, v)| (&k[..], v)),
-            cursor,
-            count,
-            pat.as_deref(),
-        );
+        let (next, items) = scan_collection(h.iter(), cursor, count, pat.as_deref());
         out.array(2);
         out.bulk(next.to_string().as_bytes());
         out.array(items.len() * 2);

@@ -5,15 +5,18 @@ use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_opts};
 use crate::store::glob;
-use crate::store::keyspace::Entry;
+use crate::store::keyspace::{Entry, free_later};
 
 /// DEL / UNLINK key [key ...]
 pub fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, _, now) = ctx.db_clock();
-    let n = args[1..]
-        .iter()
-        .filter(|k| db.remove(k, now).is_some())
-        .count();
+    let mut n = 0;
+    for k in &args[1..] {
+        if let Some(e) = db.remove(k, now) {
+            n += 1;
+            free_later(e.value);
+        }
+    }
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -17,7 +17,7 @@ pub fn push(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         for v in &args[2..] {
             l.push(v, left);
         }
-        l.items.len()
+        l.len()
     })?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
@@ -40,7 +40,7 @@ pub fn pop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         None => None,
     };
     let (db, clock, now) = ctx.db_clock();
-    let vals = db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
+    let vals = db.write_changed::<ListVal, _>(&args[1], now, clock, false, |l| {
         let mut v = Vec::new();
         for _ in 0..count.unwrap_or(1) {
             match l.pop(left) {
@@ -48,7 +48,8 @@ pub fn pop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 None => break,
             }
         }
-        v
+        let changed = !v.is_empty();
+        (v, changed)
     })?;
     match (vals, count) {
         (None, None) => ctx.out.null(),
@@ -70,7 +71,7 @@ pub fn pop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// LLEN key
 pub fn llen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
-    let n = db.read::<ListVal, _>(&args[1], now, clock, |l| l.items.len())?;
+    let n = db.read::<ListVal, _>(&args[1], now, clock, |l| l.len())?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -81,10 +82,10 @@ pub fn lrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let stop = int_arg(&args[3])?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<ListVal, _>(&args[1], now, clock, |l| {
-        match range_of(start, stop, l.items.len()) {
+        match range_of(start, stop, l.len()) {
             Some((s, e)) => {
                 out.array(e - s + 1);
-                for v in l.items.range(s..=e) {
+                for v in l.range(s, e) {
                     out.bulk(v);
                 }
             }
@@ -108,7 +109,7 @@ pub fn lindex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let v = db
         .read::<ListVal, _>(&args[1], now, clock, |l| {
-            index_of(i, l.items.len()).map(|x| l.items[x].clone())
+            index_of(i, l.len()).and_then(|x| l.get(x).map(Box::<[u8]>::from))
         })?
         .flatten();
     match v {
@@ -123,10 +124,9 @@ pub fn lset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let i = int_arg(&args[2])?;
     let (db, clock, now) = ctx.db_clock();
     let r = db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
-        match index_of(i, l.items.len()) {
+        match index_of(i, l.len()) {
             Some(x) => {
-                l.items[x] = Box::from(&args[3][..]);
-                l.recount();
+                l.edit(|items| items[x] = Box::from(&args[3][..]));
                 true
             }
             None => false,
@@ -153,12 +153,13 @@ pub fn linsert(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     let (db, clock, now) = ctx.db_clock();
     let r = db.write_changed::<ListVal, _>(&args[1], now, clock, false, |l| {
-        match l.items.iter().position(|v| **v == args[3][..]) {
+        let pos = l.iter().position(|v| v == &args[3][..]);
+        match pos {
             Some(p) => {
-                l.items
-                    .insert(if after { p + 1 } else { p }, Box::from(&args[4][..]));
-                l.recount();
-                (l.items.len() as i64, true)
+                l.edit(|items| {
+                    items.insert(if after { p + 1 } else { p }, Box::from(&args[4][..]))
+                });
+                (l.len() as i64, true)
             }
             None => (-1, false),
         }
@@ -178,28 +179,34 @@ pub fn lrem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         } else {
             count.unsigned_abs() as usize
         };
-        let mut removed = 0;
-        if count >= 0 {
-            let mut i = 0;
-            while i < l.items.len() && removed < limit {
-                if *l.items[i] == *target {
-                    l.items.remove(i);
-                    removed += 1;
-                } else {
-                    i += 1;
-                }
-            }
-        } else {
-            let mut i = l.items.len();
-            while i > 0 && removed < limit {
-                i -= 1;
-                if *l.items[i] == *target {
-                    l.items.remove(i);
-                    removed += 1;
-                }
-            }
+        if !l.iter().any(|v| v == target) {
+            return (0, false);
         }
-        l.recount();
+        let removed = l.edit(|items| {
+            let mut removed = 0;
+            if count >= 0 {
+                items.retain(|v| {
+                    let hit = removed < limit && **v == *target;
+                    removed += hit as usize;
+                    !hit
+                });
+            } else {
+                // From the tail: mark first, then drop in one pass.
+                let mut keep = vec![true; items.len()];
+                for i in (0..items.len()).rev() {
+                    if removed < limit && *items[i] == *target {
+                        keep[i] = false;
+                        removed += 1;
+                    }
+                }
+                let mut idx = 0;
+                items.retain(|_| {
+                    idx += 1;
+                    keep[idx - 1]
+                });
+            }
+            removed
+        });
         (removed, removed > 0)
     })?;
     ctx.out.int(r.unwrap_or(0) as i64);
@@ -212,14 +219,13 @@ pub fn ltrim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let stop = int_arg(&args[3])?;
     let (db, clock, now) = ctx.db_clock();
     db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
-        match range_of(start, stop, l.items.len()) {
+        l.edit(|items| match range_of(start, stop, items.len()) {
             Some((s, e)) => {
-                l.items.truncate(e + 1);
-                l.items.drain(..s);
+                items.truncate(e + 1);
+                items.drain(..s);
             }
-            None => l.items.clear(),
-        }
-        l.recount();
+            None => items.clear(),
+        })
     })?;
     ctx.out.ok();
     Ok(())
@@ -267,13 +273,14 @@ pub fn lpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 Some(c) => c,
                 None => 1,
             };
-            let n = l.items.len();
+            let items: Vec<&[u8]> = l.iter().collect();
+            let n = items.len();
             let limit = if maxlen == 0 { n } else { maxlen.min(n) };
             let mut skip = rank.unsigned_abs() as usize - 1;
             let mut hits = Vec::new();
             for step in 0..limit {
                 let idx = if rank > 0 { step } else { n - 1 - step };
-                if *l.items[idx] == *target {
+                if items[idx] == target {
                     if skip > 0 {
                         skip -= 1;
                         continue;

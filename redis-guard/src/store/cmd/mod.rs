@@ -691,6 +691,10 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, idx: usize, args: &[Bytes]) {
     let start = ctx.out.buf.len();
     let r = execute_inner(ctx, cmd, args);
     if let Err(e) = r {
+        // A command refused while queueing (ACL, OOM, ...) dooms the transaction.
+        if ctx.client.multi.is_some() && !cmd.tx_control {
+            ctx.client.multi_error = true;
+        }
         ctx.out.buf.truncate(start);
         ctx.out.error(&e.to_string());
     }
@@ -875,14 +879,23 @@ pub fn scan_collection<'a, T: 'a>(
     pat: Option<&[u8]>,
 ) -> (u64, Vec<(&'a [u8], T)>) {
     use std::hash::BuildHasher;
+    let all: Vec<(&'a [u8], T)> = items.collect();
+    // Small collections come back whole and in their natural order, like
+    // Redis's compact encodings.
+    if all.len() <= 128 {
+        let out = all
+            .into_iter()
+            .filter(|(k, _)| pat.is_none_or(|p| crate::store::glob::matches(p, k)))
+            .collect();
+        return (0, out);
+    }
     let h = crate::store::value::hasher();
-    let mut v: Vec<(u64, &'a [u8], T)> = items
+    let mut v: Vec<(u64, &'a [u8], T)> = all
+        .into_iter()
         .map(|(k, t)| (h.hash_one(k) >> 1, k, t))
         .filter(|(hh, _, _)| *hh >= cursor)
         .collect();
     v.sort_unstable_by_key(|x| x.0);
-    // Small collections come back whole, like Redis's compact encodings.
-    let count = if v.len() <= 128 { usize::MAX } else { count };
     let mut out = Vec::new();
     let mut visited = 0;
     let mut iter = v.into_iter().peekable();

@@ -40,7 +40,7 @@ pub fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// SCARD key
 pub fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
-    let n = db.read::<SetVal, _>(&args[1], now, clock, |s| s.set.len())?;
+    let n = db.read::<SetVal, _>(&args[1], now, clock, |s| s.len())?;
     ctx.out.int(n.unwrap_or(0) as i64);
     Ok(())
 }
@@ -51,7 +51,7 @@ pub fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let hits: Vec<bool> = db
         .read::<SetVal, _>(&args[1], now, clock, |s| {
-            args[2..].iter().map(|m| s.set.contains(&m[..])).collect()
+            args[2..].iter().map(|m| s.contains(m)).collect()
         })?
         .unwrap_or_else(|| vec![false; args.len() - 2]);
     if multi {
@@ -69,8 +69,8 @@ pub fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
-        out.set(s.set.len());
-        s.set.iter().for_each(|m| out.bulk(m));
+        out.set(s.len());
+        s.iter().for_each(|m| out.bulk(m));
     })?;
     if found.is_none() {
         ctx.out.set(0);
@@ -95,11 +95,10 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let popped = db.write::<SetVal, _>(&args[1], now, clock, false, |s| {
         let mut rng = rand::rng();
         let picks: Vec<Key> = s
-            .set
             .iter()
-            .choose_multiple(&mut rng, (count.unwrap_or(1) as usize).min(s.set.len()))
+            .choose_multiple(&mut rng, (count.unwrap_or(1) as usize).min(s.len()))
             .into_iter()
-            .cloned()
+            .map(Key::from)
             .collect();
         for p in &picks {
             s.remove(p);
@@ -133,21 +132,25 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let picks = db.read::<SetVal, _>(&args[1], now, clock, |s| {
         let mut rng = rand::rng();
         match count {
-            None => s.set.iter().choose(&mut rng).cloned().into_iter().collect(),
-            Some(c) if c >= 0 => s
-                .set
+            None => s
                 .iter()
-                .choose_multiple(&mut rng, (c as usize).min(s.set.len()))
+                .choose(&mut rng)
+                .map(Key::from)
                 .into_iter()
-                .cloned()
+                .collect(),
+            Some(c) if c >= 0 => s
+                .iter()
+                .choose_multiple(&mut rng, (c as usize).min(s.len()))
+                .into_iter()
+                .map(Key::from)
                 .collect(),
             Some(c) => {
-                let all: Vec<&Key> = s.set.iter().collect();
+                let all: Vec<&[u8]> = s.iter().collect();
                 if all.is_empty() {
                     return Vec::new();
                 }
                 (0..c.unsigned_abs())
-                    .map(|_| all[rng.random_range(0..all.len())].clone())
+                    .map(|_| Key::from(all[rng.random_range(0..all.len())]))
                     .collect::<Vec<Key>>()
             }
         }
@@ -205,22 +208,25 @@ fn compute(
         sets.push(load(db, k, now, clock)?);
     }
     let mut iter = sets.into_iter();
-    let first = iter.next().flatten().map(|s| s.set).unwrap_or_default();
-    let mut acc: HashSet<Key> = first.into_iter().collect();
+    let mut acc: HashSet<Key> = iter
+        .next()
+        .flatten()
+        .map(|s| s.iter().map(Key::from).collect())
+        .unwrap_or_default();
     for s in iter {
         match op {
             "inter" => match s {
-                Some(s) => acc.retain(|m| s.set.contains(m)),
+                Some(s) => acc.retain(|m| s.contains(m)),
                 None => acc.clear(),
             },
             "union" => {
                 if let Some(s) = s {
-                    acc.extend(s.set);
+                    acc.extend(s.iter().map(Key::from));
                 }
             }
             _ => {
                 if let Some(s) = s {
-                    acc.retain(|m| !s.set.contains(m));
+                    acc.retain(|m| !s.contains(m));
                 }
             }
         }
@@ -303,12 +309,8 @@ pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
-        let (next, items) = scan_collection(
-            s.set.iter().map(|m| (&m[..], ())),
-            cursor,
-            count,
-            pat.as_deref(),
-        );
+        let (next, items) =
+            scan_collection(s.iter().map(|m| (m, ())), cursor, count, pat.as_deref());
         out.array(2);
         out.bulk(next.to_string().as_bytes());
         out.array(items.len());

@@ -467,7 +467,8 @@ pub fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         .map_err(|_| err("The specified keys must contain string values"))?
         .unwrap_or_default();
     let (n, m) = (a.len(), b.len());
-    if (n + 1).saturating_mul(m + 1) > 64 * 1024 * 1024 {
+    // The DP table is built under the keyspace lock: bound it (64 MiB).
+    if (n + 1).saturating_mul(m + 1) > 16 * 1024 * 1024 {
         return Err(err(
             "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::store::frame::{Out, fmt_g17};
 use crate::store::keyspace::Db;
-use crate::store::value::{Key, Value, ZSetVal};
+use crate::store::value::{Key, Value, ZIter, ZSetVal};
 
 /// One end of a score range.
 #[derive(Debug, Clone, Copy)]
@@ -326,52 +326,47 @@ fn select(z: &ZSetVal, spec: &RangeSpec, rev: bool, offset: i64, count: i64) -> 
     if offset < 0 {
         return Vec::new();
     }
-    let it: Box<dyn Iterator<Item = &(crate::store::value::Score, Key)>> = if rev {
-        Box::new(z.tree.iter().rev())
+    let it: ZIter<'_> = if rev {
+        Box::new(z.ordered().rev())
     } else {
-        Box::new(z.tree.iter())
+        z.ordered()
     };
+    let own = |(s, m): (f64, &[u8])| (Key::from(m), s);
     match spec {
         RangeSpec::Rank(start, stop) => match range_of(*start, *stop, z.len()) {
             // Walk from whichever end is closer (ranks near the tail are common).
             Some((s, e)) if s > z.len() - 1 - e => {
-                let back: Box<dyn Iterator<Item = &(crate::store::value::Score, Key)>> = if rev {
-                    Box::new(z.tree.iter())
+                let back: ZIter<'_> = if rev {
+                    z.ordered()
                 } else {
-                    Box::new(z.tree.iter().rev())
+                    Box::new(z.ordered().rev())
                 };
                 let mut v: Vec<(Key, f64)> = back
                     .skip(z.len() - 1 - e)
                     .take(e - s + 1)
-                    .map(|(sc, m)| (m.clone(), sc.0))
+                    .map(own)
                     .collect();
                 v.reverse();
                 v
             }
-            Some((s, e)) => it
-                .skip(s)
-                .take(e - s + 1)
-                .map(|(sc, m)| (m.clone(), sc.0))
-                .collect(),
+            Some((s, e)) => it.skip(s).take(e - s + 1).map(own).collect(),
             None => Vec::new(),
         },
         RangeSpec::Score(min, max) => {
             if !rev {
-                let start = (crate::store::value::Score(min.v), Key::default());
-                z.tree
-                    .range(start..)
-                    .skip_while(|(s, _)| !above_min(s.0, *min))
-                    .take_while(|(s, _)| below_max(s.0, *max))
+                z.ordered_from(min.v)
+                    .skip_while(|(s, _)| !above_min(*s, *min))
+                    .take_while(|(s, _)| below_max(*s, *max))
                     .skip(skip)
                     .take(take)
-                    .map(|(s, m)| (m.clone(), s.0))
+                    .map(own)
                     .collect()
             } else {
-                it.skip_while(|(s, _)| !below_max(s.0, *max))
-                    .take_while(|(s, _)| above_min(s.0, *min))
+                it.skip_while(|(s, _)| !below_max(*s, *max))
+                    .take_while(|(s, _)| above_min(*s, *min))
                     .skip(skip)
                     .take(take)
-                    .map(|(s, m)| (m.clone(), s.0))
+                    .map(own)
                     .collect()
             }
         }
@@ -381,14 +376,14 @@ fn select(z: &ZSetVal, spec: &RangeSpec, rev: bool, offset: i64, count: i64) -> 
                     .take_while(|(_, m)| lex_lte_max(m, max))
                     .skip(skip)
                     .take(take)
-                    .map(|(s, m)| (m.clone(), s.0))
+                    .map(own)
                     .collect()
             } else {
                 it.skip_while(|(_, m)| !lex_lte_max(m, max))
                     .take_while(|(_, m)| lex_gte_min(m, min))
                     .skip(skip)
                     .take(take)
-                    .map(|(s, m)| (m.clone(), s.0))
+                    .map(own)
                     .collect()
             }
         }
@@ -582,8 +577,8 @@ fn load_scores(
     match db.get(key, now, clock) {
         None => Ok(None),
         Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(Some(z.tree.iter().map(|(s, m)| (m.clone(), s.0)).collect())),
-            Value::Set(s) => Ok(Some(s.set.iter().map(|m| (m.clone(), 1.0)).collect())),
+            Value::ZSet(z) => Ok(Some(z.ordered().map(|(s, m)| (Key::from(m), s)).collect())),
+            Value::Set(s) => Ok(Some(s.iter().map(|m| (Key::from(m), 1.0)).collect())),
             _ => Err(CmdError::WrongType),
         },
     }
@@ -742,28 +737,26 @@ pub fn zrandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let mut rng = rand::rng();
         match count {
             None => z
-                .dict
-                .iter()
+                .ordered()
                 .choose(&mut rng)
-                .map(|(m, s)| (m.clone(), *s))
+                .map(|(s, m)| (Key::from(m), s))
                 .into_iter()
                 .collect::<Vec<_>>(),
             Some(c) if c >= 0 => z
-                .dict
-                .iter()
-                .choose_multiple(&mut rng, (c as usize).min(z.dict.len()))
+                .ordered()
+                .choose_multiple(&mut rng, (c as usize).min(z.len()))
                 .into_iter()
-                .map(|(m, s)| (m.clone(), *s))
+                .map(|(s, m)| (Key::from(m), s))
                 .collect(),
             Some(c) => {
-                let all: Vec<_> = z.dict.iter().collect();
+                let all: Vec<_> = z.ordered().collect();
                 if all.is_empty() {
                     return Vec::new();
                 }
                 (0..c.unsigned_abs())
                     .map(|_| {
-                        let (m, s) = all[rng.random_range(0..all.len())];
-                        (m.clone(), *s)
+                        let (s, m) = all[rng.random_range(0..all.len())];
+                        (Key::from(m), s)
                     })
                     .collect()
             }
@@ -786,7 +779,7 @@ pub fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<ZSetVal, _>(&args[1], now, clock, |z| {
         let (next, items) = scan_collection(
-            z.dict.iter().map(|(m, s)| (&m[..], *s)),
+            z.ordered().map(|(s, m)| (m, s)),
             cursor,
             count,
             pat.as_deref(),
