@@ -5,11 +5,12 @@
 //! through `tracing` on stderr instead.
 
 use std::{
+    collections::HashMap,
     ffi::CStr,
     io::Write,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    sync::{Arc, Mutex},
-    time::SystemTime,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant, SystemTime},
 };
 
 use aya::maps::{MapData, RingBuf};
@@ -54,6 +55,70 @@ impl EventSink {
         // A closed stdout must not take the firewall down with it.
         let _ = out.write_all(line.as_bytes());
         let _ = out.flush();
+    }
+}
+
+/// Security events from places that have no sink of their own (the store):
+/// stdout, like the daemon's, rate-limited per (kind, source) so a scanner
+/// cannot flood the log. Suppressed events are counted and the count rides
+/// on the next event that gets through.
+pub fn security_event(kind: &'static str, source: IpAddr, mut fields: Value) {
+    static SINK: OnceLock<EventSink> = OnceLock::new();
+    static LIMITER: OnceLock<Mutex<RateLimiter>> = OnceLock::new();
+    let suppressed = {
+        let mut limiter = LIMITER
+            .get_or_init(|| Mutex::new(RateLimiter::default()))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match limiter.admit(kind, source, Instant::now()) {
+            Some(suppressed) => suppressed,
+            None => return,
+        }
+    };
+    if let Value::Object(map) = &mut fields {
+        map.insert("peer".into(), source.to_string().into());
+        if suppressed > 0 {
+            map.insert("suppressed_since_last".into(), suppressed.into());
+        }
+    }
+    SINK.get_or_init(EventSink::default).emit(kind, fields);
+}
+
+/// At most [`RateLimiter::BURST`] events per (kind, source) per window.
+#[derive(Default)]
+struct RateLimiter {
+    windows: HashMap<(&'static str, IpAddr), (Instant, u32, u64)>,
+}
+
+impl RateLimiter {
+    const BURST: u32 = 5;
+    const WINDOW: Duration = Duration::from_secs(60);
+    /// Sources tracked at once; beyond it expired windows are forgotten.
+    const MAX_SOURCES: usize = 10_000;
+
+    /// `Some(suppressed so far)` if this event may be written.
+    fn admit(&mut self, kind: &'static str, source: IpAddr, now: Instant) -> Option<u64> {
+        if self.windows.len() >= Self::MAX_SOURCES {
+            self.windows
+                .retain(|_, (start, _, _)| now.duration_since(*start) < Self::WINDOW);
+            if self.windows.len() >= Self::MAX_SOURCES {
+                // Still full of live sources: a spread-out flood. Drop the
+                // detail, keep the process's memory bounded.
+                self.windows.clear();
+            }
+        }
+        let entry = self.windows.entry((kind, source)).or_insert((now, 0, 0));
+        if now.duration_since(entry.0) >= Self::WINDOW {
+            entry.0 = now;
+            entry.1 = 0;
+        }
+        if entry.1 < Self::BURST {
+            entry.1 += 1;
+            Some(std::mem::take(&mut entry.2))
+        } else {
+            entry.2 += 1;
+            None
+        }
     }
 }
 
@@ -125,5 +190,35 @@ pub async fn pump_flow_events(ring: RingBuf<MapData>, sink: EventSink) -> anyhow
             sink.emit("flow_marked", flow_event_fields(&ev));
         }
         guard.clear_ready();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_bursts_then_counts_what_it_suppressed() {
+        let mut l = RateLimiter::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..RateLimiter::BURST {
+            assert_eq!(l.admit("k", a, t0), Some(0));
+        }
+        assert_eq!(l.admit("k", a, t0), None);
+        assert_eq!(l.admit("k", a, t0), None);
+        assert_eq!(
+            l.admit("k", b, t0),
+            Some(0),
+            "other sources are not affected"
+        );
+        assert_eq!(l.admit("other", a, t0), Some(0), "nor other kinds");
+        let later = t0 + RateLimiter::WINDOW;
+        assert_eq!(
+            l.admit("k", a, later),
+            Some(2),
+            "the next window reports the suppressed"
+        );
     }
 }

@@ -444,7 +444,31 @@ pub fn process<'s>(
     ctx.block.take()
 }
 
+/// `POST` and `Host:` are never Redis commands: they are an HTTP request
+/// that a web page made a browser send here (cross-protocol scripting).
+fn is_http_line(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
+}
+
 fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
+    if is_http_line(&args[0]) {
+        // As Redis does: no reply, and nothing after it in this
+        // connection's buffer runs, authenticated or not.
+        ctx.client.close = true;
+        crate::events::security_event(
+            "cross_protocol_kill",
+            ctx.client.handle.addr.ip(),
+            serde_json::json!({
+                "command": String::from_utf8_lossy(&args[0][..args[0].len().min(16)]),
+                "port": ctx.client.handle.laddr.port(),
+            }),
+        );
+        tracing::warn!(
+            peer = %ctx.client.handle.addr,
+            "possible SECURITY ATTACK: an HTTP request (POST or Host:) was sent to the store; connection closed"
+        );
+        return;
+    }
     let idx = lookup(&args[0]);
     if ctx.client.user.is_none() && idx.is_none_or(|i| !COMMANDS[i].no_auth) {
         ctx.out.error("NOAUTH Authentication required.");
