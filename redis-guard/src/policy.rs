@@ -170,6 +170,22 @@ impl Policy {
         store
             .validate()
             .map_err(|e| invalid(&format!("store.{}", e.key), e.reason))?;
+        // Like Redis's protected mode: a password-less user is only tolerable
+        // when nothing but this host can connect.
+        if let Some(exposed) = store.listen.iter().find(|a| !a.ip().is_loopback()) {
+            for (i, user) in store.users.iter().enumerate() {
+                if user.nopass {
+                    return Err(invalid(
+                        &format!("store.users[{i}].nopass"),
+                        format!(
+                            "user `{}` has no password but the store listens on {exposed}, which is not loopback; \
+                             give it password_sha256, password_file or password_env",
+                            user.name
+                        ),
+                    ));
+                }
+            }
+        }
         // `validate` only checks listen addresses when enabled; `redis-guard
         // store` runs the store regardless, so check them here too.
         if store.listen.is_empty() {
@@ -371,6 +387,21 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> (String, String) {
 /// name the field from serde's message when it says which one.
 fn describe_store_error(table: &toml::Table, e: &toml::de::Error) -> (String, String) {
     let reason = e.message().trim().to_string();
+    if reason.starts_with("unknown field `password`") {
+        let at = table
+            .get("users")
+            .and_then(toml::Value::as_array)
+            .and_then(|users| users.iter().position(|u| u.get("password").is_some()))
+            .map_or("store.users[].password".to_string(), |i| {
+                format!("store.users[{i}].password")
+            });
+        return (
+            at,
+            "plaintext passwords are refused in the policy file; use password_sha256 \
+             (hex SHA-256, like ACL #...), password_file or password_env"
+                .into(),
+        );
+    }
     if let Some(rest) = reason.strip_prefix("unknown field `")
         && let Some(field) = rest.split('`').next()
     {
@@ -518,6 +549,32 @@ resp_only = true
                 .enabled
         );
         assert!(!parse("").unwrap().store.enabled);
+    }
+
+    #[test]
+    fn nopass_only_on_loopback_and_no_plaintext_passwords() {
+        let nopass = |listen: &str| {
+            format!(
+                "[store]\nlisten = [{listen}]\n[[store.users]]\nname = \"app\"\nnopass = true\n"
+            )
+        };
+        parse(&nopass("\"127.0.0.1:6379\", \"[::1]:6379\"")).unwrap();
+        let e = parse(&nopass("\"127.0.0.1:6379\", \"0.0.0.0:6379\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("store.users[0].nopass") && e.contains("`app`"),
+            "{e}"
+        );
+        let e = parse("[store]\n[[store.users]]\nname = \"a\"\npassword = \"hunter2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.users[0].password"), "{e}");
+        assert!(e.contains("plaintext passwords are refused"), "{e}");
+        assert!(
+            !e.contains("hunter2"),
+            "the message must not echo the secret: {e}"
+        );
     }
 
     #[test]
