@@ -345,6 +345,8 @@ fn decide_tcp(ctx: &XdpContext, cfg: &FilterConfig, l3: L3) -> Verdict {
     }
 
     let payload_off = l4_off + doff;
+    // Never true (l4_off <= MAX_HEADER_OFFSET, doff <= 60); it gives the
+    // verifier an upper bound for the helper's offset argument.
     if payload_off > MAX_HEADER_OFFSET + 64 {
         return Verdict::Refuse(Counter::Malformed);
     }

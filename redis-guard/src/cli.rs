@@ -241,6 +241,17 @@ fn reload(
     if new.pin_path != current.pin_path {
         warn!("firewall.pin_path changes take effect on restart");
     }
+    // Everything that can fail without side effects goes first, so a bad
+    // reload really does leave the previous policy in force.
+    for name in &new.interfaces {
+        let c_name = std::ffi::CString::new(name.as_str())?;
+        if unsafe { libc::if_nametoindex(c_name.as_ptr()) } == 0 {
+            bail!(
+                "{}: key `firewall.interfaces`: interface `{name}` does not exist",
+                config.display()
+            );
+        }
+    }
     firewall.apply(&new)?;
     firewall.reconcile_interfaces(&new)?;
     info!(

@@ -55,6 +55,9 @@ pub enum FirewallError {
     /// The object file could not be parsed or its maps created.
     #[error("cannot load the XDP object: {0}")]
     Object(#[source] EbpfError),
+    /// The object has no XDP program of the expected name (a build mix-up).
+    #[error("the XDP object has no program named `{0}`")]
+    MissingProgram(&'static str),
     /// A configured interface does not exist.
     #[error("interface `{0}` does not exist")]
     UnknownInterface(String),
@@ -140,11 +143,7 @@ impl Firewall {
             }
             other => FirewallError::Object(other),
         })?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| FirewallError::Object(EbpfError::NoBTF))?
-            .try_into()
-            .map_err(|e: ProgramError| FirewallError::Object(EbpfError::ProgramError(e)))?;
+        let program = xdp_program(&mut ebpf)?;
         program.load().map_err(|e| match e {
             ProgramError::LoadError {
                 io_error,
@@ -307,11 +306,7 @@ impl Firewall {
     }
 
     fn program(&mut self) -> Result<&mut Xdp, FirewallError> {
-        self.ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| FirewallError::Object(EbpfError::NoBTF))?
-            .try_into()
-            .map_err(|e: ProgramError| FirewallError::Object(EbpfError::ProgramError(e)))
+        xdp_program(&mut self.ebpf)
     }
 
     /// Writes the policy into the maps, touching only what changed since the
@@ -320,8 +315,9 @@ impl Firewall {
     pub fn apply(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
         let previous = self.applied.take();
 
-        // Allow before deny removal order matters little: each trie update is
-        // atomic for its key, and deny is checked first by the program.
+        // Deny first, then allow, then the block summary that points into
+        // them: each step only adds before it removes, so an address present
+        // in both the old and the new policy is never judged by a gap.
         let mut v4_allow = Vec::new();
         let mut v6_allow = Vec::new();
         split(&policy.allow, &mut v4_allow, &mut v6_allow);
@@ -467,6 +463,14 @@ impl Drop for Firewall {
 }
 
 const _: () = assert!(COUNTER_COUNT as usize == redis_guard_common::Counter::ALL.len());
+
+/// The XDP program inside the loaded object.
+fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, FirewallError> {
+    ebpf.program_mut(PROGRAM_NAME)
+        .ok_or(FirewallError::MissingProgram(PROGRAM_NAME))?
+        .try_into()
+        .map_err(|e: ProgramError| FirewallError::Object(EbpfError::ProgramError(e)))
+}
 
 fn split(nets: &BTreeSet<IpNet>, v4: &mut Vec<(u32, [u8; 4])>, v6: &mut Vec<(u32, [u8; 16])>) {
     for net in nets {

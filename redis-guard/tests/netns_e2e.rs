@@ -245,3 +245,52 @@ fn clear_errors_for_missing_interface_and_privileges() {
         "{err}"
     );
 }
+
+#[test]
+fn sighup_reloads_the_policy_and_a_bad_reload_changes_nothing() {
+    let lab = lab();
+    let dir = scratch_dir("e2e-reload").unwrap();
+    let _redis = lab.start_redis(6379, &dir).unwrap();
+    let mut daemon = start_daemon(&lab, &dir, "");
+    let attacker_side: IpAddr = lab.server_v4_attacker_side().into();
+    assert_eq!(
+        connect_outcome(&lab.attacker_ns, attacker_side, 6379),
+        "timeout"
+    );
+
+    let policy = dir.join("policy.toml");
+    let original = std::fs::read_to_string(&policy).unwrap();
+    let widened = original.replace(
+        "allow = [",
+        &format!("allow = [\"{}\", ", lab.attacker_v4()),
+    );
+    std::fs::write(&policy, &widened).unwrap();
+    unsafe { libc::kill(daemon.guard.pid() as i32, libc::SIGHUP) };
+    daemon
+        .wait_for_log("policy reloaded", Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        connect_outcome(&lab.attacker_ns, attacker_side, 6379),
+        "connected",
+        "the reloaded allowlist admits the new source"
+    );
+
+    // A reload naming a missing interface fails and leaves the maps alone.
+    std::fs::write(
+        &policy,
+        original.replace("interfaces = [", "interfaces = [\"rg-missing0\", "),
+    )
+    .unwrap();
+    unsafe { libc::kill(daemon.guard.pid() as i32, libc::SIGHUP) };
+    daemon
+        .wait_for_log("policy reload failed", Duration::from_secs(10))
+        .unwrap();
+    assert!(daemon.log().contains("rg-missing0"));
+    assert_eq!(
+        connect_outcome(&lab.attacker_ns, attacker_side, 6379),
+        "connected",
+        "the failed reload must not have narrowed the allowlist"
+    );
+    let status = daemon.guard.terminate(Duration::from_secs(10)).unwrap();
+    assert!(status.success());
+}
