@@ -14,6 +14,14 @@ use serde::de::{self, Deserializer, Visitor};
 /// Redis's hard-coded ceiling on the number of elements in one multibulk request.
 pub const MAX_MULTIBULK_LEN: usize = 1024 * 1024;
 
+/// Upper bound of `auth_failure_delay_ms`: a longer wait only ties up the
+/// attacker's connection slot on our side too.
+pub const MAX_AUTH_DELAY_MS: u64 = 60_000;
+
+/// Upper bound of `auth_failure_window_secs` and `auth_ban_secs` (one year),
+/// so that deadlines computed from them can never overflow a clock.
+pub const MAX_AUTH_SECS: u64 = 365 * 24 * 3600;
+
 /// Configuration of the bundled store, deserialized from `[store]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +48,16 @@ pub struct StoreConfig {
     pub client_query_buffer_limit: ByteSize,
     /// Idle seconds before a client is disconnected; 0 means never.
     pub timeout: u64,
+    /// Milliseconds a failed `AUTH` (or `HELLO ... AUTH`) waits before its
+    /// reply, so that guessing passwords over one connection is slow.
+    pub auth_failure_delay_ms: u64,
+    /// Failed authentications from one source address, within
+    /// `auth_failure_window_secs`, that get the address banned.
+    pub auth_max_failures: u32,
+    /// Length of the window in which `auth_max_failures` are counted.
+    pub auth_failure_window_secs: u64,
+    /// How long a banned address has its new connections refused.
+    pub auth_ban_secs: u64,
     /// ACL users. When empty, a `default` user with `nopass` and all permissions exists.
     pub users: Vec<UserConfig>,
 }
@@ -58,6 +76,10 @@ impl Default for StoreConfig {
             proto_max_bulk_len: ByteSize(512 * 1024 * 1024),
             client_query_buffer_limit: ByteSize(1024 * 1024 * 1024),
             timeout: 0,
+            auth_failure_delay_ms: 200,
+            auth_max_failures: 10,
+            auth_failure_window_secs: 60,
+            auth_ban_secs: 300,
             users: Vec::new(),
         }
     }
@@ -208,6 +230,23 @@ impl StoreConfig {
         }
         if self.client_query_buffer_limit.0 < 1024 * 1024 {
             return Err(bad("client_query_buffer_limit", "must be at least 1mb"));
+        }
+        if self.auth_failure_delay_ms > MAX_AUTH_DELAY_MS {
+            return Err(bad(
+                "auth_failure_delay_ms",
+                format!("must be at most {MAX_AUTH_DELAY_MS}"),
+            ));
+        }
+        if self.auth_max_failures == 0 {
+            return Err(bad("auth_max_failures", "must be greater than 0"));
+        }
+        for (key, v) in [
+            ("auth_failure_window_secs", self.auth_failure_window_secs),
+            ("auth_ban_secs", self.auth_ban_secs),
+        ] {
+            if v == 0 || v > MAX_AUTH_SECS {
+                return Err(bad(key, format!("must be between 1 and {MAX_AUTH_SECS}")));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.users.iter().enumerate() {
