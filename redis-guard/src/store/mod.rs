@@ -14,12 +14,14 @@
 //! - [`frame`]: RESP2/RESP3 reply encoding.
 //! - [`client`]: per-client state and the handle other clients see.
 //! - [`auth`]: users, password digests, ACL rule subset.
+//! - [`authguard`]: failed-authentication counting per source address and bans.
 //! - [`keyspace`]: databases, lazy expiry, memory accounting, eviction, `SCAN`.
 //! - [`value`]: compact value representations.
 //! - [`glob`]: Redis glob patterns.
 //! - [`cmd`]: the command table and one module per command family.
 
 pub mod auth;
+pub mod authguard;
 pub mod client;
 pub mod cmd;
 pub mod config;
@@ -31,5 +33,6 @@ pub mod protocol;
 pub mod server;
 pub mod value;
 
+pub use authguard::BanEvent;
 pub use config::StoreConfig;
 pub use server::Server;

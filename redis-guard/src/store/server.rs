@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::store::auth::Users;
+use crate::store::authguard::{AuthGuard, BanEvent};
 use crate::store::client::ClientHandle;
 use crate::store::cmd::pubsub::PubSub;
 use crate::store::config::StoreConfig;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub config: StoreConfig,
     /// Users, fixed at start.
     pub users: Users,
+    /// Failed-authentication counters and bans per source address.
+    pub auth_guard: AuthGuard,
     /// The data.
     pub ks: Mutex<Keyspace>,
     /// Channel and pattern subscriptions.
@@ -111,8 +114,14 @@ impl Server {
                 .collect()
         };
         let limit = Arc::new(Semaphore::new(config.maxclients));
+        let auth_guard = AuthGuard::new(
+            config.auth_max_failures,
+            Duration::from_secs(config.auth_failure_window_secs),
+            Duration::from_secs(config.auth_ban_secs),
+        );
         let shared = Arc::new(Shared {
             users,
+            auth_guard,
             ks: Mutex::new(ks),
             pubsub: Mutex::new(PubSub::default()),
             clients: Mutex::new(HashMap::new()),
@@ -136,6 +145,13 @@ impl Server {
     /// The actually bound addresses (with real ports when 0 was configured).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.shared.addrs.clone()
+    }
+
+    /// Every ban the store imposes from now on (subscribe before [`Server::run`],
+    /// which consumes the server). Meant for the daemon, which will turn bans
+    /// into kernel drops; a receiver that falls behind loses the oldest bans.
+    pub fn ban_events(&self) -> tokio::sync::broadcast::Receiver<BanEvent> {
+        self.shared.auth_guard.subscribe()
     }
 
     /// Serves until `shutdown` completes, then stops accepting and closes connections.
@@ -189,6 +205,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Sema
             }
         };
         let _ = stream.set_nodelay(true);
+        if shared.auth_guard.is_banned(peer.ip()) {
+            crate::events::security_event(
+                "connection_refused_banned",
+                peer.ip(),
+                serde_json::json!({}),
+            );
+            tokio::spawn(refuse_banned(stream));
+            continue;
+        }
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
                 shared.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -213,6 +238,20 @@ async fn reject(mut stream: TcpStream) {
     )
     .await;
 }
+
+/// Says why, then closes: a client library shows the reason to its user,
+/// where a bare reset would look like a network fault and invite retries.
+async fn refuse_banned(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(BANNED_REPLY).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Reply to a new connection from a banned source, before it is closed.
+pub const BANNED_REPLY: &[u8] =
+    b"-ERR too many authentication failures from this address; try again later\r\n";
 
 /// Active expiry like Redis: about ten times a second sample keys with a TTL
 /// in every database, repeating while more than a quarter of them had expired,
