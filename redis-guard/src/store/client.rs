@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -158,6 +158,10 @@ pub struct ClientState {
     pub reply: ReplyMode,
     /// Close after flushing the current replies (`QUIT`, protocol errors).
     pub close: bool,
+    /// Wait owed before the pending replies go out: failed authentications
+    /// add `auth_failure_delay_ms` each, so that pipelining (or queueing in
+    /// `MULTI`) many guesses does not share one delay.
+    pub reply_delay: Duration,
 }
 
 impl ClientState {
@@ -176,6 +180,7 @@ impl ClientState {
             psubs: HashSet::new(),
             reply: ReplyMode::On,
             close: false,
+            reply_delay: Duration::ZERO,
         }
     }
 

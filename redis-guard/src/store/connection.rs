@@ -183,6 +183,33 @@ impl Conn {
         Ok(())
     }
 
+    /// [`Conn::flush`], after first serving the delay that failed
+    /// authentications put on these replies. The wait is an async sleep in
+    /// this task only: no lock is held and other clients run meanwhile.
+    async fn flush_delayed(
+        &mut self,
+        shared: &Shared,
+        state: &mut ClientState,
+    ) -> std::io::Result<()> {
+        let delay = std::mem::take(&mut state.reply_delay);
+        if !delay.is_zero() {
+            let gone = || std::io::Error::other("connection stopped while delaying a reply");
+            let notified = self.handle.kill.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut shutdown = shared.shutdown.clone();
+            if self.handle.killed.load(Ordering::Acquire) || *shutdown.borrow() {
+                return Err(gone());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = &mut notified => return Err(gone()),
+                _ = shutdown.changed() => return Err(gone()),
+            }
+        }
+        self.flush(shared).await
+    }
+
     /// Makes room for the next read: grows geometrically while a large
     /// request streams in, and drops an oversized empty buffer afterwards.
     fn prepare_read(&mut self) {
@@ -220,20 +247,20 @@ impl Conn {
             loop {
                 match self.run_batch(shared, state, &mut parser, &mut args) {
                     Batch::NeedInput => break,
-                    Batch::Flush => self.flush(shared).await?,
+                    Batch::Flush => self.flush_delayed(shared, state).await?,
                     Batch::Block(b) => {
-                        self.flush(shared).await?;
+                        self.flush_delayed(shared, state).await?;
                         if !self.wait_blocked(shared, state, b, stop.as_mut()).await? {
                             return Ok(());
                         }
                     }
                     Batch::Close => {
-                        self.flush(shared).await?;
+                        self.flush_delayed(shared, state).await?;
                         return Ok(());
                     }
                     Batch::Malformed(e) => {
                         Out::new(&mut self.wbuf, state.resp3).error(&e.message());
-                        self.flush(shared).await?;
+                        self.flush_delayed(shared, state).await?;
                         let _ = self.wr.shutdown().await;
                         return Ok(());
                     }
@@ -243,7 +270,7 @@ impl Conn {
                 tracing::warn!(client = handle.id, "query buffer limit reached, closing");
                 return Ok(());
             }
-            self.flush(shared).await?;
+            self.flush_delayed(shared, state).await?;
             if handle.killed.load(Ordering::Acquire) || *shared.shutdown.borrow() {
                 return Ok(());
             }
@@ -282,7 +309,7 @@ impl Conn {
                         handle.push_bytes.fetch_sub(m.size(), Ordering::Relaxed);
                         encode_push(&mut self.wbuf, state.resp3, &m);
                         if self.wbuf.len() >= FLUSH_AT {
-                            self.flush(shared).await?;
+                            self.flush_delayed(shared, state).await?;
                         }
                     }
                 }
@@ -316,6 +343,11 @@ impl Conn {
                     }
                     if state.close {
                         return Batch::Close;
+                    }
+                    if !state.reply_delay.is_zero() {
+                        // The delay is per failed attempt: the next request
+                        // in the pipeline must wait for it too.
+                        return Batch::Flush;
                     }
                     if self.wbuf.len() >= FLUSH_AT {
                         return Batch::Flush;

@@ -1,10 +1,12 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Ctx, err, int_arg, is, wrong_args};
+use crate::store::authguard::Verdict;
 use crate::store::client::ReplyMode;
 
 /// Version reported to clients; clients gate features on it.
@@ -41,13 +43,44 @@ fn set_user(ctx: &mut Ctx<'_, '_>, user: std::sync::Arc<crate::store::auth::User
 }
 
 fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
+    let peer = ctx.client.handle.addr.ip();
+    // Bounded: the name goes into logs and events, and it is attacker input.
+    let shown = String::from_utf8_lossy(&user[..user.len().min(64)]).into_owned();
     match ctx.shared.users.authenticate(user, pass) {
         Some(u) => {
+            crate::events::security_event(
+                "auth_success",
+                peer,
+                serde_json::json!({ "user": shown }),
+            );
             set_user(ctx, u);
             Ok(())
         }
         None => {
             tracing::info!(client = ctx.client.handle.id, addr = %ctx.client.handle.addr, "AUTH failed");
+            crate::events::security_event(
+                "auth_failure",
+                peer,
+                serde_json::json!({ "user": shown }),
+            );
+            let delay = Duration::from_millis(ctx.shared.config.auth_failure_delay_ms);
+            ctx.client.reply_delay = ctx.client.reply_delay.saturating_add(delay);
+            match ctx.shared.auth_guard.record_failure(peer) {
+                Verdict::Counted => {}
+                Verdict::BannedNow(ev) => {
+                    let ban_secs = ctx.shared.config.auth_ban_secs;
+                    tracing::warn!(addr = %peer, failures = ev.failures, ban_secs, "too many authentication failures; source banned");
+                    crate::events::security_event(
+                        "auth_ban",
+                        peer,
+                        serde_json::json!({ "failures": ev.failures, "ban_secs": ban_secs }),
+                    );
+                    ctx.client.close = true;
+                }
+                // Another connection of this source got it banned; this one
+                // was open before and must not go on guessing.
+                Verdict::AlreadyBanned => ctx.client.close = true,
+            }
             Err(CmdError::Msg(WRONGPASS.into()))
         }
     }
