@@ -2,17 +2,19 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use redis_guard::store::auth::sha256_hex;
 use redis_guard::store::config::UserConfig;
-use redis_guard::store::{Server, StoreConfig};
+use redis_guard::store::{BanEvent, Server, StoreConfig};
 
 /// A running store; shut down on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub password: Option<(String, String)>,
+    /// Subscribed to [`Server::ban_events`] before the server started.
+    pub bans: tokio::sync::broadcast::Receiver<BanEvent>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -44,7 +46,9 @@ impl TestServer {
                         return;
                     }
                 };
-                addr_tx.send(Ok(server.local_addrs()[0])).unwrap();
+                addr_tx
+                    .send(Ok((server.local_addrs()[0], server.ban_events())))
+                    .unwrap();
                 server
                     .run(async {
                         let _ = stop_rx.await;
@@ -53,13 +57,14 @@ impl TestServer {
                     .expect("run");
             });
         });
-        let addr = addr_rx
+        let (addr, bans) = addr_rx
             .recv()
             .expect("server thread")
             .unwrap_or_else(|e| panic!("bind failed: {e}"));
         TestServer {
             addr,
             password: None,
+            bans,
             shutdown: Some(stop_tx),
             thread: Some(thread),
             _dir: dir,
@@ -108,6 +113,12 @@ impl TestServer {
         Raw::connect(self.addr)
     }
 
+    /// A raw socket whose source address is `src` (any 127.0.0.0/8 address
+    /// works on loopback), to play a client other than 127.0.0.1.
+    pub fn raw_from(&self, src: &str) -> Raw {
+        Raw::connect_from(self.addr, src.parse().expect("source address"))
+    }
+
     /// A raw socket, authenticated when the server has a password.
     pub fn raw_authed(&self) -> Raw {
         let mut r = Raw::connect(self.addr);
@@ -147,6 +158,21 @@ pub struct Raw {
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
         let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        s.set_nodelay(true).unwrap();
+        Raw { s }
+    }
+
+    /// Connects from a chosen source address; std cannot bind before connecting.
+    pub fn connect_from(addr: SocketAddr, src: IpAddr) -> Raw {
+        use socket2::{Domain, Socket, Type};
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+        sock.bind(&SocketAddr::new(src, 0).into())
+            .expect("bind source address");
+        sock.connect_timeout(&addr.into(), Duration::from_secs(5))
+            .expect("connect");
+        let s: TcpStream = sock.into();
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         s.set_nodelay(true).unwrap();
