@@ -99,27 +99,15 @@ impl Lab {
             (&self.server_ns, server_if, 1u8),
             (&peer_ns.to_string(), peer_if, 2),
         ] {
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("10.77.{net}.{host}/24"),
-                "dev",
-                ifname,
-            ])?;
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("fd77:{net:x}::{host}/64"),
-                "dev",
-                ifname,
-                "nodad",
-            ])?;
+            for (addr, extra) in [
+                (format!("10.77.{net}.{host}/24"), None),
+                // No duplicate address detection: the address is usable at once.
+                (format!("fd77:{net:x}::{host}/64"), Some("nodad")),
+            ] {
+                let mut args = vec!["ip", "-n", ns, "addr", "add", &addr, "dev", ifname];
+                args.extend(extra);
+                sh(&args)?;
+            }
             sh(&["ip", "-n", ns, "link", "set", ifname, "up"])?;
         }
         Ok(())

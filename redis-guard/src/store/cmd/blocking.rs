@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
+use super::lists::side;
 use super::{BlockRequest, CmdError, CmdResult, Ctx, err, int_arg, is, name_of, parse_float};
 use crate::store::frame::Out;
 use crate::store::keyspace::{Keyspace, now_ms};
@@ -285,16 +286,6 @@ fn block_or_serve(
 
 fn keys_of(args: &[Bytes]) -> Vec<Key> {
     args.iter().map(|a| Box::from(&a[..])).collect()
-}
-
-fn side(a: &[u8]) -> Result<bool, CmdError> {
-    if is(a, "left") {
-        Ok(true)
-    } else if is(a, "right") {
-        Ok(false)
-    } else {
-        Err(CmdError::Syntax)
-    }
 }
 
 /// BLPOP / BRPOP key [key ...] timeout

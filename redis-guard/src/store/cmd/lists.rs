@@ -308,7 +308,8 @@ pub fn lpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn side(a: &[u8]) -> Result<bool, CmdError> {
+/// `LEFT` (true) or `RIGHT` (false), as LMOVE, BLMOVE and LMPOP spell it.
+pub(super) fn side(a: &[u8]) -> Result<bool, CmdError> {
     if is(a, "left") {
         Ok(true)
     } else if is(a, "right") {
