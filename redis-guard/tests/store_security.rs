@@ -284,3 +284,52 @@ fn auth_limit_settings_are_validated_by_key() {
         assert!(e.to_string().starts_with(&format!("store.{key}: ")), "{e}");
     }
 }
+
+/// The reference documents' file-write and code-load chain, and its
+/// relatives: each is refused with a clear error for every user, the
+/// connection stays usable and the data stays intact.
+#[test]
+fn dangerous_commands_are_refused_clearly() {
+    let s = TestServer::start(|_| {});
+    let mut r = s.raw_authed();
+    r.roundtrip(&["SET", "precious", "data"], b"+OK\r\n");
+    for cmd in [
+        &["CONFIG", "SET", "dir", "/tmp"][..],
+        &["config", "set", "dbfilename", "shell.so"],
+        &["CONFIG", "REWRITE"],
+        &["SAVE"],
+        &["BGSAVE"],
+        &["MODULE", "LOAD", "/tmp/shell.so"],
+        &["DEBUG", "SLEEP", "0"],
+        &["EVAL", "return 1", "0"],
+        &["SCRIPT", "LOAD", "return 1"],
+        &["FUNCTION", "LIST"],
+        &["SHUTDOWN", "NOSAVE"],
+        &["SLAVEOF", "192.0.2.1", "6379"],
+        &["REPLICAOF", "192.0.2.1", "6379"],
+        &["MIGRATE", "192.0.2.1", "6379", "precious", "0", "1000"],
+        &["SYNC"],
+        &["PSYNC", "?", "-1"],
+    ] {
+        r.cmd(cmd);
+        let line = r.line();
+        assert!(
+            line.starts_with("-ERR ") && line.contains("is not available in redis-guard"),
+            "{cmd:?} -> {line}"
+        );
+    }
+    r.roundtrip(&["GET", "precious"], b"$4\r\ndata\r\n");
+    // Read-only CONFIG GET stays (redis-benchmark and clients ask for it).
+    r.roundtrip(
+        &["CONFIG", "GET", "maxmemory"],
+        b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n",
+    );
+    // Inside MULTI a refused command aborts the transaction like an unknown one.
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.cmd(&["CONFIG", "SET", "dir", "/tmp"]);
+    assert!(r.line().starts_with("-ERR "));
+    r.roundtrip(&["SET", "precious", "gone"], b"+QUEUED\r\n");
+    r.cmd(&["EXEC"]);
+    assert!(r.line().starts_with("-EXECABORT"));
+    r.roundtrip(&["GET", "precious"], b"$4\r\ndata\r\n");
+}

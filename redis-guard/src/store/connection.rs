@@ -476,6 +476,66 @@ pub fn process<'s>(
     ctx.block.take()
 }
 
+/// The commands of the reference attacks (write files via CONFIG SET dir +
+/// SAVE, load code, stop the server, talk to another host). They do not
+/// exist here for anyone; asking for one is worth an audit event, unlike a
+/// typo.
+fn dangerous(args: &[Bytes]) -> Option<&'static str> {
+    const NAMES: &[&str] = &[
+        "save",
+        "bgsave",
+        "bgrewriteaof",
+        "module",
+        "debug",
+        "eval",
+        "evalsha",
+        "eval_ro",
+        "evalsha_ro",
+        "script",
+        "function",
+        "fcall",
+        "fcall_ro",
+        "shutdown",
+        "replicaof",
+        "slaveof",
+        "migrate",
+        "sync",
+        "psync",
+        "failover",
+    ];
+    let name = &args[0];
+    if name.eq_ignore_ascii_case(b"config") {
+        let sub = args.get(1)?;
+        return ["set", "rewrite", "resetstat"]
+            .iter()
+            .find(|s| sub.eq_ignore_ascii_case(s.as_bytes()))
+            .map(|_| "config");
+    }
+    NAMES
+        .iter()
+        .find(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        .copied()
+}
+
+fn refuse_dangerous(ctx: &mut Ctx<'_, '_>, name: &'static str) {
+    let shown = if name == "config" {
+        "CONFIG SET/REWRITE/RESETSTAT".to_string()
+    } else {
+        name.to_ascii_uppercase()
+    };
+    ctx.out.error(&format!(
+        "ERR {shown} is not available in redis-guard: it could write files, load code, stop the server or contact another host"
+    ));
+    crate::events::security_event(
+        "dangerous_command_refused",
+        ctx.client.handle.addr.ip(),
+        serde_json::json!({
+            "command": shown,
+            "user": ctx.client.user.as_ref().map(|u| u.name.clone()),
+        }),
+    );
+}
+
 /// `POST` and `Host:` are never Redis commands: they are an HTTP request
 /// that a web page made a browser send here (cross-protocol scripting).
 fn is_http_line(name: &[u8]) -> bool {
@@ -506,13 +566,18 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         ctx.out.error("NOAUTH Authentication required.");
         return;
     }
-    let Some(idx) = idx else {
+    let refused = dangerous(args);
+    if idx.is_none() || refused.is_some() {
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }
-        ctx.out.error(&unknown_command(args));
+        match refused {
+            Some(name) => refuse_dangerous(ctx, name),
+            None => ctx.out.error(&unknown_command(args)),
+        }
         return;
-    };
+    }
+    let Some(idx) = idx else { return };
     let cmd = &COMMANDS[idx];
     if !arity_ok(cmd, args.len()) {
         if ctx.client.multi.is_some() && !cmd.tx_control {
