@@ -156,22 +156,18 @@ impl Conn {
             Err(e) => return Err(e),
         };
         if done < self.wbuf.len() {
-            let gone = || std::io::Error::other("connection stopped while writing");
-            let notified = self.handle.kill.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let mut shutdown = shared.shutdown.clone();
-            if self.handle.killed.load(Ordering::Acquire) || *shutdown.borrow() {
-                return Err(gone());
-            }
+            let stop = stopped(&self.handle, shared);
+            tokio::pin!(stop);
             while done < self.wbuf.len() {
                 tokio::select! {
+                    biased;
+                    _ = &mut stop => {
+                        return Err(std::io::Error::other("connection stopped while writing"));
+                    }
                     r = self.wr.write(&self.wbuf[done..]) => match r? {
                         0 => return Err(std::io::ErrorKind::WriteZero.into()),
                         n => done += n,
                     },
-                    _ = &mut notified => return Err(gone()),
-                    _ = shutdown.changed() => return Err(gone()),
                 }
             }
         }
@@ -193,18 +189,14 @@ impl Conn {
     ) -> std::io::Result<()> {
         let delay = std::mem::take(&mut state.reply_delay);
         if !delay.is_zero() {
-            let gone = || std::io::Error::other("connection stopped while delaying a reply");
-            let notified = self.handle.kill.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let mut shutdown = shared.shutdown.clone();
-            if self.handle.killed.load(Ordering::Acquire) || *shutdown.borrow() {
-                return Err(gone());
-            }
             tokio::select! {
+                biased;
+                _ = stopped(&self.handle, shared) => {
+                    return Err(std::io::Error::other(
+                        "connection stopped while delaying a reply",
+                    ));
+                }
                 _ = tokio::time::sleep(delay) => {}
-                _ = &mut notified => return Err(gone()),
-                _ = shutdown.changed() => return Err(gone()),
             }
         }
         self.flush(shared).await
@@ -448,6 +440,23 @@ pub fn encode_push(buf: &mut BytesMut, resp3: bool, m: &PushMsg) {
             out.bulk(channel);
             out.bulk(data);
         }
+    }
+}
+
+/// Completes once this client is killed (CLIENT KILL) or the server shuts
+/// down. The kill notification is armed before the flags are read, so a
+/// kill landing in between is not missed.
+async fn stopped(handle: &ClientHandle, shared: &Shared) {
+    let notified = handle.kill.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    let mut shutdown = shared.shutdown.clone();
+    if handle.killed.load(Ordering::Acquire) || *shutdown.borrow() {
+        return;
+    }
+    tokio::select! {
+        _ = &mut notified => {}
+        _ = shutdown.changed() => {}
     }
 }
 

@@ -89,6 +89,14 @@ impl<'a> Out<'a> {
         self.buf.put_slice(b"\r\n");
     }
 
+    /// An array of simple strings: the shape of every `... HELP` reply.
+    pub fn simple_lines(&mut self, lines: &[&str]) {
+        self.array(lines.len());
+        for l in lines {
+            self.simple(l);
+        }
+    }
+
     /// `+OK`
     pub fn ok(&mut self) {
         self.buf.put_slice(b"+OK\r\n");

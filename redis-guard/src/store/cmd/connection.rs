@@ -421,10 +421,7 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 "NO-EVICT (ON|OFF)",
                 "REPLY (ON|OFF|SKIP)",
             ];
-            ctx.out.array(lines.len());
-            for l in lines {
-                ctx.out.simple(l);
-            }
+            ctx.out.simple_lines(&lines);
         }
         "id" | "getname" | "setname" | "info" | "no-evict" | "reply" | "kill" | "setinfo" => {
             return Err(wrong());

@@ -303,10 +303,7 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             "IDLETIME <key>",
             "REFCOUNT <key>",
         ];
-        ctx.out.array(lines.len());
-        for l in lines {
-            ctx.out.simple(l);
-        }
+        ctx.out.simple_lines(&lines);
         return Ok(());
     }
     if !matches!(sub.as_str(), "encoding" | "freq" | "idletime" | "refcount") {
