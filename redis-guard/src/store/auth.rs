@@ -1,11 +1,16 @@
-//! Users, passwords and the subset of Redis ACL rules the store enforces.
+//! Users, password digests and Redis 7 ACL rules.
 //!
 //! Passwords are only ever held as SHA-256 digests and compared in constant
-//! time. Rules understood: `on`, `off`, `allcommands`/`+@all`, `nocommands`/`-@all`,
-//! `+@category`, `-@category`, `+command`, `-command`, `allkeys`/`~pattern`,
-//! `resetkeys`, `allchannels`/`&pattern`, `resetchannels`, `reset`. Other rules
-//! (selectors, `%R~`, `>pass`, ...) are kept verbatim for a later issue and
-//! grant nothing.
+//! time. Rules use Redis's ACL syntax: `on`/`off`, `+cmd`, `-cmd`,
+//! `+cmd|sub`, `+@category`, `-@category`, `allcommands`/`nocommands`,
+//! `~pattern`, `%R~pattern`, `%W~pattern`, `%RW~pattern`, `allkeys`,
+//! `resetkeys`, `&pattern`, `allchannels`, `resetchannels`, selectors in
+//! parentheses, `clearselectors`, `reset`, and (at runtime only) the password
+//! rules `>pass`, `<pass`, `#hash`, `!hash`, `nopass`, `resetpass`.
+//!
+//! Command rules are kept as the ordered list the operator wrote instead of
+//! a resolved bitmap: "the last rule that mentions this command wins" gives
+//! exactly Redis's result, and the list doubles as the `ACL LIST` text.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,183 +21,713 @@ use sha2::{Digest, Sha256};
 use crate::store::config::UserConfig;
 use crate::store::glob;
 
+/// Redis 7's ACL categories, in the order `ACL CAT` and `COMMAND INFO` list them.
+pub const CATEGORIES: [&str; 21] = [
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// What a command does with one of its keys, as ACL key permissions see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyPerm {
+    /// The command reads the value (or returns data derived from it).
+    pub read: bool,
+    /// The command inserts, updates or deletes data.
+    pub write: bool,
+}
+
+impl KeyPerm {
+    /// Read access only.
+    pub const R: KeyPerm = KeyPerm {
+        read: true,
+        write: false,
+    };
+    /// Write access only (the old value is not returned).
+    pub const W: KeyPerm = KeyPerm {
+        read: false,
+        write: true,
+    };
+    /// Read and write.
+    pub const RW: KeyPerm = KeyPerm {
+        read: true,
+        write: true,
+    };
+    /// Neither: metadata such as `EXISTS` or `TYPE`; any key pattern grants it.
+    pub const NONE: KeyPerm = KeyPerm {
+        read: false,
+        write: false,
+    };
+
+    fn covers(self, need: KeyPerm) -> bool {
+        (self.read || !need.read) && (self.write || !need.write)
+    }
+}
+
 /// One command-permission step; later steps override earlier ones like in Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum CmdRule {
-    AllowAll,
-    DenyAll,
     AllowCat(String),
     DenyCat(String),
+    /// A command name, or `parent|sub`.
     AllowCmd(String),
     DenyCmd(String),
 }
 
-/// Parsed ACL rules of one user.
+impl CmdRule {
+    fn text(&self) -> String {
+        match self {
+            CmdRule::AllowCat(c) => format!("+@{c}"),
+            CmdRule::DenyCat(c) => format!("-@{c}"),
+            CmdRule::AllowCmd(c) => format!("+{c}"),
+            CmdRule::DenyCmd(c) => format!("-{c}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rules {
-    enabled: bool,
+struct KeyPattern {
+    pattern: Vec<u8>,
+    perm: KeyPerm,
+}
+
+/// A set of command, key and channel permissions. Every user has a root
+/// selector; extra selectors (`(...)`) each grant a command on their own keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selector {
     cmd_rules: Vec<CmdRule>,
-    all_keys: bool,
-    key_patterns: Vec<Vec<u8>>,
-    all_channels: bool,
-    channel_patterns: Vec<Vec<u8>>,
-    /// Rules this version does not enforce, kept as written.
-    pub unknown: Vec<String>,
+    keys: Vec<KeyPattern>,
+    channels: Vec<Vec<u8>>,
 }
 
-/// Parses a rule string. An empty string means `on ~* &* +@all`, so that a
-/// user given only a password can use the store.
-pub fn parse_rules(s: &str) -> Result<Rules, String> {
-    let s = if s.trim().is_empty() {
-        "on ~* &* +@all"
-    } else {
-        s
-    };
-    let mut r = Rules {
-        enabled: true,
-        cmd_rules: Vec::new(),
-        all_keys: false,
-        key_patterns: Vec::new(),
-        all_channels: false,
-        channel_patterns: Vec::new(),
-        unknown: Vec::new(),
-    };
-    for tok in s.split_whitespace() {
-        let lower = tok.to_ascii_lowercase();
-        match lower.as_str() {
-            "on" => r.enabled = true,
-            "off" => r.enabled = false,
-            "allcommands" | "+@all" => r.cmd_rules = vec![CmdRule::AllowAll],
-            "nocommands" | "-@all" => r.cmd_rules = vec![CmdRule::DenyAll],
-            "allkeys" | "~*" => r.all_keys = true,
-            "resetkeys" => {
-                r.all_keys = false;
-                r.key_patterns.clear();
+/// Why a command was refused, for the `NOPERM` reply, `ACL LOG` and `ACL DRYRUN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// The command (name, or `parent|sub`) is not granted.
+    Command(String),
+    /// A key argument is outside the user's key patterns for that access.
+    Key(Vec<u8>),
+    /// A channel argument is outside the user's channel patterns.
+    Channel(Vec<u8>),
+}
+
+impl Denied {
+    /// The error reply, exactly as Redis words it.
+    pub fn noperm(&self) -> String {
+        match self {
+            Denied::Command(c) => {
+                format!("NOPERM this user has no permissions to run the '{c}' command")
             }
-            "allchannels" | "&*" => r.all_channels = true,
-            "resetchannels" => {
-                r.all_channels = false;
-                r.channel_patterns.clear();
+            Denied::Key(_) => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .into()
             }
-            "reset" => {
-                r.enabled = false;
-                r.cmd_rules.clear();
-                r.all_keys = false;
-                r.key_patterns.clear();
-                r.all_channels = false;
-                r.channel_patterns.clear();
-            }
-            _ => {
-                if let Some(p) = tok.strip_prefix('~') {
-                    r.key_patterns.push(p.as_bytes().to_vec());
-                } else if let Some(p) = tok.strip_prefix('&') {
-                    r.channel_patterns.push(p.as_bytes().to_vec());
-                } else if let Some(c) = lower.strip_prefix("+@") {
-                    r.cmd_rules.push(CmdRule::AllowCat(c.to_string()));
-                } else if let Some(c) = lower.strip_prefix("-@") {
-                    r.cmd_rules.push(CmdRule::DenyCat(c.to_string()));
-                } else if let Some(c) = lower.strip_prefix('+') {
-                    if c.is_empty() {
-                        return Err(format!("invalid rule {tok:?}"));
-                    }
-                    r.cmd_rules.push(CmdRule::AllowCmd(c.to_string()));
-                } else if let Some(c) = lower.strip_prefix('-') {
-                    if c.is_empty() {
-                        return Err(format!("invalid rule {tok:?}"));
-                    }
-                    r.cmd_rules.push(CmdRule::DenyCmd(c.to_string()));
-                } else {
-                    r.unknown.push(tok.to_string());
-                }
-            }
+            Denied::Channel(_) => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
         }
     }
-    Ok(r)
-}
 
-/// A configured user.
-#[derive(Debug)]
-pub struct User {
-    /// Name used with `AUTH name pass`.
-    pub name: String,
-    /// `nopass`: any password (or none) is accepted.
-    pub nopass: bool,
-    hash: Option<[u8; 32]>,
-    /// Parsed rules.
-    pub rules: Rules,
-    /// Rule string as configured (for `ACL WHOAMI`-style introspection later).
-    pub rules_text: String,
-    all_commands: bool,
-}
-
-impl User {
-    /// Whether the user is enabled (`on`).
-    pub fn enabled(&self) -> bool {
-        self.rules.enabled
+    /// The sentence `ACL DRYRUN` answers with.
+    pub fn dryrun(&self) -> String {
+        match self {
+            Denied::Command(c) => format!("This user has no permissions to run the '{c}' command"),
+            Denied::Key(k) => format!(
+                "This user has no permissions to access the '{}' key",
+                String::from_utf8_lossy(k)
+            ),
+            Denied::Channel(c) => format!(
+                "This user has no permissions to access the '{}' channel",
+                String::from_utf8_lossy(c)
+            ),
+        }
     }
 
-    /// Whether the user may run `cmd` (lowercase name, possibly `parent|sub`)
-    /// belonging to `categories` (without `@`).
-    pub fn can_run(&self, cmd: &str, categories: &[&str]) -> bool {
-        if self.all_commands {
-            return true;
+    /// `ACL LOG` reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denied::Command(_) => "command",
+            Denied::Key(_) => "key",
+            Denied::Channel(_) => "channel",
         }
-        let parent = cmd.split('|').next().unwrap_or(cmd);
+    }
+
+    /// `ACL LOG` object: the command, key or channel.
+    pub fn object(&self) -> String {
+        match self {
+            Denied::Command(c) => c.clone(),
+            Denied::Key(k) | Denied::Channel(k) => String::from_utf8_lossy(k).into_owned(),
+        }
+    }
+
+    /// How far the check got; the deepest refusal is the one reported.
+    fn depth(&self) -> u8 {
+        match self {
+            Denied::Command(_) => 0,
+            Denied::Key(_) | Denied::Channel(_) => 1,
+        }
+    }
+}
+
+/// What a command asks for, computed once per call from the command table.
+pub struct Request<'a> {
+    /// Lowercase name, `parent|sub` for container commands.
+    pub name: &'a str,
+    /// Categories of the command (or subcommand), without `@`.
+    pub categories: &'a [&'static str],
+    /// Key arguments with the access each needs.
+    pub keys: Vec<(&'a [u8], KeyPerm)>,
+    /// Channel arguments; `true` marks a `PSUBSCRIBE` pattern, which must be
+    /// granted literally rather than matched.
+    pub channels: Vec<(&'a [u8], bool)>,
+}
+
+/// Decides whether `name` is a command or category the rules may mention.
+pub type NameCheck<'a> = &'a dyn Fn(&str) -> bool;
+
+impl Selector {
+    fn allows_command(&self, name: &str, categories: &[&str]) -> bool {
+        let parent = name.split('|').next().unwrap_or(name);
         let mut ok = false;
-        for r in &self.rules.cmd_rules {
+        for r in &self.cmd_rules {
             match r {
-                CmdRule::AllowAll => ok = true,
-                CmdRule::DenyAll => ok = false,
-                CmdRule::AllowCat(c) if categories.contains(&c.as_str()) => ok = true,
-                CmdRule::DenyCat(c) if categories.contains(&c.as_str()) => ok = false,
-                CmdRule::AllowCmd(c) if c == cmd || c == parent => ok = true,
-                CmdRule::DenyCmd(c) if c == cmd || c == parent => ok = false,
+                CmdRule::AllowCat(c) if c == "all" || categories.contains(&c.as_str()) => ok = true,
+                CmdRule::DenyCat(c) if c == "all" || categories.contains(&c.as_str()) => ok = false,
+                CmdRule::AllowCmd(c) if c == name || c == parent => ok = true,
+                CmdRule::DenyCmd(c) if c == name || c == parent => ok = false,
                 _ => {}
             }
         }
         ok
     }
 
-    /// Whether the user may access `key`.
-    pub fn can_key(&self, key: &[u8]) -> bool {
-        self.rules.all_keys
-            || self
-                .rules
-                .key_patterns
-                .iter()
-                .any(|p| glob::matches(p, key))
+    fn allows_key(&self, key: &[u8], need: KeyPerm) -> bool {
+        self.keys
+            .iter()
+            .any(|p| p.perm.covers(need) && glob::matches(&p.pattern, key))
     }
 
-    /// Whether the user may use pub/sub `channel` (or subscribe to the pattern text).
-    pub fn can_channel(&self, channel: &[u8]) -> bool {
-        self.rules.all_channels
-            || self
-                .rules
-                .channel_patterns
-                .iter()
-                .any(|p| glob::matches(p, channel))
+    fn allows_channel(&self, channel: &[u8], literal: bool) -> bool {
+        self.channels.iter().any(|p| {
+            p.as_slice() == b"*"
+                || if literal {
+                    p == channel
+                } else {
+                    glob::matches(p, channel)
+                }
+        })
     }
 
-    /// All commands and all keys: no per-command ACL work needed.
+    fn check(&self, req: &Request<'_>) -> Result<(), Denied> {
+        if !self.allows_command(req.name, req.categories) {
+            return Err(Denied::Command(req.name.to_string()));
+        }
+        if !self.all_keys()
+            && let Some((k, _)) = req.keys.iter().find(|(k, p)| !self.allows_key(k, *p))
+        {
+            return Err(Denied::Key(k.to_vec()));
+        }
+        if let Some((c, _)) = req
+            .channels
+            .iter()
+            .find(|(c, lit)| !self.allows_channel(c, *lit))
+        {
+            return Err(Denied::Channel(c.to_vec()));
+        }
+        Ok(())
+    }
+
+    /// `+@all` as the only command rule.
+    fn all_commands(&self) -> bool {
+        self.cmd_rules == [CmdRule::AllowCat("all".into())]
+    }
+
+    /// `~*` with read and write.
+    fn all_keys(&self) -> bool {
+        self.keys
+            .iter()
+            .any(|p| p.pattern == b"*" && p.perm == KeyPerm::RW)
+    }
+
+    fn all_channels(&self) -> bool {
+        self.channels.iter().any(|p| p == b"*")
+    }
+
+    /// Applies one command, key or channel rule. `Ok(false)` if `tok` is not
+    /// one of those (the caller tries user-level rules).
+    fn apply(&mut self, tok: &str, known: NameCheck<'_>) -> Result<bool, String> {
+        let lower = tok.to_ascii_lowercase();
+        match lower.as_str() {
+            "allcommands" | "+@all" => self.cmd_rules = vec![CmdRule::AllowCat("all".into())],
+            "nocommands" | "-@all" => self.cmd_rules.clear(),
+            "allkeys" | "~*" => {
+                self.keys = vec![KeyPattern {
+                    pattern: b"*".to_vec(),
+                    perm: KeyPerm::RW,
+                }]
+            }
+            "resetkeys" => self.keys.clear(),
+            "allchannels" | "&*" => self.channels = vec![b"*".to_vec()],
+            "resetchannels" => self.channels.clear(),
+            _ => {
+                if let Some(p) = tok.strip_prefix('~') {
+                    self.add_key(p, KeyPerm::RW);
+                } else if let Some(rest) = tok.strip_prefix('%') {
+                    let (flags, p) = rest
+                        .split_once('~')
+                        .ok_or_else(|| format!("'{tok}': a %R/%W key rule needs '~pattern'"))?;
+                    let mut perm = KeyPerm::NONE;
+                    for f in flags.chars() {
+                        match f.to_ascii_uppercase() {
+                            'R' => perm.read = true,
+                            'W' => perm.write = true,
+                            _ => return Err(format!("'{tok}': Syntax error")),
+                        }
+                    }
+                    if perm == KeyPerm::NONE {
+                        return Err(format!("'{tok}': Syntax error"));
+                    }
+                    self.add_key(p, perm);
+                } else if let Some(p) = tok.strip_prefix('&') {
+                    if !self.all_channels() {
+                        self.channels.push(p.as_bytes().to_vec());
+                    }
+                } else if let Some(c) = lower.strip_prefix("+@") {
+                    check_category(tok, c)?;
+                    self.cmd_rules.push(CmdRule::AllowCat(c.to_string()));
+                } else if let Some(c) = lower.strip_prefix("-@") {
+                    check_category(tok, c)?;
+                    self.cmd_rules.push(CmdRule::DenyCat(c.to_string()));
+                } else if let Some(c) = lower.strip_prefix('+') {
+                    check_command(tok, c, known)?;
+                    self.cmd_rules.push(CmdRule::AllowCmd(c.to_string()));
+                } else if let Some(c) = lower.strip_prefix('-') {
+                    check_command(tok, c, known)?;
+                    self.cmd_rules.push(CmdRule::DenyCmd(c.to_string()));
+                } else {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn add_key(&mut self, pattern: &str, perm: KeyPerm) {
+        if self.all_keys() {
+            return;
+        }
+        if pattern == "*" && perm == KeyPerm::RW {
+            self.keys = vec![KeyPattern {
+                pattern: b"*".to_vec(),
+                perm,
+            }];
+            return;
+        }
+        // The same pattern twice merges its permissions, as in Redis.
+        if let Some(p) = self
+            .keys
+            .iter_mut()
+            .find(|p| p.pattern == pattern.as_bytes())
+        {
+            p.perm.read |= perm.read;
+            p.perm.write |= perm.write;
+            return;
+        }
+        self.keys.push(KeyPattern {
+            pattern: pattern.as_bytes().to_vec(),
+            perm,
+        });
+    }
+
+    /// Key rules as `ACL LIST` prints them.
+    pub fn keys_text(&self) -> String {
+        if self.all_keys() {
+            return "~*".into();
+        }
+        self.keys
+            .iter()
+            .map(|p| {
+                let pat = String::from_utf8_lossy(&p.pattern);
+                match (p.perm.read, p.perm.write) {
+                    (true, true) => format!("~{pat}"),
+                    (true, false) => format!("%R~{pat}"),
+                    _ => format!("%W~{pat}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Channel rules as `ACL LIST` prints them.
+    pub fn channels_text(&self) -> String {
+        if self.all_channels() {
+            return "&*".into();
+        }
+        self.channels
+            .iter()
+            .map(|p| format!("&{}", String::from_utf8_lossy(p)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Command rules as `ACL LIST` prints them: `-@all` first unless the
+    /// list starts from `+@all`, so the text reproduces the permissions.
+    pub fn commands_text(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.cmd_rules.first() != Some(&CmdRule::AllowCat("all".into())) {
+            parts.push("-@all".into());
+        }
+        parts.extend(self.cmd_rules.iter().map(CmdRule::text));
+        parts.join(" ")
+    }
+
+    fn describe(&self) -> String {
+        let keys = self.keys_text();
+        let chans = self.channels_text();
+        [
+            if keys.is_empty() {
+                "resetkeys".into()
+            } else {
+                keys
+            },
+            if chans.is_empty() {
+                "resetchannels".into()
+            } else {
+                chans
+            },
+            self.commands_text(),
+        ]
+        .join(" ")
+    }
+}
+
+fn check_category(tok: &str, c: &str) -> Result<(), String> {
+    if c == "all" || CATEGORIES.contains(&c) {
+        Ok(())
+    } else {
+        Err(format!("'{tok}': Unknown command or category name in ACL"))
+    }
+}
+
+fn check_command(tok: &str, c: &str, known: NameCheck<'_>) -> Result<(), String> {
+    let parent = c.split('|').next().unwrap_or(c);
+    if c.is_empty() || c.matches('|').count() > 1 || c.ends_with('|') || !known(parent) {
+        return Err(format!("'{tok}': Unknown command or category name in ACL"));
+    }
+    Ok(())
+}
+
+/// Parsed ACL state of one user: flag, passwords and selectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    enabled: bool,
+    nopass: bool,
+    hashes: Vec<[u8; 32]>,
+    root: Selector,
+    selectors: Vec<Selector>,
+}
+
+/// Where a rule string comes from: the policy file may not carry passwords
+/// (they have their own keys, and a plaintext one must never sit in TOML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSource {
+    /// `[[store.users]] rules`.
+    Policy,
+    /// `ACL SETUSER` arguments.
+    Runtime,
+}
+
+/// Splits a rule string into rules; a selector `( ... )` is one rule even
+/// when it contains spaces.
+pub fn tokenize(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut open: Option<String> = None;
+    for tok in s.split_whitespace() {
+        match open.as_mut() {
+            Some(sel) => {
+                sel.push(' ');
+                sel.push_str(tok);
+                if tok.ends_with(')') {
+                    out.extend(open.take());
+                }
+            }
+            None if tok.starts_with('(') && !tok.ends_with(')') => open = Some(tok.to_string()),
+            None => out.push(tok.to_string()),
+        }
+    }
+    if let Some(sel) = open {
+        return Err(format!(
+            "'{sel}': Unmatched parenthesis in acl selector starting at '('."
+        ));
+    }
+    Ok(out)
+}
+
+impl Rules {
+    /// A user that can do nothing: what `ACL SETUSER` starts a new user from.
+    pub fn empty() -> Rules {
+        Rules {
+            enabled: false,
+            nopass: false,
+            hashes: Vec::new(),
+            root: Selector::default(),
+            selectors: Vec::new(),
+        }
+    }
+
+    /// Applies one rule (or one whole selector in parentheses).
+    pub fn apply(
+        &mut self,
+        tok: &str,
+        src: RuleSource,
+        known: NameCheck<'_>,
+    ) -> Result<(), String> {
+        if let Some(inner) = tok.strip_prefix('(') {
+            let inner = inner
+                .strip_suffix(')')
+                .ok_or_else(|| format!("'{tok}': Unmatched parenthesis in acl selector"))?;
+            let mut sel = Selector::default();
+            for t in inner.split_whitespace() {
+                if !sel.apply(t, known)? {
+                    return Err(format!("'{t}': Syntax error"));
+                }
+            }
+            self.selectors.push(sel);
+            return Ok(());
+        }
+        if self.root.apply(tok, known)? {
+            return Ok(());
+        }
+        let lower = tok.to_ascii_lowercase();
+        let is_password_rule = matches!(lower.as_str(), "nopass" | "resetpass")
+            || tok.starts_with(['>', '<', '#', '!']);
+        if is_password_rule && src == RuleSource::Policy {
+            return Err(format!(
+                "'{tok}': passwords are not set in rules; use password_sha256, password_file, password_env or nopass = true"
+            ));
+        }
+        match lower.as_str() {
+            "on" => self.enabled = true,
+            "off" => self.enabled = false,
+            "nopass" => {
+                self.nopass = true;
+                self.hashes.clear();
+            }
+            "resetpass" => {
+                self.nopass = false;
+                self.hashes.clear();
+            }
+            "clearselectors" => self.selectors.clear(),
+            "reset" => *self = Rules::empty(),
+            // Redis's payload-sanitizing flags concern DUMP/RESTORE, which do not exist here.
+            "sanitize-payload" | "skip-sanitize-payload" => {}
+            _ => {
+                if let Some(p) = tok.strip_prefix('>') {
+                    let h: [u8; 32] = Sha256::digest(p.as_bytes()).into();
+                    if !self.hashes.contains(&h) {
+                        self.hashes.push(h);
+                    }
+                    self.nopass = false;
+                } else if let Some(p) = tok.strip_prefix('<') {
+                    let h: [u8; 32] = Sha256::digest(p.as_bytes()).into();
+                    let before = self.hashes.len();
+                    self.hashes.retain(|x| *x != h);
+                    if before == self.hashes.len() {
+                        return Err(format!("'{tok}': no such password for this user"));
+                    }
+                } else if let Some(hex) = tok.strip_prefix('#') {
+                    let h = parse_hash(hex).ok_or_else(|| {
+                        format!("'{tok}': The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")
+                    })?;
+                    if !self.hashes.contains(&h) {
+                        self.hashes.push(h);
+                    }
+                    self.nopass = false;
+                } else if let Some(hex) = tok.strip_prefix('!') {
+                    let h = parse_hash(hex).ok_or_else(|| {
+                        format!("'{tok}': The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")
+                    })?;
+                    let before = self.hashes.len();
+                    self.hashes.retain(|x| *x != h);
+                    if before == self.hashes.len() {
+                        return Err(format!("'{tok}': no such password hash for this user"));
+                    }
+                } else {
+                    return Err(format!("'{tok}': Syntax error"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the user is enabled (`on`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Whether any password (or none) is accepted.
+    pub fn nopass(&self) -> bool {
+        self.nopass
+    }
+
+    /// Checks a request against the root selector, then every other selector;
+    /// any one granting it all is enough.
+    pub fn check(&self, req: &Request<'_>) -> Result<(), Denied> {
+        let mut worst = match self.root.check(req) {
+            Ok(()) => return Ok(()),
+            Err(d) => d,
+        };
+        for s in &self.selectors {
+            match s.check(req) {
+                Ok(()) => return Ok(()),
+                Err(d) if d.depth() > worst.depth() => worst = d,
+                Err(_) => {}
+            }
+        }
+        Err(worst)
+    }
+
+    /// The `ACL LIST` line after `user <name> `.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![if self.enabled { "on" } else { "off" }.to_string()];
+        if self.nopass {
+            parts.push("nopass".into());
+        }
+        parts.extend(self.hashes.iter().map(|h| format!("#{}", hex::encode(h))));
+        parts.push(self.root.describe());
+        parts.extend(self.selectors.iter().map(|s| format!("({})", s.describe())));
+        parts.join(" ")
+    }
+
+    /// `ACL GETUSER` flags.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut f = vec![if self.enabled { "on" } else { "off" }];
+        if self.nopass {
+            f.push("nopass");
+        }
+        f
+    }
+
+    /// Hex password digests, for `ACL GETUSER`.
+    pub fn password_hashes(&self) -> Vec<String> {
+        self.hashes.iter().map(hex::encode).collect()
+    }
+
+    /// The root selector.
+    pub fn root(&self) -> &Selector {
+        &self.root
+    }
+
+    /// The extra selectors.
+    pub fn selectors(&self) -> &[Selector] {
+        &self.selectors
+    }
+}
+
+fn parse_hash(hex_text: &str) -> Option<[u8; 32]> {
+    if hex_text.len() != 64 || hex_text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(hex_text).ok()?.try_into().ok()
+}
+
+/// Whether a command name may appear in rules: one the store has, or one it
+/// refuses by design (so that `-flushall` or `-debug` in a policy is valid).
+pub fn known_command(name: &str) -> bool {
+    crate::store::cmd::lookup(name.as_bytes()).is_some()
+        || crate::store::cmd::REFUSED_COMMANDS.contains(&name)
+}
+
+/// Parses a rule string from the policy file. An empty string means
+/// `on ~* &* +@all`, so that a user given only a password can use the store.
+pub fn parse_rules(s: &str) -> Result<Rules, String> {
+    let s = if s.trim().is_empty() {
+        "on ~* &* +@all"
+    } else {
+        s
+    };
+    // Users declared in the policy are meant to be used: `on` unless it says `off`.
+    let mut r = Rules::empty();
+    r.enabled = true;
+    for tok in tokenize(s)? {
+        r.apply(&tok, RuleSource::Policy, &known_command)?;
+    }
+    Ok(r)
+}
+
+/// A user: a name and its rules. Replaced whole (never mutated) on `ACL SETUSER`.
+#[derive(Debug)]
+pub struct User {
+    /// Name used with `AUTH name pass`.
+    pub name: String,
+    /// ACL state.
+    pub rules: Rules,
+    unrestricted: bool,
+}
+
+impl User {
+    /// Builds a user, precomputing whether it may skip per-command checks.
+    pub fn new(name: String, rules: Rules) -> User {
+        let unrestricted =
+            rules.root.all_commands() && rules.root.all_keys() && rules.root.all_channels();
+        User {
+            name,
+            rules,
+            unrestricted,
+        }
+    }
+
+    /// Whether the user is enabled (`on`).
+    pub fn enabled(&self) -> bool {
+        self.rules.enabled
+    }
+
+    /// `nopass`: any password (or none) is accepted.
+    pub fn nopass(&self) -> bool {
+        self.rules.nopass
+    }
+
+    /// All commands, keys and channels: no per-command ACL work needed.
     pub fn unrestricted(&self) -> bool {
-        self.all_commands && self.rules.all_keys
+        self.unrestricted
     }
 
-    /// Whether the user has unrestricted key access (skips per-key checks).
-    pub fn all_keys(&self) -> bool {
-        self.rules.all_keys
+    /// Checks one request.
+    pub fn check(&self, req: &Request<'_>) -> Result<(), Denied> {
+        if self.unrestricted {
+            return Ok(());
+        }
+        self.rules.check(req)
     }
 
     fn check_password(&self, password: &[u8]) -> bool {
         let digest: [u8; 32] = Sha256::digest(password).into();
-        match &self.hash {
-            Some(h) => ct_eq(h, &digest),
-            None => {
-                // Same amount of work as a real comparison.
-                let _ = ct_eq(&[0u8; 32], &digest);
-                self.nopass
-            }
+        // Every stored digest is compared, matched or not, so the time taken
+        // says nothing about which one (if any) matched.
+        let mut ok = false;
+        for h in &self.rules.hashes {
+            ok |= ct_eq(h, &digest);
         }
+        if self.rules.hashes.is_empty() {
+            let _ = ct_eq(&[0u8; 32], &digest);
+        }
+        ok || self.rules.nopass
     }
 }
 
@@ -205,7 +740,9 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// All users, fixed at start.
+/// All users. The table is swapped for a new one on `ACL SETUSER/DELUSER`;
+/// connections hold `Arc<User>` snapshots and refresh them when the table's
+/// epoch moves.
 #[derive(Debug)]
 pub struct Users {
     map: HashMap<String, Arc<User>>,
@@ -240,12 +777,12 @@ impl Users {
     /// password at all, the first enabled `nopass` user.
     pub fn autologin(&self) -> Option<Arc<User>> {
         if let Some(u) = self.map.get("default")
-            && u.nopass
+            && u.nopass()
             && u.enabled()
         {
             return Some(u.clone());
         }
-        if self.map.values().any(|u| u.enabled() && !u.nopass) {
+        if self.map.values().any(|u| u.enabled() && !u.nopass()) {
             return None;
         }
         let mut names: Vec<&String> = self.map.keys().collect();
@@ -253,13 +790,30 @@ impl Users {
         names
             .into_iter()
             .map(|n| &self.map[n])
-            .find(|u| u.enabled() && u.nopass)
+            .find(|u| u.enabled() && u.nopass())
             .cloned()
     }
 
     /// Looks a user up by name.
     pub fn get(&self, name: &str) -> Option<Arc<User>> {
         self.map.get(name).cloned()
+    }
+
+    /// User names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.map.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Adds or replaces a user.
+    pub fn insert(&mut self, user: User) {
+        self.map.insert(user.name.clone(), Arc::new(user));
+    }
+
+    /// Removes a user; whether it existed.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.map.remove(name).is_some()
     }
 
     /// Checks a name/password pair; `None` for unknown users, wrong passwords and disabled users.
@@ -280,9 +834,9 @@ impl Users {
 }
 
 fn build_user(u: &UserConfig, i: usize) -> anyhow::Result<User> {
-    let rules =
+    let mut rules =
         parse_rules(&u.rules).map_err(|e| anyhow::anyhow!("store.users[{i}].rules: {e}"))?;
-    let hash = if let Some(h) = &u.password_sha256 {
+    let hash: Option<[u8; 32]> = if let Some(h) = &u.password_sha256 {
         let bytes = hex::decode(h).with_context(|| format!("store.users[{i}].password_sha256"))?;
         let arr: [u8; 32] = bytes
             .try_into()
@@ -309,16 +863,9 @@ fn build_user(u: &UserConfig, i: usize) -> anyhow::Result<User> {
     } else {
         None
     };
-    let all_commands =
-        rules.cmd_rules.last() == Some(&CmdRule::AllowAll) && rules.cmd_rules.len() == 1;
-    Ok(User {
-        name: u.name.clone(),
-        nopass: u.nopass,
-        hash,
-        rules_text: u.rules.clone(),
-        rules,
-        all_commands,
-    })
+    rules.hashes.extend(hash);
+    rules.nopass = u.nopass;
+    Ok(User::new(u.name.clone(), rules))
 }
 
 /// Hex SHA-256 of a password, as expected in `password_sha256`.
@@ -330,23 +877,106 @@ pub fn sha256_hex(password: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rules() {
-        let u = build_user(
+    fn user(rules: &str) -> User {
+        build_user(
             &UserConfig {
                 name: "a".into(),
                 nopass: true,
-                rules: "on ~app:* +@read -get".into(),
+                rules: rules.into(),
                 ..Default::default()
             },
             0,
         )
-        .unwrap();
-        assert!(u.can_run("mget", &["read", "string"]));
-        assert!(!u.can_run("get", &["read", "string"]));
-        assert!(!u.can_run("set", &["write", "string"]));
-        assert!(u.can_key(b"app:1"));
-        assert!(!u.can_key(b"other"));
+        .unwrap()
+    }
+
+    fn req<'a>(
+        name: &'a str,
+        cats: &'a [&'static str],
+        keys: Vec<(&'a [u8], KeyPerm)>,
+    ) -> Request<'a> {
+        Request {
+            name,
+            categories: cats,
+            keys,
+            channels: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn command_rules_last_one_wins() {
+        let u = user("on ~app:* +@read -get");
+        assert!(u.check(&req("mget", &["read", "string"], vec![])).is_ok());
+        assert_eq!(
+            u.check(&req("get", &["read", "string"], vec![])),
+            Err(Denied::Command("get".into()))
+        );
+        assert!(u.check(&req("set", &["write", "string"], vec![])).is_err());
+        let u = user("on ~* -@all +config|get");
+        assert!(u.check(&req("config|get", &["admin"], vec![])).is_ok());
+        assert!(u.check(&req("config|set", &["admin"], vec![])).is_err());
+    }
+
+    #[test]
+    fn key_permissions() {
+        let u = user("on +@all %R~r:* %W~w:* ~rw:*");
+        let ok = |k: &'static [u8], p| u.check(&req("x", &["read"], vec![(k, p)])).is_ok();
+        assert!(ok(b"r:1", KeyPerm::R));
+        assert!(!ok(b"r:1", KeyPerm::W));
+        assert!(ok(b"w:1", KeyPerm::W));
+        assert!(!ok(b"w:1", KeyPerm::R));
+        assert!(!ok(b"w:1", KeyPerm::RW));
+        assert!(ok(b"rw:1", KeyPerm::RW));
+        assert!(ok(b"w:1", KeyPerm::NONE));
+        assert!(!ok(b"other", KeyPerm::NONE));
+        assert_eq!(u.rules.root().keys_text(), "%R~r:* %W~w:* ~rw:*");
+    }
+
+    #[test]
+    fn selectors_grant_independently() {
+        let u = user("on ~app:* +@read (~log:* +rpush)");
+        assert!(
+            u.check(&req("get", &["read"], vec![(b"app:1", KeyPerm::R)]))
+                .is_ok()
+        );
+        assert!(
+            u.check(&req("rpush", &["write"], vec![(b"log:1", KeyPerm::W)]))
+                .is_ok()
+        );
+        assert_eq!(
+            u.check(&req("rpush", &["write"], vec![(b"app:1", KeyPerm::W)])),
+            Err(Denied::Key(b"app:1".to_vec()))
+        );
+        assert!(
+            u.check(&req("get", &["read"], vec![(b"log:1", KeyPerm::R)]))
+                .is_err()
+        );
+        assert_eq!(
+            u.rules.describe(),
+            "on nopass ~app:* resetchannels -@all +@read (~log:* resetchannels -@all +rpush)"
+        );
+    }
+
+    #[test]
+    fn policy_rules_refuse_passwords_and_unknown_names() {
+        assert!(
+            parse_rules("on >secret +@all")
+                .unwrap_err()
+                .contains("password_sha256")
+        );
+        assert!(parse_rules("on nopass").is_err());
+        assert!(
+            parse_rules("on +@nosuch")
+                .unwrap_err()
+                .contains("Unknown command")
+        );
+        assert!(parse_rules("on +nosuchcommand").is_err());
+        assert!(parse_rules("on +@all -flushall -debug -keys").is_ok());
+        assert!(
+            parse_rules("on (~a +get")
+                .unwrap_err()
+                .contains("Unmatched")
+        );
     }
 
     #[test]
@@ -361,5 +991,19 @@ mod tests {
         assert!(users.authenticate(b"default", b"secret").is_some());
         assert!(users.authenticate(b"default", b"nope").is_none());
         assert!(users.authenticate(b"ghost", b"secret").is_none());
+    }
+
+    #[test]
+    fn runtime_password_rules() {
+        let mut r = Rules::empty();
+        for t in ["on", ">one", ">two", "+@all", "~*"] {
+            r.apply(t, RuleSource::Runtime, &known_command).unwrap();
+        }
+        let u = User::new("u".into(), r.clone());
+        assert!(u.check_password(b"one") && u.check_password(b"two"));
+        r.apply("<one", RuleSource::Runtime, &known_command)
+            .unwrap();
+        let u = User::new("u".into(), r);
+        assert!(!u.check_password(b"one") && u.check_password(b"two"));
     }
 }

@@ -162,6 +162,9 @@ pub struct ClientState {
     /// add `auth_failure_delay_ms` each, so that pipelining (or queueing in
     /// `MULTI`) many guesses does not share one delay.
     pub reply_delay: Duration,
+    /// The `acl_epoch` that `user` was read at; a newer epoch means the
+    /// user table changed and `user` must be looked up again.
+    pub acl_epoch: u64,
 }
 
 impl ClientState {
@@ -181,6 +184,7 @@ impl ClientState {
             reply: ReplyMode::On,
             close: false,
             reply_delay: Duration::ZERO,
+            acl_epoch: 0,
         }
     }
 

@@ -58,6 +58,10 @@ pub struct StoreConfig {
     pub auth_failure_window_secs: u64,
     /// How long a banned address has its new connections refused.
     pub auth_ban_secs: u64,
+    /// Whether `ACL SETUSER`/`ACL DELUSER` may change users at runtime (in
+    /// memory only; the policy file is never written). Off by default: the
+    /// policy file is the one place that says who may do what.
+    pub acl_runtime_changes: bool,
     /// ACL users. When empty, a `default` user with `nopass` and all permissions exists.
     pub users: Vec<UserConfig>,
 }
@@ -80,6 +84,7 @@ impl Default for StoreConfig {
             auth_max_failures: 10,
             auth_failure_window_secs: 60,
             auth_ban_secs: 300,
+            acl_runtime_changes: false,
             users: Vec::new(),
         }
     }
@@ -246,6 +251,27 @@ impl StoreConfig {
         ] {
             if v == 0 || v > MAX_AUTH_SECS {
                 return Err(bad(key, format!("must be between 1 and {MAX_AUTH_SECS}")));
+            }
+        }
+        // Protected mode: nobody reaches the store without a password unless
+        // it listens on loopback only.
+        if let Some(exposed) = self.listen.iter().find(|a| !a.ip().is_loopback()) {
+            if self.users.is_empty() {
+                return Err(bad(
+                    "users",
+                    format!(
+                        "the store listens on {exposed}, which is not loopback, so a user with a password is required"
+                    ),
+                ));
+            }
+            if let Some((i, u)) = self.users.iter().enumerate().find(|(_, u)| u.nopass) {
+                return Err(bad(
+                    format!("users[{i}].nopass"),
+                    format!(
+                        "user `{}` has no password but the store listens on {exposed}, which is not loopback",
+                        u.name
+                    ),
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();

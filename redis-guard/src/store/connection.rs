@@ -42,7 +42,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
-    let user = shared.users.autologin();
+    let acl_epoch = shared.acl_epoch.load(Ordering::Acquire);
+    let user = shared.users.read().autologin();
     let handle = Arc::new(ClientHandle {
         id,
         addr: peer,
@@ -72,6 +73,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     });
     shared.clients.lock().insert(id, handle.clone());
     let mut state = ClientState::new(handle, user);
+    state.acl_epoch = acl_epoch;
     let (rd, wr) = stream.into_split();
     let mut conn = Conn {
         handle: state.handle.clone(),
@@ -490,28 +492,6 @@ pub fn process<'s>(
 /// exist here for anyone; asking for one is worth an audit event, unlike a
 /// typo.
 fn dangerous(args: &[Bytes]) -> Option<&'static str> {
-    const NAMES: &[&str] = &[
-        "save",
-        "bgsave",
-        "bgrewriteaof",
-        "module",
-        "debug",
-        "eval",
-        "evalsha",
-        "eval_ro",
-        "evalsha_ro",
-        "script",
-        "function",
-        "fcall",
-        "fcall_ro",
-        "shutdown",
-        "replicaof",
-        "slaveof",
-        "migrate",
-        "sync",
-        "psync",
-        "failover",
-    ];
     let name = &args[0];
     if name.eq_ignore_ascii_case(b"config") {
         let sub = args.get(1)?;
@@ -520,7 +500,7 @@ fn dangerous(args: &[Bytes]) -> Option<&'static str> {
             .find(|s| sub.eq_ignore_ascii_case(s.as_bytes()))
             .map(|_| "config");
     }
-    NAMES
+    cmd::REFUSED_COMMANDS
         .iter()
         .find(|n| name.eq_ignore_ascii_case(n.as_bytes()))
         .copied()

@@ -13,13 +13,15 @@
 //! - [`protocol`]: streaming request parser (multibulk and inline) with Redis's limits.
 //! - [`frame`]: RESP2/RESP3 reply encoding.
 //! - [`client`]: per-client state and the handle other clients see.
-//! - [`auth`]: users, password digests, ACL rule subset.
+//! - [`auth`]: users, password digests, Redis 7 ACL rules and selectors.
+//! - [`acllog`]: `ACL LOG`, the recent refusals and failed logins.
 //! - [`authguard`]: failed-authentication counting per source address and bans.
 //! - [`keyspace`]: databases, lazy expiry, memory accounting, eviction, `SCAN`.
 //! - [`value`]: compact value representations.
 //! - [`glob`]: Redis glob patterns.
 //! - [`cmd`]: the command table and one module per command family.
 
+pub mod acllog;
 pub mod auth;
 pub mod authguard;
 pub mod client;

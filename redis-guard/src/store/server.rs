@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+use crate::store::acllog::AclLog;
 use crate::store::auth::Users;
 use crate::store::authguard::{AuthGuard, BanEvent};
 use crate::store::client::ClientHandle;
@@ -39,8 +40,14 @@ pub struct ServerStats {
 pub struct Shared {
     /// The configuration the server was started with.
     pub config: StoreConfig,
-    /// Users, fixed at start.
-    pub users: Users,
+    /// Users: the policy's, changed only by `ACL SETUSER/DELUSER` when
+    /// `acl_runtime_changes` allows it (and never written back to the policy).
+    pub users: RwLock<Users>,
+    /// Bumped after every change to `users`, so connections know to refresh
+    /// their user snapshot (one atomic load per command otherwise).
+    pub acl_epoch: AtomicU64,
+    /// Recent refusals and failed logins, for `ACL LOG`.
+    pub acl_log: Mutex<AclLog>,
     /// Failed-authentication counters and bans per source address.
     pub auth_guard: AuthGuard,
     /// The data.
@@ -120,7 +127,9 @@ impl Server {
             Duration::from_secs(config.auth_ban_secs),
         );
         let shared = Arc::new(Shared {
-            users,
+            users: RwLock::new(users),
+            acl_epoch: AtomicU64::new(0),
+            acl_log: Mutex::new(AclLog::default()),
             auth_guard,
             ks: Mutex::new(ks),
             pubsub: Mutex::new(PubSub::default()),

@@ -46,7 +46,8 @@ fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
     let peer = ctx.client.handle.addr.ip();
     // Bounded: the name goes into logs and events, and it is attacker input.
     let shown = String::from_utf8_lossy(&user[..user.len().min(64)]).into_owned();
-    match ctx.shared.users.authenticate(user, pass) {
+    let found = ctx.shared.users.read().authenticate(user, pass);
+    match found {
         Some(u) => {
             crate::events::security_event(
                 "auth_success",
@@ -62,6 +63,19 @@ fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
                 "auth_failure",
                 peer,
                 serde_json::json!({ "user": shown }),
+            );
+            let info = client_line(&ctx.client.handle);
+            ctx.shared.acl_log.lock().record(
+                "auth",
+                if ctx.client.multi.is_some() {
+                    "multi"
+                } else {
+                    "toplevel"
+                },
+                "AUTH".into(),
+                shown,
+                info,
+                ctx.now,
             );
             let delay = Duration::from_millis(ctx.shared.config.auth_failure_delay_ms);
             ctx.client.reply_delay = ctx.client.reply_delay.saturating_add(delay);
@@ -93,8 +107,9 @@ pub fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             if ctx
                 .shared
                 .users
+                .read()
                 .get("default")
-                .is_some_and(|u| u.nopass && u.enabled())
+                .is_some_and(|u| u.nopass() && u.enabled())
             {
                 return Err(err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
@@ -236,7 +251,7 @@ pub fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     ctx.client.reply = ReplyMode::On;
     *ctx.client.handle.name.lock() = None;
     ctx.client.handle.no_evict.store(false, Ordering::Relaxed);
-    let user = ctx.shared.users.autologin();
+    let user = ctx.shared.users.read().autologin();
     *ctx.client.handle.user.lock() = user
         .as_ref()
         .map(|u| u.name.clone())

@@ -5,6 +5,7 @@
 //! patterns, `MULTI` queueing, the `maxmemory` check and the `COMMAND`
 //! introspection replies, so they cannot drift apart.
 
+pub mod acl;
 pub mod blocking;
 pub mod connection;
 pub mod hashes;
@@ -22,6 +23,7 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 use parking_lot::MutexGuard;
 
+use crate::store::auth::{KeyPerm, Request};
 use crate::store::client::{ClientState, ReplyMode};
 use crate::store::frame::Out;
 use crate::store::keyspace::{Db, Keyspace, WrongType, now_ms};
@@ -128,6 +130,130 @@ impl Command {
     }
 }
 
+/// The access a command needs to its `pos`-th key, modelled on Redis 7's key
+/// specs: commands that only insert, update or delete (`SET`, `LPUSH`, `DEL`)
+/// need write access, those that return data need read access, and metadata
+/// commands (`EXISTS`, `TYPE`) need neither, only a matching pattern.
+pub fn key_perm(cmd: &Command, args: &[Bytes], pos: usize) -> KeyPerm {
+    match cmd.name {
+        "exists" | "type" | "touch" | "object" | "memory" => KeyPerm::NONE,
+        "set" if args.iter().skip(3).any(|a| is(a, "get")) => KeyPerm::RW,
+        "set" | "setex" | "psetex" | "setnx" | "mset" | "msetnx" | "del" | "unlink" | "lpush"
+        | "rpush" | "lpushx" | "rpushx" | "sadd" | "hset" | "hmset" | "hsetnx" | "zadd"
+        | "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" | "append" | "setrange"
+        | "linsert" | "lset" | "ltrim" | "lrem" | "srem" | "hdel" | "zrem" | "zremrangebyscore"
+        | "zremrangebyrank" | "zremrangebylex" => KeyPerm::W,
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore"
+        | "zdiffstore" | "zrangestore" => {
+            if pos == 0 {
+                KeyPerm::W
+            } else {
+                KeyPerm::R
+            }
+        }
+        "copy" => {
+            if pos == 0 {
+                KeyPerm::R
+            } else {
+                KeyPerm::W
+            }
+        }
+        "lmove" | "rpoplpush" | "blmove" | "brpoplpush" | "smove" | "rename" | "renamenx" => {
+            if pos == 0 { KeyPerm::RW } else { KeyPerm::W }
+        }
+        _ if cmd.has_flag("write") => KeyPerm::RW,
+        _ => KeyPerm::R,
+    }
+}
+
+/// Commands whose first argument names a subcommand that ACL rules can
+/// address on its own (`+config|get`).
+const CONTAINERS: [&str; 7] = [
+    "acl", "client", "config", "command", "object", "memory", "pubsub",
+];
+
+/// Categories of a subcommand where they differ from its container's:
+/// `ACL WHOAMI` is harmless, `ACL SETUSER` is administration.
+fn sub_categories(parent: &str, sub: &str) -> Option<&'static [&'static str]> {
+    match (parent, sub) {
+        ("acl", "whoami" | "cat" | "help" | "genpass") => Some(&["slow"]),
+        ("acl", _) => Some(&["admin", "slow", "dangerous"]),
+        // What a client says about itself is not administration; what it
+        // does to other clients is.
+        (
+            "client",
+            "id" | "info" | "getname" | "setname" | "setinfo" | "reply" | "caching" | "getredir"
+            | "tracking" | "trackinginfo" | "no-touch" | "help",
+        ) => Some(&["slow", "connection"]),
+        ("client", _) => Some(&["admin", "slow", "dangerous", "connection"]),
+        _ => None,
+    }
+}
+
+/// Builds what ACL rules judge for one call of `cmd`. `name_buf` holds the
+/// `parent|sub` name when there is one.
+pub fn acl_request<'a>(
+    cmd: &'a Command,
+    args: &'a [Bytes],
+    name_buf: &'a mut String,
+) -> Request<'a> {
+    let mut categories: &'a [&'static str] = &cmd.categories;
+    let name: &'a str = if CONTAINERS.contains(&cmd.name) && args.len() > 1 {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        if let Some(c) = sub_categories(cmd.name, &sub) {
+            categories = c;
+        }
+        *name_buf = format!("{}|{}", cmd.name, sub);
+        name_buf.as_str()
+    } else {
+        cmd.name
+    };
+    let keys = cmd
+        .keys(args)
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, key_perm(cmd, args, i)))
+        .collect();
+    let channels = match cmd.name {
+        "publish" => vec![(&args[1][..], false)],
+        "subscribe" => args[1..].iter().map(|a| (&a[..], false)).collect(),
+        "psubscribe" => args[1..].iter().map(|a| (&a[..], true)).collect(),
+        _ => Vec::new(),
+    };
+    Request {
+        name,
+        categories,
+        keys,
+        channels,
+    }
+}
+
+/// Names of the Redis commands the store refuses by design (they write
+/// files, load code, stop the server or contact another host). ACL rules may
+/// still mention them, so that a policy written for Redis stays valid.
+pub const REFUSED_COMMANDS: &[&str] = &[
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "module",
+    "debug",
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "script",
+    "function",
+    "fcall",
+    "fcall_ro",
+    "shutdown",
+    "replicaof",
+    "slaveof",
+    "migrate",
+    "sync",
+    "psync",
+    "failover",
+];
+
 /// Keys of commands whose key count is an argument.
 fn numkeys_keys<'a>(name: &str, args: &'a [Bytes]) -> Option<Vec<&'a [u8]>> {
     let (nk_at, dest) = match name {
@@ -182,29 +308,7 @@ fn c(
         categories.push("slow");
     }
     // Redis lists categories in the order of its category table.
-    const ORDER: [&str; 21] = [
-        "keyspace",
-        "read",
-        "write",
-        "set",
-        "sortedset",
-        "list",
-        "hash",
-        "string",
-        "bitmap",
-        "hyperloglog",
-        "geo",
-        "stream",
-        "pubsub",
-        "admin",
-        "fast",
-        "slow",
-        "blocking",
-        "dangerous",
-        "connection",
-        "transaction",
-        "scripting",
-    ];
+    const ORDER: [&str; 21] = crate::store::auth::CATEGORIES;
     categories.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
     categories.dedup();
     Command {
@@ -236,6 +340,7 @@ const KALL: (i32, i32, i32) = (1, -1, 1);
 
 /// The command table.
 pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
+    use self::acl;
     use self::blocking as b;
     use self::connection as cn;
     use self::hashes as h;
@@ -257,6 +362,7 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         c("quit", -1, "no-auth fast", NOKEY, "connection", cn::quit),
         c("reset", 1, "no-auth fast", NOKEY, "connection", cn::reset),
         c("client", -2, "admin", NOKEY, "connection", cn::client),
+        c("acl", -2, "", NOKEY, "", acl::acl),
         // server
         c("swapdb", 3, "write fast", NOKEY, "keyspace", sv::swapdb),
         c("info", -1, "", NOKEY, "dangerous", sv::info),
@@ -701,32 +807,20 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, idx: usize, args: &[Bytes]) {
 }
 
 fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdResult {
-    if let Some(user) = ctx.client.user.as_ref().filter(|u| !u.unrestricted()) {
-        let full;
-        let name = if matches!(
-            cmd.name,
-            "client" | "config" | "command" | "object" | "memory" | "pubsub"
-        ) && args.len() > 1
-        {
-            full = format!(
-                "{}|{}",
-                cmd.name,
-                String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
-            );
-            full.as_str()
-        } else {
-            cmd.name
-        };
-        if !user.can_run(name, &cmd.categories) {
-            return Err(CmdError::Msg(format!(
-                "NOPERM this user has no permissions to run the '{name}' command"
-            )));
-        }
-        if !user.all_keys() && cmd.keys(args).iter().any(|k| !user.can_key(k)) {
-            return Err(CmdError::Msg(
-                "NOPERM this user has no permissions to access one of the keys used as arguments"
-                    .into(),
-            ));
+    if ctx.client.acl_epoch
+        != ctx
+            .shared
+            .acl_epoch
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        acl::refresh_user(ctx)?;
+    }
+    if let Some(user) = ctx.client.user.clone().filter(|u| !u.unrestricted()) {
+        let mut name_buf = String::new();
+        let req = acl_request(cmd, args, &mut name_buf);
+        if let Err(denied) = user.check(&req) {
+            acl::log_denied(ctx, &user.name, &denied);
+            return Err(CmdError::Msg(denied.noperm()));
         }
     }
     if ctx.client.in_subscribed_mode() && !cmd.pubsub_ok {

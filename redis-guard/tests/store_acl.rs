@@ -1,0 +1,415 @@
+//! ACL: categories as Redis 7 defines them, key and channel patterns,
+//! `%R~`/`%W~`, selectors, the ACL introspection commands and runtime changes.
+//! Every refusal is checked for Redis's exact `NOPERM` text, for the data
+//! being untouched, and for an allowed client still being served.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn server(runtime_changes: bool) -> TestServer {
+    TestServer::start(|c| {
+        c.acl_runtime_changes = runtime_changes;
+        c.users = vec![
+            user("admin", "adminpw", "on ~* &* +@all"),
+            user("reader", "readpw", "on ~* &* +@read"),
+            user("app", "apppw", "on ~app:* &* +@all -@dangerous"),
+            user(
+                "split",
+                "splitpw",
+                "on %R~ro:* %W~wo:* ~rw:* +@all -@dangerous",
+            ),
+            user(
+                "logger",
+                "logpw",
+                "on ~app:* +@read (~log:* +rpush +lrange)",
+            ),
+            user("news", "newspw", "on resetkeys &news.* +@pubsub"),
+        ];
+    })
+}
+
+fn conn_as(s: &TestServer, name: &str, pass: &str) -> redis::Connection {
+    let client = redis::Client::open(format!("redis://{name}:{pass}@{}/", s.addr)).expect("client");
+    client.get_connection().expect("connect")
+}
+
+const NOPERM_CMD: &str = "NOPERM this user has no permissions to run the";
+const NOPERM_KEY: &str =
+    "NOPERM this user has no permissions to access one of the keys used as arguments";
+
+#[test]
+fn categories_follow_redis() {
+    let s = server(false);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    q::<()>(&mut admin, &["SET", "k", "v"]);
+    let mut reader = conn_as(&s, "reader", "readpw");
+    assert_eq!(q::<String>(&mut reader, &["GET", "k"]), "v");
+    assert_eq!(
+        q_err(&mut reader, &["SET", "k", "evil"]),
+        format!("{NOPERM_CMD} 'set' command")
+    );
+    assert!(q_err(&mut reader, &["FLUSHALL"]).starts_with(NOPERM_CMD));
+
+    // @dangerous holds KEYS, FLUSHALL, FLUSHDB and CLIENT KILL, as in Redis.
+    let dangerous: Vec<String> = q(&mut admin, &["ACL", "CAT", "dangerous"]);
+    for c in ["keys", "flushall", "flushdb", "client"] {
+        assert!(dangerous.contains(&c.to_string()), "{c} in {dangerous:?}");
+    }
+    let mut app = conn_as(&s, "app", "apppw");
+    q::<()>(&mut app, &["SET", "app:1", "x"]);
+    assert_eq!(
+        q_err(&mut app, &["KEYS", "*"]),
+        format!("{NOPERM_CMD} 'keys' command")
+    );
+    assert!(q_err(&mut app, &["FLUSHALL"]).starts_with(NOPERM_CMD));
+    assert!(q_err(&mut app, &["CLIENT", "KILL", "ID", "1"]).contains("'client|kill'"));
+    // The category list and COMMAND INFO agree.
+    let cats: Vec<String> = q(&mut admin, &["ACL", "CAT"]);
+    assert!(cats.len() == 21 && cats.contains(&"keyspace".into()));
+    let read: Vec<String> = q(&mut admin, &["ACL", "CAT", "read"]);
+    assert!(read.contains(&"get".into()) && !read.contains(&"set".into()));
+    let info = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("get")
+        .query::<redis::Value>(&mut admin)
+        .unwrap();
+    assert!(format!("{info:?}").contains("@read"), "{info:?}");
+    assert!(q_err(&mut admin, &["ACL", "CAT", "nosuch"]).contains("Unknown category"));
+
+    // Nothing refused changed the data, and the admin still has everything.
+    assert_eq!(q::<String>(&mut admin, &["GET", "k"]), "v");
+    assert_eq!(q::<i64>(&mut admin, &["DBSIZE"]), 2);
+    let mut keys: Vec<String> = q(&mut admin, &["KEYS", "*"]);
+    keys.sort();
+    assert_eq!(keys, ["app:1", "k"]);
+}
+
+#[test]
+fn key_patterns_and_read_write_permissions() {
+    let s = server(false);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    for k in ["other", "ro:1", "wo:1", "rw:1"] {
+        q::<()>(&mut admin, &["SET", k, "orig"]);
+    }
+    let mut app = conn_as(&s, "app", "apppw");
+    q::<()>(&mut app, &["SET", "app:1", "a"]);
+    assert_eq!(q_err(&mut app, &["GET", "other"]), NOPERM_KEY);
+    assert_eq!(q_err(&mut app, &["DEL", "other"]), NOPERM_KEY);
+    // One key outside the patterns refuses the whole command.
+    assert_eq!(
+        q_err(&mut app, &["MSET", "app:2", "x", "other", "y"]),
+        NOPERM_KEY
+    );
+    assert_eq!(q::<i64>(&mut app, &["EXISTS", "app:2"]), 0);
+
+    let mut split = conn_as(&s, "split", "splitpw");
+    assert_eq!(q::<String>(&mut split, &["GET", "ro:1"]), "orig");
+    assert_eq!(q_err(&mut split, &["SET", "ro:1", "x"]), NOPERM_KEY);
+    q::<()>(&mut split, &["SET", "wo:1", "new"]);
+    assert_eq!(q_err(&mut split, &["GET", "wo:1"]), NOPERM_KEY);
+    // INCR reads and writes: a write-only pattern is not enough.
+    assert_eq!(q_err(&mut split, &["INCR", "wo:1"]), NOPERM_KEY);
+    q::<()>(&mut split, &["LPUSH", "wo:list", "a"]);
+    assert_eq!(q::<i64>(&mut split, &["INCR", "rw:n"]), 1);
+    // Copy from a readable key into a writable one; not the other way.
+    assert_eq!(q::<i64>(&mut split, &["COPY", "ro:1", "wo:copy"]), 1);
+    assert_eq!(q_err(&mut split, &["COPY", "wo:1", "ro:copy"]), NOPERM_KEY);
+
+    assert_eq!(q::<String>(&mut admin, &["GET", "other"]), "orig");
+    assert_eq!(q::<String>(&mut admin, &["GET", "ro:1"]), "orig");
+    assert_eq!(q::<String>(&mut admin, &["GET", "wo:1"]), "new");
+    assert_eq!(q::<String>(&mut admin, &["GET", "wo:copy"]), "orig");
+}
+
+#[test]
+fn selectors_grant_their_own_commands_on_their_own_keys() {
+    let s = server(false);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    q::<()>(&mut admin, &["SET", "app:1", "v"]);
+    let mut logger = conn_as(&s, "logger", "logpw");
+    assert_eq!(q::<String>(&mut logger, &["GET", "app:1"]), "v");
+    assert_eq!(q::<i64>(&mut logger, &["RPUSH", "log:1", "line"]), 1);
+    assert_eq!(
+        q::<Vec<String>>(&mut logger, &["LRANGE", "log:1", "0", "-1"]),
+        ["line"]
+    );
+    // The selector's command on the root's keys, and the root's on the selector's.
+    assert_eq!(q_err(&mut logger, &["RPUSH", "app:1", "x"]), NOPERM_KEY);
+    assert_eq!(q_err(&mut logger, &["GET", "log:1"]), NOPERM_KEY);
+    assert!(q_err(&mut logger, &["SET", "log:2", "x"]).starts_with(NOPERM_CMD));
+    let list: Vec<String> = q(&mut admin, &["ACL", "LIST"]);
+    let line = list.iter().find(|l| l.starts_with("user logger ")).unwrap();
+    assert!(
+        line.contains("(~log:* resetchannels -@all +rpush +lrange)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn channel_patterns() {
+    let s = server(false);
+    let mut news = conn_as(&s, "news", "newspw");
+    assert_eq!(q::<i64>(&mut news, &["PUBLISH", "news.sport", "goal"]), 0);
+    assert_eq!(
+        q_err(&mut news, &["PUBLISH", "secrets", "x"]),
+        "NOPERM this user has no permissions to access one of the channels used as arguments"
+    );
+    assert!(q_err(&mut news, &["GET", "k"]).starts_with(NOPERM_CMD));
+    // A pattern subscription must be granted literally, not matched.
+    let mut raw = s.raw();
+    raw.cmd(&["AUTH", "news", "newspw"]);
+    raw.expect(b"+OK\r\n");
+    raw.cmd(&["PSUBSCRIBE", "n*"]);
+    let reply = raw.line();
+    assert!(reply.starts_with("-NOPERM"), "{reply}");
+    raw.cmd(&["PSUBSCRIBE", "news.*"]);
+    raw.expect(b"*3\r\n$10\r\npsubscribe\r\n$6\r\nnews.*\r\n:1\r\n");
+}
+
+#[test]
+fn introspection_commands() {
+    let s = server(false);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    assert_eq!(q::<String>(&mut admin, &["ACL", "WHOAMI"]), "admin");
+    let users: Vec<String> = q(&mut admin, &["ACL", "USERS"]);
+    assert_eq!(users, ["admin", "app", "logger", "news", "reader", "split"]);
+    let list: Vec<String> = q(&mut admin, &["ACL", "LIST"]);
+    let split = list.iter().find(|l| l.starts_with("user split ")).unwrap();
+    assert!(
+        split.contains("%R~ro:* %W~wo:* ~rw:*") && split.contains("+@all -@dangerous"),
+        "{split}"
+    );
+    // Passwords appear only as digests.
+    assert!(split.contains(&format!(
+        "#{}",
+        redis_guard::store::auth::sha256_hex(b"splitpw")
+    )));
+    assert!(!list.iter().any(|l| l.contains("splitpw")));
+
+    let info: redis::Value = q(&mut admin, &["ACL", "GETUSER", "app"]);
+    let text = format!("{info:?}");
+    for part in [
+        "flags",
+        "passwords",
+        "commands",
+        "+@all -@dangerous",
+        "keys",
+        "~app:*",
+        "selectors",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    assert_eq!(
+        q::<redis::Value>(&mut admin, &["ACL", "GETUSER", "ghost"]),
+        redis::Value::Nil
+    );
+
+    assert_eq!(
+        q::<String>(&mut admin, &["ACL", "DRYRUN", "reader", "GET", "x"]),
+        "OK"
+    );
+    assert_eq!(
+        q::<String>(&mut admin, &["ACL", "DRYRUN", "reader", "SET", "x", "y"]),
+        "This user has no permissions to run the 'set' command"
+    );
+    assert_eq!(
+        q::<String>(&mut admin, &["ACL", "DRYRUN", "app", "GET", "other"]),
+        "This user has no permissions to access the 'other' key"
+    );
+    assert!(q_err(&mut admin, &["ACL", "DRYRUN", "ghost", "GET", "x"]).contains("not found"));
+    assert_eq!(
+        q::<i64>(&mut admin, &["DBSIZE"]),
+        0,
+        "DRYRUN must not run anything"
+    );
+
+    // Non-admins may ask who they are, not read the user table.
+    let mut reader = conn_as(&s, "reader", "readpw");
+    assert!(q_err(&mut reader, &["ACL", "WHOAMI"]).starts_with(NOPERM_CMD));
+    let mut app = conn_as(&s, "app", "apppw");
+    assert_eq!(q::<String>(&mut app, &["ACL", "WHOAMI"]), "app");
+    assert_eq!(
+        q_err(&mut app, &["ACL", "LIST"]),
+        format!("{NOPERM_CMD} 'acl|list' command")
+    );
+    let pass: String = q(&mut app, &["ACL", "GENPASS"]);
+    assert_eq!(pass.len(), 64);
+    assert!(q_err(&mut admin, &["ACL", "SAVE"]).contains("policy file"));
+}
+
+#[test]
+fn acl_log_records_refusals_and_failed_logins() {
+    let s = server(false);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    let mut app = conn_as(&s, "app", "apppw");
+    for _ in 0..3 {
+        q_err(&mut app, &["GET", "other"]);
+    }
+    q_err(&mut app, &["KEYS", "*"]);
+    let mut raw = s.raw();
+    raw.cmd(&["AUTH", "admin", "wrong"]);
+    assert!(raw.line().starts_with("-WRONGPASS"));
+
+    let log: Vec<Vec<redis::Value>> = q(&mut admin, &["ACL", "LOG"]);
+    let entry = |i: usize| -> std::collections::HashMap<String, String> {
+        let v = &log[i];
+        v.chunks(2)
+            .map(|kv| {
+                let k: String = redis::from_redis_value(&kv[0]).unwrap();
+                let val = match &kv[1] {
+                    redis::Value::Int(n) => n.to_string(),
+                    other => redis::from_redis_value::<String>(other).unwrap_or_default(),
+                };
+                (k, val)
+            })
+            .collect()
+    };
+    assert_eq!(log.len(), 3, "{log:?}");
+    let newest = entry(0);
+    assert_eq!(newest["reason"], "auth");
+    assert_eq!(newest["username"], "admin");
+    let keys_refusal = entry(1);
+    assert_eq!(
+        (
+            keys_refusal["reason"].as_str(),
+            keys_refusal["object"].as_str()
+        ),
+        ("command", "keys")
+    );
+    let key = entry(2);
+    assert_eq!(
+        (
+            key["reason"].as_str(),
+            key["object"].as_str(),
+            key["count"].as_str()
+        ),
+        ("key", "other", "3")
+    );
+    assert_eq!(key["username"], "app");
+    assert!(key["client-info"].contains("user=app"));
+    assert_eq!(
+        q::<Vec<redis::Value>>(&mut admin, &["ACL", "LOG", "1"]).len(),
+        1
+    );
+    q::<()>(&mut admin, &["ACL", "LOG", "RESET"]);
+    assert!(q::<Vec<redis::Value>>(&mut admin, &["ACL", "LOG"]).is_empty());
+}
+
+#[test]
+fn runtime_changes_are_off_by_default() {
+    let s = server(false);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    let e = q_err(
+        &mut admin,
+        &["ACL", "SETUSER", "eve", "on", ">pw", "+@all", "~*"],
+    );
+    assert!(e.contains("acl_runtime_changes"), "{e}");
+    assert!(q_err(&mut admin, &["ACL", "DELUSER", "reader"]).contains("acl_runtime_changes"));
+    let users: Vec<String> = q(&mut admin, &["ACL", "USERS"]);
+    assert!(!users.contains(&"eve".into()) && users.contains(&"reader".into()));
+    // The reader still works.
+    let mut reader = conn_as(&s, "reader", "readpw");
+    assert_eq!(q::<Option<String>>(&mut reader, &["GET", "nothing"]), None);
+}
+
+#[test]
+fn runtime_changes_when_enabled() {
+    let s = server(true);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    // Only @admin users may change users.
+    let mut app = conn_as(&s, "app", "apppw");
+    assert_eq!(
+        q_err(&mut app, &["ACL", "SETUSER", "app", "+@all", "~*"]),
+        format!("{NOPERM_CMD} 'acl|setuser' command")
+    );
+
+    q::<()>(
+        &mut admin,
+        &[
+            "ACL", "SETUSER", "eve", "on", ">evepw", "~eve:*", "+@read", "+set",
+        ],
+    );
+    let mut eve = conn_as(&s, "eve", "evepw");
+    q::<()>(&mut eve, &["SET", "eve:1", "x"]);
+    assert_eq!(q_err(&mut eve, &["SET", "other", "x"]), NOPERM_KEY);
+    assert!(q_err(&mut eve, &["DEL", "eve:1"]).starts_with(NOPERM_CMD));
+
+    // A change applies to live connections at their next command.
+    q::<()>(&mut admin, &["ACL", "SETUSER", "eve", "-set"]);
+    assert!(q_err(&mut eve, &["SET", "eve:2", "x"]).starts_with(NOPERM_CMD));
+    assert_eq!(q::<String>(&mut eve, &["GET", "eve:1"]), "x");
+
+    // A bad rule changes nothing at all.
+    let e = q_err(&mut admin, &["ACL", "SETUSER", "eve", "+set", "+@nosuch"]);
+    assert!(e.contains("Unknown command or category"), "{e}");
+    assert!(q_err(&mut eve, &["SET", "eve:2", "x"]).starts_with(NOPERM_CMD));
+
+    // Switching a user off, or deleting it, ends its sessions.
+    let mut raw = s.raw();
+    raw.cmd(&["AUTH", "eve", "evepw"]);
+    raw.expect(b"+OK\r\n");
+    assert_eq!(q::<i64>(&mut admin, &["ACL", "DELUSER", "eve", "ghost"]), 1);
+    raw.s
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    raw.expect_closed();
+    assert!(
+        redis::Client::open(format!("redis://eve:evepw@{}/", s.addr))
+            .unwrap()
+            .get_connection()
+            .is_err()
+    );
+    assert!(q_err(&mut admin, &["ACL", "DELUSER", "default"]).contains("cannot be removed"));
+    // The data the user wrote stays.
+    assert_eq!(q::<String>(&mut admin, &["GET", "eve:1"]), "x");
+}
+
+#[test]
+fn policy_rules_are_validated_and_never_carry_passwords() {
+    for (rules, needle) in [
+        ("on >plaintext +@all ~*", "password_sha256"),
+        ("on nopass +@all ~*", "nopass"),
+        ("on +@nosuch ~*", "Unknown command or category"),
+        ("on +nosuchcmd ~*", "Unknown command or category"),
+        ("on (~a +get", "Unmatched"),
+    ] {
+        let cfg = redis_guard::store::StoreConfig {
+            users: vec![user("u", "pw", rules)],
+            ..Default::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("users[0].rules") && e.contains(needle),
+            "{rules}: {e}"
+        );
+    }
+    // Refused-by-design commands may still be named, so Redis policies port over.
+    let cfg = redis_guard::store::StoreConfig {
+        users: vec![user("u", "pw", "on ~* +@all -debug -flushall -keys")],
+        ..Default::default()
+    };
+    cfg.validate().unwrap();
+}
+
+#[test]
+fn redis_cli_speaks_acl() {
+    let s = server(false);
+    let out = std::process::Command::new(redis_cli())
+        .args(["-h", "127.0.0.1", "-p", &s.port().to_string()])
+        .args(["--user", "admin", "--pass", "adminpw", "--no-auth-warning"])
+        .args(["ACL", "WHOAMI"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "admin");
+    let out = std::process::Command::new(redis_cli())
+        .args(["-h", "127.0.0.1", "-p", &s.port().to_string()])
+        .args(["--user", "reader", "--pass", "readpw", "--no-auth-warning"])
+        .args(["SET", "k", "v"])
+        .output()
+        .expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOPERM"), "{text}");
+}
