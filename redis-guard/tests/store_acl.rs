@@ -413,3 +413,39 @@ fn redis_cli_speaks_acl() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("NOPERM"), "{text}");
 }
+
+#[test]
+fn monitor_is_dangerous_and_never_shows_passwords() {
+    let s = server(false);
+    let mut app = conn_as(&s, "app", "apppw");
+    assert_eq!(
+        q_err(&mut app, &["MONITOR"]),
+        format!("{NOPERM_CMD} 'monitor' command")
+    );
+    let mut mon = s.raw();
+    mon.roundtrip(&["AUTH", "admin", "adminpw"], b"+OK\r\n");
+    mon.roundtrip(&["MONITOR"], b"+OK\r\n");
+    let mut other = s.raw();
+    other.roundtrip(&["AUTH", "app", "apppw"], b"+OK\r\n");
+    other.roundtrip(&["SET", "app:1", "a\"b\n"], b"+OK\r\n");
+    other.cmd(&["HELLO", "2", "AUTH", "app", "apppw"]);
+    // Redis feeds the arguments as the client sent them, so match without case.
+    let lines: Vec<String> = (0..3)
+        .map(|_| mon.line().trim_end().to_ascii_lowercase())
+        .collect();
+    let all = lines.join("\n");
+    assert!(lines.iter().all(|l| l.starts_with('+')), "{all}");
+    assert!(
+        lines[0].ends_with("\"auth\" \"(redacted)\" \"(redacted)\""),
+        "{all}"
+    );
+    assert!(
+        lines[1].ends_with("\"set\" \"app:1\" \"a\\\"b\\n\""),
+        "{all}"
+    );
+    assert!(
+        lines[2].contains("\"hello\" \"2\" \"auth\" \"(redacted)\""),
+        "{all}"
+    );
+    assert!(!all.contains("apppw"), "{all}");
+}

@@ -33,6 +33,8 @@ pub enum PushMsg {
         /// Payload.
         data: Bytes,
     },
+    /// One `MONITOR` line, already formatted.
+    Monitor(Bytes),
 }
 
 /// Pending pub/sub messages a client may have before it is disconnected.
@@ -52,6 +54,7 @@ impl PushMsg {
                 channel,
                 data,
             } => pattern.len() + channel.len() + data.len() + 32,
+            PushMsg::Monitor(line) => line.len() + 8,
         }
     }
 }
@@ -165,6 +168,8 @@ pub struct ClientState {
     /// The `acl_epoch` that `user` was read at; a newer epoch means the
     /// user table changed and `user` must be looked up again.
     pub acl_epoch: u64,
+    /// The client ran `MONITOR` and receives the command feed.
+    pub monitor: bool,
 }
 
 impl ClientState {
@@ -185,6 +190,7 @@ impl ClientState {
             close: false,
             reply_delay: Duration::ZERO,
             acl_epoch: 0,
+            monitor: false,
         }
     }
 

@@ -101,6 +101,9 @@ fn cleanup(shared: &Arc<Shared>, state: &mut ClientState) {
         let mut ks = shared.ks.lock();
         cmd::transactions::unwatch_all(&mut ks, state);
     }
+    if state.monitor {
+        cmd::monitor::remove(shared, id);
+    }
     shared.clients.lock().remove(&id);
     // Fold this client's counters into the server totals.
     let h = &state.handle;
@@ -271,7 +274,8 @@ impl Conn {
             self.prepare_read();
             // The idle timer is re-armed only when a timeout is configured, so
             // the common case does not touch the timer wheel per batch.
-            let idle_armed = idle > 0 && state.subs.is_empty() && state.psubs.is_empty();
+            let idle_armed =
+                idle > 0 && state.subs.is_empty() && state.psubs.is_empty() && !state.monitor;
             if idle_armed {
                 let now = tokio::time::Instant::now();
                 let deadline = now
@@ -442,6 +446,7 @@ pub fn encode_push(buf: &mut BytesMut, resp3: bool, m: &PushMsg) {
             out.bulk(channel);
             out.bulk(data);
         }
+        PushMsg::Monitor(line) => out.simple(&String::from_utf8_lossy(line)),
     }
 }
 
@@ -584,4 +589,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     ctx.client.handle.touch(idx, ctx.now);
     cmd::execute(ctx, idx, args);
+    if ctx.shared.monitor_count.load(Ordering::Relaxed) > 0 {
+        cmd::monitor::feed(ctx.shared, &ctx.client.handle, ctx.client.db, cmd, args);
+    }
 }

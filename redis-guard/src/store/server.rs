@@ -54,6 +54,10 @@ pub struct Shared {
     pub ks: Mutex<Keyspace>,
     /// Channel and pattern subscriptions.
     pub pubsub: Mutex<PubSub>,
+    /// Clients that ran `MONITOR`.
+    pub monitors: Mutex<Vec<Arc<ClientHandle>>>,
+    /// `monitors.len()`, read without the lock on every command.
+    pub monitor_count: std::sync::atomic::AtomicUsize,
     /// Connected clients by id, for `CLIENT LIST/KILL`.
     pub clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
     /// Next client id.
@@ -133,6 +137,8 @@ impl Server {
             auth_guard,
             ks: Mutex::new(ks),
             pubsub: Mutex::new(PubSub::default()),
+            monitors: Mutex::new(Vec::new()),
+            monitor_count: std::sync::atomic::AtomicUsize::new(0),
             clients: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             stats: ServerStats::default(),

@@ -233,6 +233,10 @@ pub fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
         ctx.guard = Some(g);
     }
     let id = ctx.client.handle.id;
+    if ctx.client.monitor {
+        ctx.client.monitor = false;
+        super::monitor::remove(ctx.shared, id);
+    }
     if !ctx.client.subs.is_empty() || !ctx.client.psubs.is_empty() {
         ctx.shared
             .pubsub

@@ -11,6 +11,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod monitor;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
@@ -363,6 +364,7 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         c("reset", 1, "no-auth fast", NOKEY, "connection", cn::reset),
         c("client", -2, "admin", NOKEY, "connection", cn::client),
         c("acl", -2, "", NOKEY, "", acl::acl),
+        c("monitor", 1, "admin", NOKEY, "", monitor::monitor),
         // server
         c("swapdb", 3, "write fast", NOKEY, "keyspace", sv::swapdb),
         c("info", -1, "", NOKEY, "dangerous", sv::info),
