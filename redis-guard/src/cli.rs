@@ -21,7 +21,7 @@ use crate::{
     metrics::Counters,
     policy::{DEFAULT_PIN_PATH, FirewallPolicy, Policy},
     store::{
-        Server,
+        BanEvent, Server,
         config::{StoreConfig, UserConfig},
     },
 };
@@ -182,9 +182,13 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    if policy.store.enabled {
-        start_store(&policy, shutdown_rx.clone(), &mut tasks).await?;
-    }
+    let mut ban_rx = if policy.store.enabled {
+        Some(start_store(&policy, shutdown_rx.clone(), &mut tasks).await?)
+    } else {
+        None
+    };
+    let mut bans = KernelBans::default();
+    let mut ban_expiry = tokio::time::interval(Duration::from_secs(1));
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -196,8 +200,33 @@ async fn run(config: &Path) -> anyhow::Result<()> {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: detaching"); break; }
             _ = sigint.recv() => { info!("SIGINT: detaching"); break; }
+            ban = next_ban(&mut ban_rx), if ban_rx.is_some() => match ban {
+                Ok(ev) if current.kernel_bans && !ev.addr.is_loopback() => {
+                    bans.add(ev.addr, ev.until);
+                    match firewall.apply(&bans.effective(&current)) {
+                        Ok(()) => sink.emit("kernel_ban", json!({
+                            "source": ev.addr.to_string(),
+                            "failures": ev.failures,
+                            "until": humantime::format_rfc3339_seconds(ev.until).to_string(),
+                        })),
+                        Err(e) => error!(addr = %ev.addr, "could not install a kernel ban: {e}"),
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "fell behind the store's ban events; those bans stay store-only");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => ban_rx = None,
+            },
+            _ = ban_expiry.tick(), if !bans.is_empty() => {
+                if bans.expire(std::time::SystemTime::now())
+                    && let Err(e) = firewall.apply(&bans.effective(&current))
+                {
+                    error!("could not lift expired kernel bans: {e}");
+                }
+            }
             _ = sighup.recv() => {
-                match reload(config, &mut firewall, &current) {
+                match reload(config, &mut firewall, &current, &bans) {
                     Ok(new) => current = new,
                     Err(e) => error!("policy reload failed, keeping the previous policy: {e:#}"),
                 }
@@ -229,10 +258,54 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sources the store banned for failed authentications, dropped in the
+/// kernel until their ban ends. They ride on top of the policy's deny list
+/// and survive reloads; the policy file itself is never touched.
+#[derive(Debug, Default)]
+struct KernelBans {
+    until: std::collections::BTreeMap<std::net::IpAddr, std::time::SystemTime>,
+}
+
+impl KernelBans {
+    fn add(&mut self, addr: std::net::IpAddr, until: std::time::SystemTime) {
+        let e = self.until.entry(addr).or_insert(until);
+        *e = (*e).max(until);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+
+    /// Forgets bans that ended; whether any did.
+    fn expire(&mut self, now: std::time::SystemTime) -> bool {
+        let before = self.until.len();
+        self.until.retain(|_, until| *until > now);
+        before != self.until.len()
+    }
+
+    /// `policy` with every banned source added to its deny list.
+    fn effective(&self, policy: &FirewallPolicy) -> FirewallPolicy {
+        let mut p = policy.clone();
+        p.deny
+            .extend(self.until.keys().map(|a| ipnet::IpNet::from(*a)));
+        p
+    }
+}
+
+async fn next_ban(
+    rx: &mut Option<tokio::sync::broadcast::Receiver<BanEvent>>,
+) -> Result<BanEvent, tokio::sync::broadcast::error::RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn reload(
     config: &Path,
     firewall: &mut Firewall,
     current: &FirewallPolicy,
+    bans: &KernelBans,
 ) -> anyhow::Result<FirewallPolicy> {
     let policy = Policy::load(config)?;
     let Some(new) = policy.firewall else {
@@ -252,7 +325,7 @@ fn reload(
             );
         }
     }
-    firewall.apply(&new)?;
+    firewall.apply(&bans.effective(&new))?;
     firewall.reconcile_interfaces(&new)?;
     info!(
         mode = %new.mode,
@@ -270,7 +343,7 @@ async fn start_store(
     policy: &Policy,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<tokio::sync::broadcast::Receiver<BanEvent>> {
     let mut config = policy.store.clone();
     ensure_default_user(&mut config)?;
     let server = Server::bind(config)
@@ -279,6 +352,7 @@ async fn start_store(
     for addr in server.local_addrs() {
         info!(%addr, "store listening");
     }
+    let bans = server.ban_events();
     tasks.spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -287,7 +361,7 @@ async fn start_store(
             error!("store stopped: {e:#}");
         }
     });
-    Ok(())
+    Ok(bans)
 }
 
 /// Secure by default: with no `[[store.users]]`, the first start generates a
@@ -348,7 +422,7 @@ async fn store(config: &Path) -> anyhow::Result<()> {
     let policy = Policy::load(config)?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    start_store(&policy, rx, &mut tasks).await?;
+    let _bans = start_store(&policy, rx, &mut tasks).await?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     tokio::select! {

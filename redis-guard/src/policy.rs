@@ -95,6 +95,10 @@ pub struct FirewallPolicy {
     pub resp_only: bool,
     /// Directory on bpffs where the maps are pinned for `stats`.
     pub pin_path: PathBuf,
+    /// Turn the bundled store's authentication bans into kernel drops for
+    /// the ban's duration (loopback sources excepted: every local client
+    /// shares them, so the store's own refusal is the right tool there).
+    pub kernel_bans: bool,
 }
 
 /// A whole validated policy file.
@@ -127,6 +131,7 @@ struct RawFirewall {
     http_guard: Option<bool>,
     resp_only: Option<bool>,
     pin_path: Option<PathBuf>,
+    kernel_bans: Option<bool>,
 }
 
 impl Policy {
@@ -294,6 +299,7 @@ fn validate_firewall(raw: RawFirewall) -> Result<FirewallPolicy, (String, String
         http_guard: raw.http_guard.unwrap_or(true),
         resp_only: raw.resp_only.unwrap_or(false),
         pin_path,
+        kernel_bans: raw.kernel_bans.unwrap_or(true),
     })
 }
 

@@ -294,3 +294,68 @@ fn sighup_reloads_the_policy_and_a_bad_reload_changes_nothing() {
     let status = daemon.guard.terminate(Duration::from_secs(10)).unwrap();
     assert!(status.success());
 }
+
+/// Brute-forcing the bundled store gets the source dropped in the kernel for
+/// the ban's duration: its SYNs time out instead of reaching the store, the
+/// same host's other address and the data are untouched, and the ban lifts.
+#[test]
+fn store_auth_bans_become_kernel_drops_and_expire() {
+    let lab = lab();
+    let dir = scratch_dir("e2e-kernel-ban").unwrap();
+    let hash = redis_guard::store::auth::sha256_hex(b"s3cret-pass");
+    let extra = format!(
+        "[store]\nenabled = true\nlisten = [\"{}:6379\", \"[{}]:6379\"]\ndata_dir = \"{}\"\n\
+         auth_max_failures = 3\nauth_failure_window_secs = 60\nauth_ban_secs = 4\n\
+         auth_failure_delay_ms = 0\n[[store.users]]\nname = \"default\"\npassword_sha256 = \"{hash}\"\n",
+        lab.server_v4(),
+        lab.server_v6(),
+        dir.join("data").display()
+    );
+    let mut daemon = start_daemon(&lab, &dir, &extra);
+    daemon
+        .wait_for_log("store listening", Duration::from_secs(10))
+        .unwrap();
+    let v4: IpAddr = lab.server_v4().into();
+    let v6: IpAddr = lab.server_v6().into();
+    let auth = ["-a", "s3cret-pass", "--no-auth-warning"];
+    let set = [&auth[..], &["SET", "k", "kept"]].concat();
+    assert_eq!(redis_cli(&lab.client_ns, v4, &set), "OK");
+
+    for _ in 0..3 {
+        let out = redis_cli(
+            &lab.client_ns,
+            v4,
+            &["-a", "wrong", "--no-auth-warning", "PING"],
+        );
+        assert_ne!(out, "PONG", "a wrong password must not be served");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !daemon.events().contains("\"kernel_ban\"") {
+        assert!(
+            Instant::now() < deadline,
+            "no kernel_ban event: {}",
+            daemon.events()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(daemon.events().contains(&lab.client_v4().to_string()));
+    assert_eq!(
+        connect_outcome(&lab.client_ns, v4, 6379),
+        "timeout",
+        "a banned source's SYN must be dropped before the TCP stack"
+    );
+    let stats = daemon.stats_json().unwrap();
+    assert!(
+        stats["counters"]["dropped_denied"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    // The same client over its other address is still served, data intact.
+    let get = [&auth[..], &["GET", "k"]].concat();
+    assert_eq!(redis_cli(&lab.client_ns, v6, &get), "kept");
+
+    // Ban over (4 s): the kernel lets the source in again.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(redis_cli(&lab.client_ns, v4, &get), "kept");
+    let status = daemon.guard.terminate(Duration::from_secs(10)).unwrap();
+    assert!(status.success());
+}
