@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{COMMANDS, CmdError, CmdResult, Ctx, acl_request, arity_ok, err, is, lookup};
+use super::{COMMANDS, CmdResult, Ctx, acl_request, arity_ok, err, is, lookup};
 use crate::store::auth::{CATEGORIES, Denied, RuleSource, Rules, Selector, User, known_command};
 use crate::store::cmd::connection::client_line;
 use crate::store::frame::Out;
@@ -188,11 +188,7 @@ fn cat(ctx: &mut Ctx<'_, '_>, which: Option<&Bytes>) -> CmdResult {
         "whoami", "users", "list", "cat", "getuser", "dryrun", "log", "genpass", "setuser",
         "deluser", "help",
     ] {
-        let cats: &[&str] = match sub {
-            "whoami" | "cat" | "help" | "genpass" => &["slow"],
-            _ => &["admin", "slow", "dangerous"],
-        };
-        if cats.contains(&want.as_str()) {
+        if super::sub_categories("acl", sub).is_some_and(|c| c.contains(&want.as_str())) {
             names.push(format!("acl|{sub}"));
         }
     }
@@ -468,10 +464,4 @@ fn acl_change_event(ctx: &Ctx<'_, '_>, action: &str, target: &str) {
             "user": ctx.client.user.as_ref().map(|u| u.name.clone()),
         }),
     );
-}
-
-impl From<Denied> for CmdError {
-    fn from(d: Denied) -> Self {
-        CmdError::Msg(d.noperm())
-    }
 }

@@ -175,7 +175,7 @@ const CONTAINERS: [&str; 7] = [
 
 /// Categories of a subcommand where they differ from its container's:
 /// `ACL WHOAMI` is harmless, `ACL SETUSER` is administration.
-fn sub_categories(parent: &str, sub: &str) -> Option<&'static [&'static str]> {
+pub fn sub_categories(parent: &str, sub: &str) -> Option<&'static [&'static str]> {
     match (parent, sub) {
         ("acl", "whoami" | "cat" | "help" | "genpass") => Some(&["slow"]),
         ("acl", _) => Some(&["admin", "slow", "dangerous"]),
