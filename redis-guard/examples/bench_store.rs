@@ -267,9 +267,24 @@ fn main() -> anyhow::Result<()> {
     let ours = start_ours(&bin, &dir)?;
     load_keys(REDIS_PORT, args.keys)?;
     load_keys(OURS_PORT, args.keys)?;
-    std::thread::sleep(Duration::from_secs(1));
-    let redis_rss = info_field(REDIS_PORT, "memory", "used_memory_rss")?;
-    let ours_rss = rss_bytes(ours.pid())?;
+    // Steady state, not a snapshot mid-purge: both allocators return freed
+    // pages in the background, so poll until neither RSS moves by more
+    // than 0.5% over a second (at most 15 s).
+    let mut redis_rss = info_field(REDIS_PORT, "memory", "used_memory_rss")?;
+    let mut ours_rss = rss_bytes(ours.pid())?;
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_secs(1));
+        let (r, o) = (
+            info_field(REDIS_PORT, "memory", "used_memory_rss")?,
+            rss_bytes(ours.pid())?,
+        );
+        let settled = |a: u64, b: u64| a.abs_diff(b) * 200 <= a.max(b);
+        let done = settled(r, redis_rss) && settled(o, ours_rss);
+        (redis_rss, ours_rss) = (r, o);
+        if done {
+            break;
+        }
+    }
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     writeln!(
         report,

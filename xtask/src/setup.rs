@@ -23,6 +23,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "/usr/sbin/bpftool"),
     ("python3", "/usr/bin/python3"),
     ("util-linux", "/usr/bin/nsenter"),
+    // jemalloc (the daemon's allocator) is built from source by its crate.
+    ("make", "/usr/bin/make"),
 ];
 
 /// Installs whatever is missing.
