@@ -79,7 +79,11 @@ pub fn redis_guard(ctx: XdpContext) -> u32 {
         None => FilterConfig::default(),
     };
     let audit = cfg.mode == MODE_AUDIT;
-    match decide(&ctx, &cfg) {
+    let verdict = match refuse_fast(&ctx) {
+        Some(counter) => Verdict::Refuse(counter),
+        None => decide(&ctx, &cfg),
+    };
+    match verdict {
         Verdict::Pass(counter) => {
             count(counter);
             xdp_action::XDP_PASS
@@ -101,6 +105,58 @@ fn count(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // Per-CPU slot: no other CPU writes it, so a plain add is exact.
         unsafe { *slot += 1 };
+    }
+}
+
+/// The flood's own shape, judged from fixed offsets: untagged IPv4 without
+/// options, not a fragment, TCP with a sane header, to a protected port,
+/// from a /24 the block bitmap settles without a trie walk. `Some` only for
+/// a refusal the full parser would reach with the same counter; anything
+/// else, or any doubt, returns `None` and takes the full path. A spoofed SYN
+/// flood thus costs one bounds check and two array loads per packet.
+#[inline(always)]
+fn refuse_fast(ctx: &XdpContext) -> Option<Counter> {
+    const FIXED: usize = EthHdr::LEN + Ipv4Hdr::LEN + TcpHdr::LEN;
+    let start = ctx.data();
+    let frame_len = ctx.data_end() - start;
+    if start + FIXED > ctx.data_end() {
+        return None;
+    }
+    let p = start as *const u8;
+    let b = |i: usize| unsafe { *p.add(i) };
+    // EtherType 0x0800, version 4 with IHL 5, protocol TCP, and neither MF
+    // nor a fragment offset (the reserved and DF bits do not matter).
+    if b(12) != 0x08 || b(13) != 0x00 || b(14) != 0x45 || b(23) != IPPROTO_TCP {
+        return None;
+    }
+    if b(20) & 0x3f != 0 || b(21) != 0 {
+        return None;
+    }
+    let tot_len = be16([b(16), b(17)]) as usize;
+    let doff = ((b(46) >> 4) as usize) * 4;
+    if tot_len < Ipv4Hdr::LEN + TcpHdr::LEN
+        || EthHdr::LEN + tot_len > frame_len
+        || doff < TcpHdr::LEN
+        || doff > tot_len - Ipv4Hdr::LEN
+    {
+        return None;
+    }
+    match PORTS.get(be16([b(36), b(37)]) as u32) {
+        Some(port) if *port != 0 => {}
+        _ => return None,
+    }
+    let block = u32::from_be_bytes([0, b(26), b(27), b(28)]);
+    let word = match V4_BLOCKS.get(block / V4_BLOCKS_PER_WORD) {
+        Some(w) => *w,
+        None => return None,
+    };
+    let bits = (word >> ((block % V4_BLOCKS_PER_WORD) * 4)) & 0xf;
+    if bits & BLOCK_DENY_ALL != 0 {
+        Some(Counter::DroppedDenied)
+    } else if bits == 0 {
+        Some(Counter::DroppedNotAllowed)
+    } else {
+        None
     }
 }
 

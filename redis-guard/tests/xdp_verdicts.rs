@@ -604,3 +604,119 @@ fn policy_reload_updates_maps_in_place() {
         "old port no longer protected",
     );
 }
+
+/// The program judges the flood's shape (plain IPv4 TCP from a /24 the block
+/// bitmap settles) from fixed offsets before the full parser runs. Every
+/// variation around that shape must get exactly the full parser's verdict
+/// and counter.
+#[test]
+fn fixed_offset_flood_path_agrees_with_the_full_parser() {
+    let mut h = Harness::new("");
+    use Counter::*;
+    let outsider = syn("192.0.2.99", "10.77.0.1", 6379).build();
+    h.expect(&outsider, XDP_DROP, DroppedNotAllowed, "plain outsider SYN");
+    for len in 14..outsider.len() {
+        let (action, delta) = h.run(&outsider[..len]);
+        assert_eq!(action, XDP_DROP, "outsider truncated to {len} passed");
+        assert_eq!(
+            delta.get(Malformed),
+            1,
+            "truncated to {len}: {}",
+            delta.to_json()
+        );
+    }
+    let mut padded = outsider.clone();
+    padded.extend_from_slice(&[0; 6]);
+    h.expect(
+        &padded,
+        XDP_DROP,
+        DroppedNotAllowed,
+        "Ethernet padding after the IP packet",
+    );
+    let mut bad = outsider.clone();
+    bad[16] = 0xff;
+    h.expect(
+        &bad,
+        XDP_DROP,
+        Malformed,
+        "IP total length beyond the frame",
+    );
+    let mut bad = outsider.clone();
+    bad[14 + 20 + 12] = 0xf0;
+    h.expect(
+        &bad,
+        XDP_DROP,
+        Malformed,
+        "TCP data offset beyond the packet",
+    );
+    let mut bad = outsider.clone();
+    bad[23] = 17;
+    h.expect(&bad, XDP_PASS, NotProtected, "UDP is not ours");
+    let mut opts = syn("192.0.2.99", "10.77.0.1", 6379);
+    opts.ipv4_options = vec![1, 1, 1, 0];
+    h.expect(
+        &opts.build(),
+        XDP_DROP,
+        DroppedNotAllowed,
+        "IP options take the full path",
+    );
+    let mut tagged = syn("192.0.2.99", "10.77.0.1", 6379);
+    tagged.vlans = vec![(0x8100, 7)];
+    h.expect(
+        &tagged.build(),
+        XDP_DROP,
+        DroppedNotAllowed,
+        "VLAN tag takes the full path",
+    );
+    let mut first = syn("192.0.2.99", "10.77.0.1", 6379);
+    first.fragment = Some(Fragment {
+        offset: 0,
+        more: true,
+    });
+    h.expect(
+        &first.build(),
+        XDP_DROP,
+        DroppedNotAllowed,
+        "first fragment",
+    );
+    for (src, port, action, counter, what) in [
+        (
+            "10.77.9.5",
+            6379,
+            XDP_DROP,
+            DroppedDenied,
+            "denied /24 inside an allowed /16",
+        ),
+        (
+            "10.77.5.5",
+            6379,
+            XDP_DROP,
+            DroppedDenied,
+            "denied /32 inside an allowed /24",
+        ),
+        ("10.77.5.6", 6379, XDP_PASS, Passed, "its allowed neighbour"),
+        (
+            "198.51.100.20",
+            6379,
+            XDP_PASS,
+            Passed,
+            "inside an allowed /28",
+        ),
+        (
+            "198.51.100.40",
+            6379,
+            XDP_DROP,
+            DroppedNotAllowed,
+            "same /24, outside the /28",
+        ),
+        (
+            "192.0.2.99",
+            80,
+            XDP_PASS,
+            NotProtected,
+            "outsider to an unprotected port",
+        ),
+    ] {
+        h.expect(&syn(src, "10.77.0.1", port).build(), action, counter, what);
+    }
+}
