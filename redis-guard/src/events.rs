@@ -39,18 +39,8 @@ impl EventSink {
     }
 
     /// Writes one event: `fields` plus `ts` and `event`, as one line.
-    pub fn emit(&self, event: &str, mut fields: Value) {
-        if let Value::Object(map) = &mut fields {
-            map.insert(
-                "ts".into(),
-                humantime::format_rfc3339_millis(SystemTime::now())
-                    .to_string()
-                    .into(),
-            );
-            map.insert("event".into(), event.into());
-        }
-        let mut line = fields.to_string();
-        line.push('\n');
+    pub fn emit(&self, event: &str, fields: Value) {
+        let line = event_line(event, fields);
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         // A closed stdout must not take the firewall down with it.
         let _ = out.write_all(line.as_bytes());
@@ -58,8 +48,24 @@ impl EventSink {
     }
 }
 
-/// Security events from places that have no sink of their own (the store):
-/// stdout, like the daemon's, rate-limited per (kind, source) so a scanner
+/// One event as a JSON line: `fields` plus `ts` and `event`, newline included.
+pub fn event_line(event: &str, mut fields: Value) -> String {
+    if let Value::Object(map) = &mut fields {
+        map.insert(
+            "ts".into(),
+            humantime::format_rfc3339_millis(SystemTime::now())
+                .to_string()
+                .into(),
+        );
+        map.insert("event".into(), event.into());
+    }
+    let mut line = fields.to_string();
+    line.push('\n');
+    line
+}
+
+/// Security events from code that has no store at hand: stderr only,
+/// rate-limited per (kind, source) so a scanner
 /// cannot flood the log. Suppressed events are counted and the count rides
 /// on the next event that gets through.
 pub fn security_event(kind: &'static str, source: IpAddr, mut fields: Value) {
@@ -81,12 +87,13 @@ pub fn security_event(kind: &'static str, source: IpAddr, mut fields: Value) {
             map.insert("suppressed_since_last".into(), suppressed.into());
         }
     }
-    SINK.get_or_init(EventSink::default).emit(kind, fields);
+    SINK.get_or_init(|| EventSink::new(Box::new(std::io::stderr())))
+        .emit(kind, fields);
 }
 
 /// At most [`RateLimiter::BURST`] events per (kind, source) per window.
 #[derive(Default)]
-struct RateLimiter {
+pub(crate) struct RateLimiter {
     windows: HashMap<(&'static str, IpAddr), (Instant, u32, u64)>,
 }
 
@@ -97,7 +104,12 @@ impl RateLimiter {
     const MAX_SOURCES: usize = 10_000;
 
     /// `Some(suppressed so far)` if this event may be written.
-    fn admit(&mut self, kind: &'static str, source: IpAddr, now: Instant) -> Option<u64> {
+    pub(crate) fn admit(
+        &mut self,
+        kind: &'static str,
+        source: IpAddr,
+        now: Instant,
+    ) -> Option<u64> {
         if self.windows.len() >= Self::MAX_SOURCES {
             self.windows
                 .retain(|_, (start, _, _)| now.duration_since(*start) < Self::WINDOW);

@@ -23,7 +23,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "/usr/sbin/bpftool"),
     ("python3", "/usr/bin/python3"),
     // redis-py, for the store's TLS tests with a second real client.
-    ("python3-redis", "/usr/lib/python3/dist-packages/redis/__init__.py"),
+    (
+        "python3-redis",
+        "/usr/lib/python3/dist-packages/redis/__init__.py",
+    ),
     ("util-linux", "/usr/bin/nsenter"),
     // jemalloc (the daemon's allocator) is built from source by its crate.
     ("make", "/usr/bin/make"),

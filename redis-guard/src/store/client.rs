@@ -40,10 +40,6 @@ pub enum PushMsg {
 /// Pending pub/sub messages a client may have before it is disconnected.
 pub const PUSH_QUEUE: usize = 100_000;
 
-/// Pending pub/sub bytes a client may have before it is disconnected
-/// (Redis's default hard pub/sub output buffer limit).
-pub const PUSH_BYTES: usize = 32 * 1024 * 1024;
-
 impl PushMsg {
     /// Bytes this message accounts for in the subscriber's backlog.
     pub fn size(&self) -> usize {

@@ -64,6 +64,65 @@ pub struct StoreConfig {
     pub acl_runtime_changes: bool,
     /// ACL users. When empty, a `default` user with `nopass` and all permissions exists.
     pub users: Vec<UserConfig>,
+    /// Hard limit on the replies a normal client has pending (written by the
+    /// store, not yet taken by the peer); beyond it the client is
+    /// disconnected. Unlike Redis (unlimited by default) this is finite, so
+    /// a client that never reads cannot make the store buffer without bound.
+    /// It also caps the largest single reply.
+    pub output_buffer_limit_normal: ByteSize,
+    /// The same limit for clients with subscriptions, counting the queued
+    /// pub/sub messages as well (Redis's hard pub/sub default).
+    pub output_buffer_limit_pubsub: ByteSize,
+    /// New connections one source address may open per second; the excess
+    /// is refused at once. 0 disables the limit.
+    pub max_connections_per_source_per_sec: u32,
+    /// Seconds a connection may stay unauthenticated (and a TLS handshake
+    /// may take) before it is closed, so that connections which only
+    /// trickle bytes cannot be held open; 0 disables it.
+    pub auth_timeout_secs: u64,
+    /// File that security events are appended to (JSON lines), besides
+    /// stderr. Opened once at start with mode 0600.
+    pub audit_log: Option<PathBuf>,
+    /// TLS listeners (`[store.tls]`); absent means no TLS.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The `[store.tls]` table: TLS listeners served by rustls.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Addresses of the TLS listeners, separate from `store.listen`.
+    pub listen: Vec<SocketAddr>,
+    /// PEM file with the server certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM file of CA certificates: when set, clients must present a
+    /// certificate signed by one of them (mutual TLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Lowest protocol version accepted.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Whether the plaintext `store.listen` listeners are opened as well.
+    #[serde(default = "yes")]
+    pub plaintext: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `min_version` choices; nothing older than TLS 1.2 exists in rustls.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    V1_3,
 }
 
 impl Default for StoreConfig {
@@ -86,6 +145,12 @@ impl Default for StoreConfig {
             auth_ban_secs: 300,
             acl_runtime_changes: false,
             users: Vec::new(),
+            output_buffer_limit_normal: ByteSize(256 * 1024 * 1024),
+            output_buffer_limit_pubsub: ByteSize(32 * 1024 * 1024),
+            max_connections_per_source_per_sec: 2000,
+            auth_timeout_secs: 10,
+            audit_log: None,
+            tls: None,
         }
     }
 }
@@ -210,10 +275,62 @@ fn bad(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 impl StoreConfig {
+    /// The plaintext addresses actually opened: none when TLS says `plaintext = false`.
+    pub fn plaintext_listen(&self) -> &[SocketAddr] {
+        match &self.tls {
+            Some(t) if !t.plaintext => &[],
+            _ => &self.listen,
+        }
+    }
+
+    /// The TLS addresses, if TLS is configured.
+    pub fn tls_listen(&self) -> &[SocketAddr] {
+        self.tls.as_ref().map_or(&[], |t| &t.listen)
+    }
+
     /// Checks the values serde cannot check, naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.enabled && self.listen.is_empty() {
+        if self.enabled && self.plaintext_listen().is_empty() && self.tls_listen().is_empty() {
             return Err(bad("listen", "at least one address is required"));
+        }
+        if let Some(t) = &self.tls {
+            if t.listen.is_empty() {
+                return Err(bad("tls.listen", "at least one address is required"));
+            }
+            for (key, p) in [
+                ("tls.cert", Some(&t.cert)),
+                ("tls.key", Some(&t.key)),
+                ("tls.client_ca", t.client_ca.as_ref()),
+            ] {
+                if p.is_some_and(|p| p.as_os_str().is_empty()) {
+                    return Err(bad(key, "must not be empty"));
+                }
+            }
+        }
+        for (key, v) in [
+            (
+                "output_buffer_limit_normal",
+                self.output_buffer_limit_normal,
+            ),
+            (
+                "output_buffer_limit_pubsub",
+                self.output_buffer_limit_pubsub,
+            ),
+        ] {
+            if v.0 < 64 * 1024 {
+                return Err(bad(key, "must be at least 64kb"));
+            }
+        }
+        if self.auth_timeout_secs > MAX_AUTH_SECS {
+            return Err(bad(
+                "auth_timeout_secs",
+                format!("must be at most {MAX_AUTH_SECS}"),
+            ));
+        }
+        if let Some(p) = &self.audit_log
+            && !p.is_absolute()
+        {
+            return Err(bad("audit_log", "must be an absolute path"));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "must not be empty"));

@@ -4,17 +4,21 @@
 //! and a single write of all their replies (pipelining costs one syscall per
 //! batch, not per command). Protocol errors get Redis's error reply and close
 //! only this connection.
+//!
+//! Replies the peer does not take stay in the write buffer while the client
+//! goes on being served, as in Redis; once they (with queued pub/sub
+//! messages) pass the client's output-buffer limit the connection is closed,
+//! so a client that never reads costs at most its limit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::{Mutex, MutexGuard};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
 use crate::store::client::{ClientHandle, ClientState, PUSH_QUEUE, PushMsg};
@@ -40,6 +44,27 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let laddr = stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (rd, wr) = stream.into_split();
+    serve_io(rd, wr, peer, laddr, shared).await;
+}
+
+/// [`serve`] for a connection whose TLS handshake is done; `laddr` is the
+/// listening address it came in on.
+pub async fn serve_tls(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    laddr: SocketAddr,
+    shared: Arc<Shared>,
+) {
+    let (rd, wr) = tokio::io::split(stream);
+    serve_io(rd, wr, peer, laddr, shared).await;
+}
+
+async fn serve_io<R, W>(rd: R, wr: W, peer: SocketAddr, laddr: SocketAddr, shared: Arc<Shared>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
     let acl_epoch = shared.acl_epoch.load(Ordering::Acquire);
@@ -74,13 +99,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.clients.lock().insert(id, handle.clone());
     let mut state = ClientState::new(handle, user);
     state.acl_epoch = acl_epoch;
-    let (rd, wr) = stream.into_split();
     let mut conn = Conn {
         handle: state.handle.clone(),
         rd,
         wr,
         rbuf: BytesMut::with_capacity(BUF_START),
         wbuf: BytesMut::with_capacity(BUF_START),
+        unflushed: false,
         push_rx,
     };
     if let Err(e) = conn.run(&shared, &mut state).await {
@@ -116,13 +141,27 @@ fn cleanup(shared: &Arc<Shared>, state: &mut ClientState) {
         .fetch_add(h.net_out.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
-struct Conn {
+struct Conn<R, W> {
     handle: Arc<ClientHandle>,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: R,
+    wr: W,
     rbuf: BytesMut,
+    /// Replies not yet taken by the socket; what was written is advanced past.
     wbuf: BytesMut,
+    /// Bytes were handed to `wr` since its last flush: a TLS writer may
+    /// still hold them as records.
+    unflushed: bool,
     push_rx: mpsc::Receiver<PushMsg>,
+}
+
+/// The output-buffer limit of a client was passed; the connection closes.
+#[derive(Debug, thiserror::Error)]
+#[error("output buffer limit reached: {pending} bytes pending, limit {limit}")]
+pub struct OutputLimitExceeded {
+    /// Reply and pub/sub bytes pending when the limit was checked.
+    pub pending: usize,
+    /// The limit that applied.
+    pub limit: usize,
 }
 
 /// Commands of one pipeline executed under one acquisition of the keyspace lock.
@@ -139,47 +178,122 @@ enum Batch {
 
 enum Event {
     Read(usize),
+    Wrote(std::io::Result<usize>),
     Push(PushMsg),
+    AuthTimeout,
     Close,
 }
 
-impl Conn {
-    /// Writes all pending replies. The common case is one non-blocking
-    /// write; only a client that is not reading makes us wait, and then the
-    /// wait is cut short by `CLIENT KILL`, the pub/sub backlog limit or
-    /// server shutdown, so a stuck peer cannot pin the task forever.
-    async fn flush(&mut self, shared: &Shared) -> std::io::Result<()> {
-        if self.wbuf.is_empty() {
-            return Ok(());
+/// Writes part of `buf`, or flushes the writer when `buf` is empty (0 then).
+async fn write_some<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8]) -> std::io::Result<usize> {
+    if buf.is_empty() {
+        wr.flush().await.map(|()| 0)
+    } else {
+        wr.write(buf).await
+    }
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
+    fn pending_output(&self) -> bool {
+        !self.wbuf.is_empty() || self.unflushed
+    }
+
+    /// Accounts for `n` bytes taken by the writer.
+    fn wrote(&mut self, n: usize) {
+        self.handle.net_out.fetch_add(n as u64, Ordering::Relaxed);
+        self.wbuf.advance(n);
+        self.unflushed = true;
+        if self.wbuf.is_empty() && self.wbuf.capacity() > BUF_KEEP {
+            // One huge reply must not leave a huge buffer behind on an idle client.
+            self.wbuf = BytesMut::with_capacity(BUF_START);
         }
-        self.handle
-            .net_out
-            .fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
-        let mut done = match self.wr.try_write(&self.wbuf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(e),
-        };
-        if done < self.wbuf.len() {
-            let stop = stopped(&self.handle, shared);
-            tokio::pin!(stop);
-            while done < self.wbuf.len() {
-                tokio::select! {
-                    biased;
-                    _ = &mut stop => {
-                        return Err(std::io::Error::other("connection stopped while writing"));
-                    }
-                    r = self.wr.write(&self.wbuf[done..]) => match r? {
-                        0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                        n => done += n,
-                    },
-                }
+    }
+
+    /// Writes what the socket takes right now, without waiting. Polling with
+    /// a no-op waker is fine here: whenever output stays pending, the caller
+    /// goes on to await the writer, which registers the real waker.
+    fn write_now(&mut self) -> std::io::Result<()> {
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        while !self.wbuf.is_empty() {
+            match std::pin::Pin::new(&mut self.wr).poll_write(&mut cx, &self.wbuf) {
+                Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => self.wrote(n),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(()),
             }
         }
-        self.wbuf.clear();
-        // One huge reply must not leave a huge buffer behind on an idle client.
-        if self.wbuf.capacity() > BUF_KEEP {
-            self.wbuf = BytesMut::with_capacity(BUF_START);
+        if self.unflushed {
+            match std::pin::Pin::new(&mut self.wr).poll_flush(&mut cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails once the replies and pub/sub messages waiting for this client
+    /// pass its output-buffer limit, reporting it as a security event: a
+    /// peer that does not read must not make the store buffer without bound.
+    fn check_output_limit(&self, shared: &Shared, state: &ClientState) -> std::io::Result<()> {
+        let pubsub = !state.subs.is_empty() || !state.psubs.is_empty();
+        let cfg = &shared.config;
+        let (class, limit) = if pubsub {
+            ("pubsub", cfg.output_buffer_limit_pubsub.0)
+        } else {
+            ("normal", cfg.output_buffer_limit_normal.0)
+        };
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let pending = self.wbuf.len() + self.handle.push_bytes.load(Ordering::Relaxed);
+        if pending <= limit {
+            return Ok(());
+        }
+        tracing::warn!(client = self.handle.id, addr = %self.handle.addr, pending, limit, "output buffer limit reached, closing");
+        shared.audit.event(
+            "client_output_buffer_limit",
+            self.handle.addr.ip(),
+            serde_json::json!({
+                "client": self.handle.id,
+                "class": class,
+                "pending": pending,
+                "limit": limit,
+                "user": state.user.as_ref().map(|u| u.name.clone()),
+            }),
+        );
+        Err(std::io::Error::other(OutputLimitExceeded {
+            pending,
+            limit,
+        }))
+    }
+
+    /// Writes all pending replies, waiting for the peer if it must. The wait
+    /// is cut short by `CLIENT KILL` or server shutdown, and the output
+    /// limit is checked first, so a stuck peer can neither pin the task
+    /// forever nor grow the buffer past its limit.
+    async fn flush(&mut self, shared: &Shared, state: &ClientState) -> std::io::Result<()> {
+        self.check_output_limit(shared, state)?;
+        self.write_now()?;
+        if !self.pending_output() {
+            return Ok(());
+        }
+        let handle = self.handle.clone();
+        let stop = stopped(&handle, shared);
+        tokio::pin!(stop);
+        while self.pending_output() {
+            tokio::select! {
+                biased;
+                _ = &mut stop => {
+                    return Err(std::io::Error::other("connection stopped while writing"));
+                }
+                r = write_some(&mut self.wr, &self.wbuf) => match r? {
+                    0 if !self.wbuf.is_empty() => {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    0 => self.unflushed = false,
+                    n => self.wrote(n),
+                },
+            }
         }
         Ok(())
     }
@@ -204,7 +318,7 @@ impl Conn {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
-        self.flush(shared).await
+        self.flush(shared, state).await
     }
 
     /// Makes room for the next read: grows geometrically while a large
@@ -240,10 +354,22 @@ impl Conn {
         let handle = state.handle.clone();
         let idle_timer = tokio::time::sleep(Duration::from_secs(idle.max(1)));
         tokio::pin!(idle_timer);
+        // Only a connection that starts unauthenticated has this deadline;
+        // it is what cuts off slowloris-style clients before AUTH.
+        let auth_secs = shared.config.auth_timeout_secs;
+        let auth_due = auth_secs > 0 && state.user.is_none();
+        let auth_timer = tokio::time::sleep(Duration::from_secs(auth_secs));
+        tokio::pin!(auth_timer);
         loop {
             loop {
                 match self.run_batch(shared, state, &mut parser, &mut args) {
                     Batch::NeedInput => break,
+                    Batch::Flush if state.reply_delay.is_zero() => {
+                        // Pipelined commands keep running while the peer
+                        // is slow to read, up to the output limit.
+                        self.write_now()?;
+                        self.check_output_limit(shared, state)?;
+                    }
                     Batch::Flush => self.flush_delayed(shared, state).await?,
                     Batch::Block(b) => {
                         self.flush_delayed(shared, state).await?;
@@ -265,9 +391,18 @@ impl Conn {
             }
             if self.rbuf.len() > qbuf_limit {
                 tracing::warn!(client = handle.id, "query buffer limit reached, closing");
+                shared.audit.event(
+                    "client_query_buffer_limit",
+                    handle.addr.ip(),
+                    serde_json::json!({ "client": handle.id, "limit": qbuf_limit }),
+                );
                 return Ok(());
             }
-            self.flush_delayed(shared, state).await?;
+            if !state.reply_delay.is_zero() {
+                self.flush_delayed(shared, state).await?;
+            }
+            self.write_now()?;
+            self.check_output_limit(shared, state)?;
             if handle.killed.load(Ordering::Acquire) || *shared.shutdown.borrow() {
                 return Ok(());
             }
@@ -283,23 +418,42 @@ impl Conn {
                     .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
                 idle_timer.as_mut().reset(deadline);
             }
+            let writing = self.pending_output();
             let ev = tokio::select! {
                 r = self.rd.read_buf(&mut self.rbuf) => match r {
                     Ok(0) | Err(_) => Event::Close,
                     Ok(n) => Event::Read(n),
                 },
+                r = write_some(&mut self.wr, &self.wbuf), if writing => Event::Wrote(r),
                 m = self.push_rx.recv() => match m {
                     Some(m) => Event::Push(m),
                     None => Event::Close,
                 },
                 _ = &mut stop => Event::Close,
                 _ = &mut idle_timer, if idle_armed => Event::Close,
+                _ = &mut auth_timer, if auth_due && state.user.is_none() => Event::AuthTimeout,
             };
             match ev {
                 Event::Close => return Ok(()),
+                Event::AuthTimeout => {
+                    tracing::info!(client = handle.id, addr = %handle.addr, "no authentication in time, closing");
+                    shared.audit.event(
+                        "auth_timeout",
+                        handle.addr.ip(),
+                        serde_json::json!({ "client": handle.id, "secs": auth_secs }),
+                    );
+                    return Ok(());
+                }
                 Event::Read(n) => {
                     handle.net_in.fetch_add(n as u64, Ordering::Relaxed);
                 }
+                Event::Wrote(r) => match r? {
+                    0 if !self.wbuf.is_empty() => {
+                        return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                    }
+                    0 => self.unflushed = false,
+                    n => self.wrote(n),
+                },
                 Event::Push(m) => {
                     handle.push_bytes.fetch_sub(m.size(), Ordering::Relaxed);
                     encode_push(&mut self.wbuf, state.resp3, &m);
@@ -307,7 +461,8 @@ impl Conn {
                         handle.push_bytes.fetch_sub(m.size(), Ordering::Relaxed);
                         encode_push(&mut self.wbuf, state.resp3, &m);
                         if self.wbuf.len() >= FLUSH_AT {
-                            self.flush_delayed(shared, state).await?;
+                            self.write_now()?;
+                            self.check_output_limit(shared, state)?;
                         }
                     }
                 }
@@ -520,7 +675,7 @@ fn refuse_dangerous(ctx: &mut Ctx<'_, '_>, name: &'static str) {
     ctx.out.error(&format!(
         "ERR {shown} is not available in redis-guard: it could write files, load code, stop the server or contact another host"
     ));
-    crate::events::security_event(
+    ctx.shared.audit.event(
         "dangerous_command_refused",
         ctx.client.handle.addr.ip(),
         serde_json::json!({
@@ -541,7 +696,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         // As Redis does: no reply, and nothing after it in this
         // connection's buffer runs, authenticated or not.
         ctx.client.close = true;
-        crate::events::security_event(
+        ctx.shared.audit.event(
             "cross_protocol_kill",
             ctx.client.handle.addr.ip(),
             serde_json::json!({

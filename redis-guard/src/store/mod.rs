@@ -8,8 +8,12 @@
 //! # Layout
 //!
 //! - [`config`]: the `[store]` TOML table ([`config::StoreConfig`]) and its validation.
-//! - [`server`]: [`Server`]: listeners, accept loop, `maxclients`, active expiry.
-//! - [`connection`]: one task per client: read, parse, execute, reply, pipelining.
+//! - [`server`]: [`Server`]: listeners (plaintext and TLS), accept loop,
+//!   `maxclients`, the per-source connection rate, active expiry.
+//! - [`tls`]: the rustls server configuration of `[store.tls]`.
+//! - [`connection`]: one task per client: read, parse, execute, reply,
+//!   pipelining, output-buffer limits, the authentication deadline.
+//! - [`audit`]: security events to stderr and `audit_log`, with true totals per kind.
 //! - [`protocol`]: streaming request parser (multibulk and inline) with Redis's limits.
 //! - [`frame`]: RESP2/RESP3 reply encoding.
 //! - [`client`]: per-client state and the handle other clients see.
@@ -22,6 +26,7 @@
 //! - [`cmd`]: the command table and one module per command family.
 
 pub mod acllog;
+pub mod audit;
 pub mod auth;
 pub mod authguard;
 pub mod client;
@@ -33,6 +38,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod protocol;
 pub mod server;
+pub mod tls;
 pub mod value;
 
 pub use authguard::BanEvent;

@@ -1,7 +1,7 @@
 //! Listeners, the accept loop, the `maxclients` limit and background tasks.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,8 +11,10 @@ use parking_lot::{Mutex, RwLock};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::store::acllog::AclLog;
+use crate::store::audit::Audit;
 use crate::store::auth::Users;
 use crate::store::authguard::{AuthGuard, BanEvent};
 use crate::store::client::ClientHandle;
@@ -20,6 +22,7 @@ use crate::store::cmd::pubsub::PubSub;
 use crate::store::config::StoreConfig;
 use crate::store::connection;
 use crate::store::keyspace::{Keyspace, now_ms};
+use crate::store::tls;
 
 /// Process-wide counters for `INFO stats`.
 #[derive(Debug, Default)]
@@ -68,8 +71,14 @@ pub struct Shared {
     pub started: Instant,
     /// Random 40-hex-digit id of this run, like Redis's `run_id`.
     pub run_id: String,
-    /// Bound addresses.
+    /// Bound addresses: the plaintext ones first, then the TLS ones.
     pub addrs: Vec<SocketAddr>,
+    /// Bound TLS addresses (also in `addrs`).
+    pub tls_addrs: Vec<SocketAddr>,
+    /// Security events: stderr, `audit_log`, counters.
+    pub audit: Audit,
+    /// New connections per source in the current second.
+    conn_rate: ConnRate,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Unix seconds of the (notional) last save: the start time, as nothing is persisted.
@@ -78,7 +87,7 @@ pub struct Shared {
 
 /// The store server: bound listeners ready to [`Server::run`].
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     limit: Arc<Semaphore>,
@@ -99,17 +108,31 @@ impl Server {
             }
             tracing::warn!(dir = %config.data_dir.display(), error = %e, "store.data_dir is not usable");
         }
+        let audit = Audit::open(config.audit_log.as_deref())?;
+        let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
-        for addr in &config.listen {
+        let mut tls_addrs = Vec::new();
+        let plain = config
+            .plaintext_listen()
+            .iter()
+            .map(|a| ("store.listen", a, None));
+        let secure = config
+            .tls_listen()
+            .iter()
+            .map(|a| ("store.tls.listen", a, acceptor.clone()));
+        for (key, addr, acceptor) in plain.chain(secure) {
             let l = TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("store.listen: cannot bind {addr}"))?;
-            addrs.push(
-                l.local_addr()
-                    .with_context(|| format!("store.listen: local address of {addr}"))?,
-            );
-            listeners.push(l);
+                .with_context(|| format!("{key}: cannot bind {addr}"))?;
+            let bound = l
+                .local_addr()
+                .with_context(|| format!("{key}: local address of {addr}"))?;
+            addrs.push(bound);
+            if acceptor.is_some() {
+                tls_addrs.push(bound);
+            }
+            listeners.push((l, acceptor));
         }
         let (shutdown_tx, shutdown) = watch::channel(false);
         let ks = Keyspace::new(
@@ -145,6 +168,9 @@ impl Server {
             started: Instant::now(),
             run_id,
             addrs,
+            tls_addrs,
+            audit,
+            conn_rate: ConnRate::default(),
             shutdown,
             lastsave: now_ms() / 1000,
             config,
@@ -157,9 +183,15 @@ impl Server {
         })
     }
 
-    /// The actually bound addresses (with real ports when 0 was configured).
+    /// The actually bound addresses (with real ports when 0 was
+    /// configured): the plaintext ones first, then the TLS ones.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.shared.addrs.clone()
+    }
+
+    /// The actually bound TLS addresses.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.shared.tls_addrs.clone()
     }
 
     /// Every ban the store imposes from now on (subscribe before [`Server::run`],
@@ -181,8 +213,13 @@ impl Server {
             limit,
         } = self;
         let mut tasks = Vec::new();
-        for l in listeners {
-            tasks.push(tokio::spawn(accept_loop(l, shared.clone(), limit.clone())));
+        for (l, tls) in listeners {
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                tls,
+                shared.clone(),
+                limit.clone(),
+            )));
         }
         tasks.push(tokio::spawn(active_expire(shared.clone())));
         shutdown.await;
@@ -203,7 +240,12 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Semaphore>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -221,7 +263,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Sema
         };
         let _ = stream.set_nodelay(true);
         if shared.auth_guard.is_banned(peer.ip()) {
-            crate::events::security_event(
+            shared.audit.event(
                 "connection_refused_banned",
                 peer.ip(),
                 serde_json::json!({}),
@@ -229,12 +271,29 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Sema
             tokio::spawn(refuse_banned(stream));
             continue;
         }
+        let rate = shared.config.max_connections_per_source_per_sec;
+        if rate > 0 && !shared.conn_rate.admit(peer.ip(), rate, Instant::now()) {
+            shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            shared.audit.event(
+                "connection_rate_limited",
+                peer.ip(),
+                serde_json::json!({ "limit_per_sec": rate }),
+            );
+            // Not even a task: the point is to spend as little as possible
+            // on a flood. The reply fits any socket buffer or is dropped.
+            let _ = stream.try_write(RATE_LIMITED_REPLY);
+            continue;
+        }
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
                 shared.stats.connections.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    connection::serve(stream, peer, shared).await;
+                    match tls {
+                        None => connection::serve(stream, peer, shared).await,
+                        Some(acceptor) => serve_tls(acceptor, stream, peer, shared).await,
+                    }
                     drop(permit);
                 });
             }
@@ -242,6 +301,42 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Sema
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(reject(stream));
             }
+        }
+    }
+}
+
+/// Completes the TLS handshake within `auth_timeout_secs` (a peer that
+/// stalls mid-handshake holds a client slot), then serves the connection.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) {
+    let laddr = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let secs = shared.config.auth_timeout_secs;
+    let handshake = acceptor.accept(stream);
+    let mut shutdown = shared.shutdown.clone();
+    let result = tokio::select! {
+        r = handshake => r,
+        _ = tokio::time::sleep(Duration::from_secs(secs)), if secs > 0 => {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
+        }
+        _ = shutdown.changed() => return,
+    };
+    match result {
+        Ok(tls) => connection::serve_tls(tls, peer, laddr, shared).await,
+        Err(e) => {
+            // Failed handshakes are what scanners and clients without the
+            // right certificate (mutual TLS) produce.
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            shared.audit.event(
+                "tls_handshake_failed",
+                peer.ip(),
+                serde_json::json!({ "error": e.to_string() }),
+            );
         }
     }
 }
@@ -267,6 +362,39 @@ async fn refuse_banned(mut stream: TcpStream) {
 /// Reply to a new connection from a banned source, before it is closed.
 pub const BANNED_REPLY: &[u8] =
     b"-ERR too many authentication failures from this address; try again later\r\n";
+
+/// Reply to a connection over `max_connections_per_source_per_sec`.
+pub const RATE_LIMITED_REPLY: &[u8] =
+    b"-ERR too many new connections from this address; try again later\r\n";
+
+/// Connections per source address in the current one-second window.
+#[derive(Default)]
+struct ConnRate {
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl ConnRate {
+    /// Sources remembered at once; a flood from many addresses makes the
+    /// table forget expired windows, then everything, instead of growing.
+    const MAX_SOURCES: usize = 100_000;
+
+    /// Whether one more connection from `ip` fits in `per_sec`.
+    fn admit(&self, ip: IpAddr, per_sec: u32, now: Instant) -> bool {
+        let mut w = self.windows.lock();
+        if w.len() >= Self::MAX_SOURCES {
+            w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(1));
+            if w.len() >= Self::MAX_SOURCES {
+                w.clear();
+            }
+        }
+        let e = w.entry(ip).or_insert((now, 0));
+        if now.duration_since(e.0) >= Duration::from_secs(1) {
+            *e = (now, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        e.1 <= per_sec
+    }
+}
 
 /// Active expiry like Redis: about ten times a second sample keys with a TTL
 /// in every database, repeating while more than a quarter of them had expired,

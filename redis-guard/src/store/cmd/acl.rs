@@ -55,7 +55,7 @@ pub fn log_denied(ctx: &mut Ctx<'_, '_>, user: &str, denied: &Denied) {
         Denied::Key(_) => (None, Some(object.as_str()), None),
         Denied::Channel(_) => (None, None, Some(object.as_str())),
     };
-    crate::events::security_event(
+    ctx.shared.audit.event(
         "noperm",
         ctx.client.handle.addr.ip(),
         serde_json::json!({
@@ -455,7 +455,7 @@ fn kill_clients_of(ctx: &mut Ctx<'_, '_>, name: &str) {
 
 fn acl_change_event(ctx: &Ctx<'_, '_>, action: &str, target: &str) {
     tracing::warn!(by = ?ctx.client.user.as_ref().map(|u| &u.name), action, target, "ACL changed at runtime");
-    crate::events::security_event(
+    ctx.shared.audit.event(
         "acl_change",
         ctx.client.handle.addr.ip(),
         serde_json::json!({

@@ -49,21 +49,17 @@ fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
     let found = ctx.shared.users.read().authenticate(user, pass);
     match found {
         Some(u) => {
-            crate::events::security_event(
-                "auth_success",
-                peer,
-                serde_json::json!({ "user": shown }),
-            );
+            ctx.shared
+                .audit
+                .event("auth_success", peer, serde_json::json!({ "user": shown }));
             set_user(ctx, u);
             Ok(())
         }
         None => {
             tracing::info!(client = ctx.client.handle.id, addr = %ctx.client.handle.addr, "AUTH failed");
-            crate::events::security_event(
-                "auth_failure",
-                peer,
-                serde_json::json!({ "user": shown }),
-            );
+            ctx.shared
+                .audit
+                .event("auth_failure", peer, serde_json::json!({ "user": shown }));
             let info = client_line(&ctx.client.handle);
             ctx.shared.acl_log.lock().record(
                 "auth",
@@ -84,7 +80,7 @@ fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
                 Verdict::BannedNow(ev) => {
                     let ban_secs = ctx.shared.config.auth_ban_secs;
                     tracing::warn!(addr = %peer, failures = ev.failures, ban_secs, "too many authentication failures; source banned");
-                    crate::events::security_event(
+                    ctx.shared.audit.event(
                         "auth_ban",
                         peer,
                         serde_json::json!({ "failures": ev.failures, "ban_secs": ban_secs }),

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::{CmdResult, Command, Ctx, err, is};
-use crate::store::client::{ClientHandle, PUSH_BYTES, PushMsg};
+use crate::store::client::{ClientHandle, PushMsg};
 use crate::store::server::Shared;
 
 /// MONITOR
@@ -48,13 +48,15 @@ pub fn feed(shared: &Shared, from: &ClientHandle, db: usize, cmd: &Command, args
         return;
     }
     let line = Bytes::from(format_line(from, db, cmd, args));
+    // Redis counts a monitor as a normal client for its output limit.
+    let limit = shared.config.output_buffer_limit_normal.0 as usize;
     let mut slow = Vec::new();
     {
         let monitors = shared.monitors.lock();
         for h in monitors.iter().filter(|h| h.id != from.id) {
             let msg = PushMsg::Monitor(line.clone());
             let size = msg.size();
-            if h.push_bytes.load(Ordering::Relaxed) + size > PUSH_BYTES {
+            if h.push_bytes.load(Ordering::Relaxed) + size > limit {
                 slow.push(h.clone());
                 continue;
             }
@@ -74,10 +76,10 @@ pub fn feed(shared: &Shared, from: &ClientHandle, db: usize, cmd: &Command, args
 
 fn disconnect_slow(shared: &Shared, h: &Arc<ClientHandle>) {
     tracing::warn!(client = h.id, addr = %h.addr, "monitor is not reading its feed; disconnecting");
-    crate::events::security_event(
-        "output_buffer_limit",
+    shared.audit.event(
+        "client_output_buffer_limit",
         h.addr.ip(),
-        serde_json::json!({ "client": h.id, "kind": "monitor" }),
+        serde_json::json!({ "client": h.id, "class": "monitor" }),
     );
     remove(shared, h.id);
     h.kill();

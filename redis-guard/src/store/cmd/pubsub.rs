@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::{CmdResult, Ctx, err, name_of};
 use std::sync::Arc;
 
-use crate::store::client::{ClientHandle, PUSH_BYTES, PushMsg};
+use crate::store::client::{ClientHandle, PushMsg};
 use crate::store::glob;
 
 /// Subscription registry.
@@ -49,13 +49,14 @@ impl PubSub {
     }
 
     /// Delivers a message; returns the number of receivers. Returns the ids
-    /// of clients whose queue overflowed so the caller can disconnect them.
-    pub fn publish(&self, channel: &Bytes, data: &Bytes) -> (usize, Vec<u64>) {
+    /// of clients whose queue overflowed (more than `limit` bytes pending)
+    /// so the caller can disconnect them.
+    pub fn publish(&self, channel: &Bytes, data: &Bytes, limit: usize) -> (usize, Vec<u64>) {
         let mut n = 0;
         let mut overflow = Vec::new();
         let mut send = |id: u64, h: &ClientHandle, m: PushMsg| {
             let size = m.size();
-            if h.push_bytes.load(Ordering::Relaxed) + size > PUSH_BYTES {
+            if h.push_bytes.load(Ordering::Relaxed) + size > limit {
                 overflow.push(id);
                 return;
             }
@@ -186,12 +187,23 @@ pub fn publish(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     // Copies: queued messages must not pin the publisher's read buffer.
     let channel = Bytes::copy_from_slice(&args[1]);
     let data = Bytes::copy_from_slice(&args[2]);
-    let (n, overflow) = ctx.shared.pubsub.lock().publish(&channel, &data);
+    let limit = ctx.shared.config.output_buffer_limit_pubsub.0 as usize;
+    let (n, overflow) = ctx.shared.pubsub.lock().publish(&channel, &data, limit);
     if !overflow.is_empty() {
         let clients = ctx.shared.clients.lock();
         for id in overflow {
             if let Some(h) = clients.get(&id) {
                 tracing::warn!(client = id, "pub/sub backlog limit reached, closing");
+                ctx.shared.audit.event(
+                    "client_output_buffer_limit",
+                    h.addr.ip(),
+                    serde_json::json!({
+                        "client": id,
+                        "class": "pubsub",
+                        "pending": h.push_bytes.load(Ordering::Relaxed),
+                        "limit": limit,
+                    }),
+                );
                 h.kill();
             }
         }

@@ -217,6 +217,14 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if want("cpu") {
         s.push_str("# CPU\r\nused_cpu_sys:0.000000\r\nused_cpu_user:0.000000\r\n\r\n");
     }
+    if want("security") {
+        // True totals: the audit lines themselves are rate-limited.
+        s.push_str("# Security\r\n");
+        for (kind, n) in shared.audit.counts() {
+            let _ = write!(s, "security_events_{kind}:{n}\r\n");
+        }
+        s.push_str("\r\n");
+    }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");
         let ks = ctx.ks();
