@@ -11,7 +11,10 @@ use redis_guard::store::{BanEvent, Server, StoreConfig};
 
 /// A running store; shut down on drop.
 pub struct TestServer {
+    /// The first bound address: plaintext unless `[store.tls] plaintext = false`.
     pub addr: SocketAddr,
+    /// The first TLS address, when `[store.tls]` is configured.
+    pub tls_addr: Option<SocketAddr>,
     pub password: Option<(String, String)>,
     /// Subscribed to [`Server::ban_events`] before the server started.
     pub bans: tokio::sync::broadcast::Receiver<BanEvent>,
@@ -47,7 +50,11 @@ impl TestServer {
                     }
                 };
                 addr_tx
-                    .send(Ok((server.local_addrs()[0], server.ban_events())))
+                    .send(Ok((
+                        server.local_addrs()[0],
+                        server.tls_addrs().first().copied(),
+                        server.ban_events(),
+                    )))
                     .unwrap();
                 server
                     .run(async {
@@ -57,12 +64,13 @@ impl TestServer {
                     .expect("run");
             });
         });
-        let (addr, bans) = addr_rx
+        let (addr, tls_addr, bans) = addr_rx
             .recv()
             .expect("server thread")
             .unwrap_or_else(|e| panic!("bind failed: {e}"));
         TestServer {
             addr,
+            tls_addr,
             password: None,
             bans,
             shutdown: Some(stop_tx),
@@ -81,6 +89,37 @@ impl TestServer {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// `INFO security` as (kind, total) pairs.
+    pub fn security_counts(&self) -> std::collections::HashMap<String, u64> {
+        let mut c = self.conn();
+        let info: String = q(&mut c, &["INFO", "security"]);
+        info.lines()
+            .filter_map(|l| l.strip_prefix("security_events_"))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().parse().unwrap()))
+            .collect()
+    }
+
+    /// The total of one event kind, from `INFO security`.
+    pub fn security_count(&self, kind: &str) -> u64 {
+        self.security_counts()
+            .get(kind)
+            .copied()
+            .unwrap_or_else(|| panic!("INFO security has no {kind}"))
+    }
+
+    /// Waits up to 10 s for the total of `kind` to reach `at_least`.
+    pub fn wait_security_count(&self, kind: &str, at_least: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = self.security_count(kind);
+            if n >= at_least || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A redis-rs connection, authenticated when the server has a password.
@@ -319,4 +358,83 @@ pub fn redis_cli() -> std::path::PathBuf {
     panic!(
         "redis-cli is required for this test but was not found (install the redis-tools package)"
     );
+}
+
+/// PEM files of a throwaway PKI in a temporary directory: a CA, a server
+/// certificate for 127.0.0.1 and localhost, a client certificate from the
+/// same CA, and a client certificate from an unrelated CA.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).unwrap();
+        let ca = |cn: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            let cert = p.self_signed(&key).unwrap();
+            (cert.pem(), Issuer::new(p, key))
+        };
+        let leaf = |issuer: &Issuer<'_, KeyPair>, names: &[&str], usage| {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            let mut p = CertificateParams::new(names).unwrap();
+            p.distinguished_name
+                .push(DnType::CommonName, "redis-guard test");
+            p.extended_key_usages = vec![usage];
+            let cert = p.signed_by(&key, issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (ca_pem, ca_issuer) = ca("redis-guard test CA");
+        write("ca.pem", ca_pem);
+        let (c, k) = leaf(
+            &ca_issuer,
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        write("server.pem", c);
+        write("server.key", k);
+        let (c, k) = leaf(&ca_issuer, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
+        write("client.pem", c);
+        write("client.key", k);
+        let (rogue_pem, rogue_issuer) = ca("someone else's CA");
+        write("rogue-ca.pem", rogue_pem);
+        let (c, k) = leaf(
+            &rogue_issuer,
+            &["client"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        write("rogue.pem", c);
+        write("rogue.key", k);
+        TestPki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap()
+    }
+
+    /// A `[store.tls]` on 127.0.0.1:0 with this PKI's server certificate.
+    pub fn tls_config(&self) -> redis_guard::store::config::TlsConfig {
+        redis_guard::store::config::TlsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            cert: self.path("server.pem"),
+            key: self.path("server.key"),
+            client_ca: None,
+            min_version: Default::default(),
+            plaintext: true,
+        }
+    }
 }
