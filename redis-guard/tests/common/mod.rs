@@ -110,9 +110,10 @@ impl TestServer {
             .unwrap_or_else(|| panic!("INFO security has no {kind}"))
     }
 
-    /// Waits up to 10 s for the total of `kind` to reach `at_least`.
+    /// Waits up to 30 s (a loaded machine is slow) for the total of `kind`
+    /// to reach `at_least`.
     pub fn wait_security_count(&self, kind: &str, at_least: u64) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let n = self.security_count(kind);
             if n >= at_least || Instant::now() > deadline {

@@ -1,0 +1,421 @@
+//! Network-facing limits under attack: output buffers of clients that do not
+//! read, hostile protocol input, many idle or slow connections, connection
+//! floods, and the audit trail they leave. Every attack test asserts that
+//! the attack failed, the data is intact and a legitimate client is served.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Raw, TestServer, q, user};
+use redis_guard::store::config::ByteSize;
+
+const PASS: &str = "correct horse";
+
+/// A server whose `default` user needs [`PASS`], with `tweak` applied.
+fn guarded(tweak: impl FnOnce(&mut redis_guard::store::StoreConfig)) -> TestServer {
+    let mut s = TestServer::start(|c| {
+        c.users = vec![user("default", PASS, "on ~* &* +@all")];
+        tweak(c);
+    });
+    s.password = Some(("default".into(), PASS.into()));
+    s
+}
+
+/// Stores the reference data the attacks must not touch.
+fn seed(s: &TestServer) -> String {
+    let value = "v".repeat(1024 * 1024);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "big", &value]);
+    let _: () = q(&mut c, &["SET", "small", "intact"]);
+    value
+}
+
+/// The data is intact and a new legitimate client is served.
+fn assert_intact_and_served(s: &TestServer, value: &str) {
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "small"]), "intact");
+    assert_eq!(q::<String>(&mut c, &["GET", "big"]), value);
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
+
+fn audit_lines(path: &Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit line is JSON"))
+        .filter(|v| v["event"] == kind)
+        .collect()
+}
+
+fn connected_clients(s: &TestServer) -> usize {
+    let mut c = s.conn();
+    let info: String = q(&mut c, &["INFO", "clients"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits up to 30 s for `connected_clients` to reach `n`.
+fn wait_clients_at_least(s: &TestServer, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = connected_clients(s);
+        if now >= n || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to 30 s for `connected_clients` to fall to `n` or below.
+fn wait_clients_at_most(s: &TestServer, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = connected_clients(s);
+        if now <= n || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_client_that_pipelines_gets_and_never_reads_is_cut_at_its_output_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log: PathBuf = dir.path().join("audit.log");
+    let limit = 8 * 1024 * 1024;
+    let s = TestServer::start(|c| {
+        c.output_buffer_limit_normal = ByteSize(limit);
+        c.audit_log = Some(log.clone());
+    });
+    let value = seed(&s);
+    let mut attacker = s.raw();
+    let mut pipeline = Vec::new();
+    for _ in 0..500 {
+        pipeline.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    }
+    // 500 MB of replies asked for; the attacker never reads one byte.
+    attacker.send(&pipeline);
+    assert_eq!(s.wait_security_count("client_output_buffer_limit", 1), 1);
+    // The attack failed: the connection is gone and it never had much more
+    // than its limit pending.
+    assert!(wait_clients_at_most(&s, 1) <= 1);
+    let ev = &audit_lines(&log, "client_output_buffer_limit")[0];
+    assert_eq!(ev["peer"], "127.0.0.1");
+    assert_eq!(ev["class"], "normal");
+    let pending = ev["pending"].as_u64().unwrap();
+    assert!(pending > limit && pending < limit + 2 * 1024 * 1024, "{ev}");
+    attacker.expect_closed();
+    assert_intact_and_served(&s, &value);
+}
+
+#[test]
+fn a_legitimate_pipeline_that_reads_late_gets_every_reply() {
+    let s = TestServer::start(|_| {});
+    let value = seed(&s);
+    let mut c = s.raw();
+    let mut pipeline = Vec::new();
+    for _ in 0..40 {
+        pipeline.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    }
+    c.send(&pipeline);
+    // Replies pile up on the server while this client is busy elsewhere:
+    // 40 MB is well within the default limit.
+    std::thread::sleep(Duration::from_millis(500));
+    let one = format!("${}\r\n{}\r\n", value.len(), value);
+    let got = c.read_n(one.len() * 40);
+    assert_eq!(got.len(), one.len() * 40);
+    assert!(got.starts_with(one.as_bytes()) && got.ends_with(one.as_bytes()));
+    assert_eq!(s.security_count("client_output_buffer_limit"), 0);
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_cut_at_the_pubsub_limit() {
+    let s = TestServer::start(|c| c.output_buffer_limit_pubsub = ByteSize(1024 * 1024));
+    let value = seed(&s);
+    let mut sub = s.raw();
+    sub.cmd(&["SUBSCRIBE", "news"]);
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    let mut publisher = s.conn();
+    let msg = "m".repeat(64 * 1024);
+    let mut receivers = 1;
+    for _ in 0..2000 {
+        receivers = q::<i64>(&mut publisher, &["PUBLISH", "news", &msg]);
+        if receivers == 0 {
+            break;
+        }
+    }
+    assert_eq!(receivers, 0, "the subscriber was never disconnected");
+    assert!(s.security_count("client_output_buffer_limit") >= 1);
+    sub.expect_closed();
+    assert_intact_and_served(&s, &value);
+    // A subscriber that reads keeps getting messages.
+    let mut good = s.raw();
+    good.cmd(&["SUBSCRIBE", "news"]);
+    good.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    assert_eq!(q::<i64>(&mut publisher, &["PUBLISH", "news", "hello"]), 1);
+    good.expect(b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+}
+
+/// One hostile input: it gets `reply` (when given) and the connection closes.
+fn hostile_input(s: &TestServer, input: &[u8], reply: Option<&[u8]>) {
+    let mut r = s.raw_authed();
+    r.send(input);
+    if let Some(reply) = reply {
+        r.expect(reply);
+    }
+    r.expect_closed();
+}
+
+#[test]
+fn huge_and_negative_bulk_lengths_and_an_endless_inline_line_fail() {
+    let s = guarded(|c| c.proto_max_bulk_len = ByteSize(64 * 1024 * 1024));
+    let value = seed(&s);
+    let invalid_bulk: &[u8] = b"-ERR Protocol error: invalid bulk length\r\n";
+    // Authenticated: beyond proto_max_bulk_len, far beyond, negative, garbage.
+    for header in [
+        "$67108865",
+        "$9223372036854775807",
+        "$99999999999999999999999",
+        "$-5",
+        "$-1",
+        "$abc",
+    ] {
+        hostile_input(
+            &s,
+            format!("*2\r\n$3\r\nGET\r\n{header}\r\n").as_bytes(),
+            Some(invalid_bulk),
+        );
+    }
+    hostile_input(
+        &s,
+        b"*99999999999\r\n",
+        Some(b"-ERR Protocol error: invalid multibulk length\r\n"),
+    );
+    // Unauthenticated: even a modest bulk is refused before AUTH.
+    let mut r = s.raw();
+    r.send(b"*2\r\n$4\r\nAUTH\r\n$100000\r\n");
+    r.expect(b"-ERR Protocol error: unauthenticated bulk length\r\n");
+    r.expect_closed();
+    // A line that never ends: cut at the inline limit, not buffered forever.
+    let mut r = s.raw_authed();
+    let chunk = vec![b'A'; 16 * 1024];
+    let mut sent = 0;
+    let mut closed = false;
+    while sent < 4 * 1024 * 1024 {
+        if r.s.write_all(&chunk).is_err() {
+            closed = true;
+            break;
+        }
+        sent += chunk.len();
+    }
+    if !closed {
+        r.expect(b"-ERR Protocol error: too big inline request\r\n");
+        r.expect_closed();
+    }
+    assert!(sent <= 4 * 1024 * 1024);
+    assert_intact_and_served(&s, &value);
+}
+
+/// Opens 1,500 connections. Accepting is asynchronous (connect() returns
+/// once the kernel queued it) and a loaded machine may need some seconds.
+fn open_many(s: &TestServer) -> Vec<Raw> {
+    (0..1500).map(|_| s.raw()).collect()
+}
+
+#[test]
+fn fifteen_hundred_idle_unauthenticated_connections_are_shed() {
+    let s = guarded(|c| c.auth_timeout_secs = 3);
+    let value = seed(&s);
+    let idle = open_many(&s);
+    // Served while they are (or were just) connected.
+    let started = Instant::now();
+    assert_intact_and_served(&s, &value);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The deadline for authentication closes every one of them.
+    assert_eq!(s.wait_security_count("auth_timeout", 1500), 1500);
+    assert!(wait_clients_at_most(&s, 1) <= 1);
+    for mut r in idle.into_iter().rev().take(20) {
+        r.expect_closed();
+    }
+    assert_intact_and_served(&s, &value);
+}
+
+#[test]
+fn fifteen_hundred_idle_authenticated_connections_do_not_starve_others() {
+    let s = TestServer::start(|c| c.timeout = 120);
+    let value = seed(&s);
+    let idle = open_many(&s);
+    let n = wait_clients_at_least(&s, 1501);
+    assert!(n >= 1501, "{n} connected");
+    // All held at once, none refused, and a legitimate client is served promptly.
+    let started = Instant::now();
+    assert_intact_and_served(&s, &value);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let info: String = q(&mut s.conn(), &["INFO", "stats"]);
+    assert!(info.contains("rejected_connections:0\r\n"), "{info}");
+    drop(idle);
+    assert!(wait_clients_at_most(&s, 1) <= 1);
+    assert_intact_and_served(&s, &value);
+}
+
+#[test]
+fn slowloris_half_commands_are_cut_by_the_authentication_deadline() {
+    let s = guarded(|c| c.auth_timeout_secs = 2);
+    let value = seed(&s);
+    let mut slow: Vec<Raw> = (0..200).map(|_| s.raw()).collect();
+    let half = b"*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$13\r\ncorrect ";
+    let started = Instant::now();
+    let mut i = 0;
+    // One byte per connection at a time, never completing the command.
+    while started.elapsed() < Duration::from_secs(6) && i < half.len() {
+        for r in slow.iter_mut() {
+            let _ = r.s.write_all(&half[i..i + 1]);
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(wait_clients_at_most(&s, 1) <= 1);
+    assert!(s.security_count("auth_timeout") >= 200);
+    for r in slow.iter_mut().take(10) {
+        r.expect_closed();
+    }
+    assert_intact_and_served(&s, &value);
+}
+
+#[test]
+fn connection_floods_from_one_source_are_refused_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let s = TestServer::start(|c| {
+        c.max_connections_per_source_per_sec = 20;
+        c.audit_log = Some(log.clone());
+    });
+    let value = seed(&s);
+    let started = Instant::now();
+    let flood: Vec<Raw> = (0..100).map(|_| s.raw_from("127.0.0.9")).collect();
+    let mut refused = 0;
+    for mut r in flood {
+        r.cmd(&["PING"]);
+        let line = r.line();
+        if line.starts_with("-ERR too many new connections") {
+            refused += 1;
+        } else {
+            assert_eq!(line, "+PONG\r\n");
+        }
+    }
+    if started.elapsed() < Duration::from_millis(900) {
+        assert!(refused >= 80, "{refused} refused");
+    } else {
+        assert!(refused >= 1, "{refused} refused");
+    }
+    // Counted in full, logged at a bounded rate.
+    assert_eq!(s.security_count("connection_rate_limited"), refused);
+    let lines = audit_lines(&log, "connection_rate_limited");
+    assert!(!lines.is_empty() && lines.len() <= 5, "{}", lines.len());
+    assert_eq!(lines[0]["peer"], "127.0.0.9");
+    // Other sources are not affected, and the source may come back later.
+    assert_intact_and_served(&s, &value);
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut back = s.raw_from("127.0.0.9");
+    back.roundtrip(&["PING"], b"+PONG\r\n");
+}
+
+#[test]
+fn the_audit_log_keeps_auth_events_and_counters_keep_true_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let s = guarded(|c| {
+        c.audit_log = Some(log.clone());
+        c.auth_failure_delay_ms = 0;
+        c.auth_max_failures = 1000;
+    });
+    let mut r = s.raw_from("127.0.0.3");
+    for _ in 0..30 {
+        r.cmd(&["AUTH", "mallory", "guess"]);
+        assert!(r.line().starts_with("-WRONGPASS"));
+    }
+    let mut ok = s.raw_authed();
+    ok.roundtrip(&["SET", "k", "v"], b"+OK\r\n");
+    ok.cmd(&["DEBUG", "SLEEP", "0"]);
+    let refused = ok.line();
+    assert!(
+        refused.starts_with("-ERR DEBUG is not available"),
+        "{refused}"
+    );
+    ok.send(b"POST / HTTP/1.1\r\n");
+    ok.expect_closed();
+    let counts = s.security_counts();
+    assert_eq!(counts["auth_failure"], 30);
+    assert!(counts["auth_success"] >= 1);
+    assert_eq!(counts["dangerous_command_refused"], 1);
+    assert_eq!(counts["cross_protocol_kill"], 1);
+    assert_eq!(counts["client_output_buffer_limit"], 0);
+    let failures = audit_lines(&log, "auth_failure");
+    assert_eq!(
+        failures.len(),
+        5,
+        "lines are rate-limited per source and kind"
+    );
+    assert_eq!(failures[0]["user"], "mallory");
+    assert_eq!(failures[0]["peer"], "127.0.0.3");
+    assert!(failures[0]["ts"].is_string());
+    let success = &audit_lines(&log, "auth_success")[0];
+    assert_eq!(success["user"], "default");
+    assert_eq!(success["peer"], "127.0.0.1");
+    assert_eq!(
+        audit_lines(&log, "dangerous_command_refused")[0]["command"],
+        "DEBUG"
+    );
+    assert_eq!(audit_lines(&log, "cross_protocol_kill").len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn new_limit_keys_parse_and_are_validated() {
+    let cfg: redis_guard::store::StoreConfig = toml::from_str(
+        r#"
+        output_buffer_limit_normal = "64mb"
+        output_buffer_limit_pubsub = "8mb"
+        max_connections_per_source_per_sec = 50
+        auth_timeout_secs = 5
+        audit_log = "/var/log/redis-guard/audit.log"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(cfg.output_buffer_limit_normal, ByteSize(64 << 20));
+    assert_eq!(cfg.output_buffer_limit_pubsub, ByteSize(8 << 20));
+    cfg.validate().unwrap();
+    let d = redis_guard::store::StoreConfig::default();
+    assert_eq!(d.output_buffer_limit_normal, ByteSize(256 << 20));
+    assert_eq!(d.output_buffer_limit_pubsub, ByteSize(32 << 20));
+    let bad = |f: &dyn Fn(&mut redis_guard::store::StoreConfig)| {
+        let mut c = redis_guard::store::StoreConfig::default();
+        f(&mut c);
+        c.validate().unwrap_err().key
+    };
+    assert_eq!(
+        bad(&|c| c.output_buffer_limit_normal = ByteSize(1000)),
+        "output_buffer_limit_normal"
+    );
+    assert_eq!(
+        bad(&|c| c.output_buffer_limit_pubsub = ByteSize(0)),
+        "output_buffer_limit_pubsub"
+    );
+    assert_eq!(
+        bad(&|c| c.audit_log = Some("audit.log".into())),
+        "audit_log"
+    );
+    assert_eq!(
+        bad(&|c| c.auth_timeout_secs = u64::MAX),
+        "auth_timeout_secs"
+    );
+}
