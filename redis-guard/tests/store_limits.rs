@@ -419,3 +419,45 @@ fn new_limit_keys_parse_and_are_validated() {
         "auth_timeout_secs"
     );
 }
+
+#[test]
+fn noperm_refusals_are_audited_with_command_key_user_and_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let s = TestServer::start(|c| {
+        c.users = vec![
+            user("default", PASS, "on ~* &* +@all"),
+            user("reader", "r", "on ~public:* &news +get +publish"),
+        ];
+        c.audit_log = Some(log.clone());
+    });
+    let mut r = s.raw_from("127.0.0.4");
+    r.roundtrip(&["AUTH", "reader", "r"], b"+OK\r\n");
+    r.cmd(&["GET", "secret"]);
+    assert!(r.line().starts_with("-NOPERM"));
+    r.cmd(&["SET", "public:x", "1"]);
+    assert!(r.line().starts_with("-NOPERM"));
+    r.cmd(&["PUBLISH", "internal", "1"]);
+    assert!(r.line().starts_with("-NOPERM"));
+    r.roundtrip(&["GET", "public:x"], b"$-1\r\n");
+    let mut admin = s.raw();
+    admin.roundtrip(&["AUTH", PASS], b"+OK\r\n");
+    let counts_info = {
+        admin.cmd(&["INFO", "security"]);
+        String::from_utf8_lossy(&admin.read_n(1)).into_owned()
+            + &String::from_utf8_lossy(&admin.drain())
+    };
+    assert!(
+        counts_info.contains("security_events_noperm:3\r\n"),
+        "{counts_info}"
+    );
+    let ev = audit_lines(&log, "noperm");
+    assert_eq!(ev.len(), 3);
+    assert_eq!(ev[0]["command"], "get");
+    assert_eq!(ev[0]["key"], "secret");
+    assert_eq!(ev[0]["user"], "reader");
+    assert_eq!(ev[0]["peer"], "127.0.0.4");
+    assert_eq!(ev[1]["command"], "set");
+    assert_eq!(ev[2]["command"], "publish");
+    assert_eq!(ev[2]["channel"], "internal");
+}

@@ -30,6 +30,7 @@ pub const KINDS: &[&str] = &[
     "cross_protocol_kill",
     "dangerous_command_refused",
     "acl_change",
+    "noperm",
     "client_output_buffer_limit",
     "client_query_buffer_limit",
     "tls_handshake_failed",
