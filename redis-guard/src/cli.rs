@@ -349,8 +349,9 @@ async fn start_store(
     let server = Server::bind(config)
         .await
         .with_context(|| format!("{}: starting the bundled store", policy.file.display()))?;
+    let tls = server.tls_addrs();
     for addr in server.local_addrs() {
-        info!(%addr, "store listening");
+        info!(%addr, tls = tls.contains(&addr), "store listening");
     }
     let bans = server.ban_events();
     tasks.spawn(async move {

@@ -177,7 +177,9 @@ impl Policy {
             .map_err(|e| invalid(&format!("store.{}", e.key), e.reason))?;
         // Like Redis's protected mode: a password-less user is only tolerable
         // when nothing but this host can connect.
-        if let Some(exposed) = store.listen.iter().find(|a| !a.ip().is_loopback()) {
+        // TLS listeners count too: encryption says nothing about who connects.
+        let opened = || store.plaintext_listen().iter().chain(store.tls_listen());
+        if let Some(exposed) = opened().find(|a| !a.ip().is_loopback()) {
             for (i, user) in store.users.iter().enumerate() {
                 if user.nopass {
                     return Err(invalid(
@@ -193,7 +195,7 @@ impl Policy {
         }
         // `validate` only checks listen addresses when enabled; `redis-guard
         // store` runs the store regardless, so check them here too.
-        if store.listen.is_empty() {
+        if opened().next().is_none() {
             return Err(invalid(
                 "store.listen",
                 "is empty: list at least one address".into(),
@@ -570,6 +572,19 @@ resp_only = true
             .to_string();
         assert!(
             e.contains("store.users[0].nopass") && e.contains("`app`"),
+            "{e}"
+        );
+        // A TLS listener on a public address exposes the store just the same.
+        let tls = |addr: &str| {
+            format!(
+                "{}[store.tls]\nlisten = [\"{addr}\"]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n",
+                nopass("\"127.0.0.1:6379\"")
+            )
+        };
+        parse(&tls("127.0.0.1:6380")).unwrap();
+        let e = parse(&tls("0.0.0.0:6380")).unwrap_err().to_string();
+        assert!(
+            e.contains("store.users[0].nopass") && e.contains("0.0.0.0:6380"),
             "{e}"
         );
         let e = parse("[store]\n[[store.users]]\nname = \"a\"\npassword = \"hunter2\"\n")
