@@ -65,9 +65,11 @@ pub fn event_line(event: &str, mut fields: Value) -> String {
 }
 
 /// Security events from code that has no store at hand: stderr only,
-/// rate-limited per (kind, source) so a scanner
-/// cannot flood the log. Suppressed events are counted and the count rides
-/// on the next event that gets through.
+/// rate-limited per (kind, source) so a scanner cannot flood the log.
+/// Suppressed events are counted and the count rides on the next event
+/// that gets through. The store itself reports through
+/// [`crate::store::audit::Audit`], which also writes `audit_log` and keeps
+/// totals for `INFO`.
 pub fn security_event(kind: &'static str, source: IpAddr, mut fields: Value) {
     static SINK: OnceLock<EventSink> = OnceLock::new();
     static LIMITER: OnceLock<Mutex<RateLimiter>> = OnceLock::new();

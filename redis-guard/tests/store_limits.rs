@@ -461,3 +461,27 @@ fn noperm_refusals_are_audited_with_command_key_user_and_peer() {
     assert_eq!(ev[2]["command"], "publish");
     assert_eq!(ev[2]["channel"], "internal");
 }
+
+#[test]
+fn maxclients_refusals_are_counted_and_others_are_served_after() {
+    let s = TestServer::start(|c| c.maxclients = 4);
+    let value = seed(&s);
+    let held: Vec<Raw> = (0..4).map(|_| s.raw()).collect();
+    let mut extra = s.raw();
+    extra.expect(b"-ERR max number of clients reached\r\n");
+    drop(held);
+    // The slots come back as the server notices the closes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut r = s.raw();
+        r.cmd(&["PING"]);
+        if r.line() == "+PONG\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = s.security_count("connection_refused_maxclients");
+    assert!(refused >= 1, "{refused}");
+    assert_intact_and_served(&s, &value);
+}

@@ -323,3 +323,42 @@ fn tls_section_parses_from_toml() {
     );
     assert!(unknown.is_err());
 }
+
+#[test]
+fn a_tls_client_that_never_reads_is_cut_at_its_output_limit() {
+    let pki = TestPki::new();
+    let mut tls = pki.tls_config();
+    tls.min_version = TlsVersion::V1_2;
+    let s = TestServer::start(move |c| {
+        c.tls = Some(tls);
+        c.output_buffer_limit_normal = redis_guard::store::config::ByteSize(4 * 1024 * 1024);
+    });
+    let value = "v".repeat(1024 * 1024);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "big", &value]);
+    // Pipelines 300 GETs of 1 MB over TLS and never reads a reply.
+    let mut attacker = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, socket, ssl, time
+ctx = ssl.create_default_context(cafile=os.environ["PKI"] + "/ca.pem")
+raw = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])), timeout=5)
+s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+s.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 300)
+time.sleep(60)
+"#,
+        )
+        .env("PORT", s.tls_addr.unwrap().port().to_string())
+        .env("PKI", pki.dir.path())
+        .spawn()
+        .unwrap();
+    let cut = s.wait_security_count("client_output_buffer_limit", 1);
+    let _ = attacker.kill();
+    let _ = attacker.wait();
+    assert_eq!(cut, 1);
+    // Data intact, and TLS and plaintext clients are served.
+    let mut t = rs_tls(&pki, s.tls_addr.unwrap(), None).unwrap();
+    assert_eq!(q::<String>(&mut t, &["GET", "big"]), value);
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}

@@ -26,6 +26,7 @@ pub const KINDS: &[&str] = &[
     "auth_ban",
     "auth_timeout",
     "connection_refused_banned",
+    "connection_refused_maxclients",
     "connection_rate_limited",
     "cross_protocol_kill",
     "dangerous_command_refused",

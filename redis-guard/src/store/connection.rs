@@ -272,8 +272,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     /// limit is checked first, so a stuck peer can neither pin the task
     /// forever nor grow the buffer past its limit.
     async fn flush(&mut self, shared: &Shared, state: &ClientState) -> std::io::Result<()> {
-        self.check_output_limit(shared, state)?;
         self.write_now()?;
+        self.check_output_limit(shared, state)?;
         if !self.pending_output() {
             return Ok(());
         }
@@ -354,10 +354,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let handle = state.handle.clone();
         let idle_timer = tokio::time::sleep(Duration::from_secs(idle.max(1)));
         tokio::pin!(idle_timer);
-        // Only a connection that starts unauthenticated has this deadline;
-        // it is what cuts off slowloris-style clients before AUTH.
+        // Only an unauthenticated connection has this deadline; it is what
+        // cuts off slowloris-style clients before AUTH.
         let auth_secs = shared.config.auth_timeout_secs;
-        let auth_due = auth_secs > 0 && state.user.is_none();
+        let mut auth_due = auth_secs > 0 && state.user.is_none();
         let auth_timer = tokio::time::sleep(Duration::from_secs(auth_secs));
         tokio::pin!(auth_timer);
         loop {
@@ -418,6 +418,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
                 idle_timer.as_mut().reset(deadline);
             }
+            if auth_secs > 0 {
+                match (&state.user, auth_due) {
+                    (Some(_), _) => auth_due = false,
+                    // Logged out again (RESET): a fresh deadline for the next AUTH.
+                    (None, false) => {
+                        auth_due = true;
+                        auth_timer
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + Duration::from_secs(auth_secs));
+                    }
+                    (None, true) => {}
+                }
+            }
             let writing = self.pending_output();
             let ev = tokio::select! {
                 r = self.rd.read_buf(&mut self.rbuf) => match r {
@@ -431,7 +444,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 },
                 _ = &mut stop => Event::Close,
                 _ = &mut idle_timer, if idle_armed => Event::Close,
-                _ = &mut auth_timer, if auth_due && state.user.is_none() => Event::AuthTimeout,
+                _ = &mut auth_timer, if auth_due => Event::AuthTimeout,
             };
             match ev {
                 Event::Close => return Ok(()),

@@ -299,6 +299,11 @@ async fn accept_loop(
             }
             Err(_) => {
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                shared.audit.event(
+                    "connection_refused_maxclients",
+                    peer.ip(),
+                    serde_json::json!({ "maxclients": shared.config.maxclients }),
+                );
                 tokio::spawn(reject(stream));
             }
         }
