@@ -485,3 +485,87 @@ fn maxclients_refusals_are_counted_and_others_are_served_after() {
     assert!(refused >= 1, "{refused}");
     assert_intact_and_served(&s, &value);
 }
+
+#[test]
+fn the_daemon_writes_store_events_to_stderr_and_the_audit_log_not_stdout() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[store]\nlisten = [\"127.0.0.1:{port}\"]\ndata_dir = \"{}\"\naudit_log = \"{}\"\nauth_failure_delay_ms = 0\n\
+             [[store.users]]\nname = \"default\"\npassword_sha256 = \"{}\"\nrules = \"on ~* &* +@all\"\n",
+            dir.path().join("data").display(),
+            log.display(),
+            redis_guard::store::auth::sha256_hex(PASS.as_bytes()),
+        ),
+    )
+    .unwrap();
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_redis-guard"))
+        .args(["store", "--config"])
+        .arg(&policy)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut r = loop {
+        if let Ok(s) = std::net::TcpStream::connect(addr) {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            break Raw { s };
+        }
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    r.cmd(&["AUTH", "eve", "guess"]);
+    assert!(r.line().starts_with("-WRONGPASS"));
+    r.roundtrip(&["AUTH", PASS], b"+OK\r\n");
+    drop(r);
+    // Let the lines land, then stop the daemon and collect its output.
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let mut out = String::new();
+    let mut err = String::new();
+    daemon
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = daemon.wait();
+    let json: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        json.iter()
+            .any(|v| v["event"] == "auth_failure" && v["user"] == "eve"),
+        "{err}"
+    );
+    assert!(
+        json.iter()
+            .any(|v| v["event"] == "auth_success" && v["user"] == "default")
+    );
+    assert!(
+        !out.contains("auth_failure"),
+        "store events are not on stdout: {out}"
+    );
+    assert_eq!(audit_lines(&log, "auth_failure")[0]["peer"], "127.0.0.1");
+    assert_eq!(audit_lines(&log, "auth_success").len(), 1);
+}
