@@ -269,8 +269,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
 
     /// Writes all pending replies, waiting for the peer if it must. The wait
     /// is cut short by `CLIENT KILL` or server shutdown, and the output
-    /// limit is checked first, so a stuck peer can neither pin the task
-    /// forever nor grow the buffer past its limit.
+    /// limit is checked before waiting, so a stuck peer can neither pin the
+    /// task forever nor grow the buffer past its limit.
     async fn flush(&mut self, shared: &Shared, state: &ClientState) -> std::io::Result<()> {
         self.write_now()?;
         self.check_output_limit(shared, state)?;
