@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Raw, TestServer, q, user};
-use redis_guard::store::config::ByteSize;
+use redis_guard::store::config::{ByteSize, OutputBufferLimit};
 
 const PASS: &str = "correct horse";
 
@@ -91,7 +91,7 @@ fn a_client_that_pipelines_gets_and_never_reads_is_cut_at_its_output_limit() {
     let log: PathBuf = dir.path().join("audit.log");
     let limit = 8 * 1024 * 1024;
     let s = TestServer::start(|c| {
-        c.output_buffer_limit_normal = ByteSize(limit);
+        c.output_buffer_limit_normal = OutputBufferLimit::hard(ByteSize(limit));
         c.audit_log = Some(log.clone());
     });
     let value = seed(&s);
@@ -137,7 +137,9 @@ fn a_legitimate_pipeline_that_reads_late_gets_every_reply() {
 
 #[test]
 fn a_subscriber_that_never_reads_is_cut_at_the_pubsub_limit() {
-    let s = TestServer::start(|c| c.output_buffer_limit_pubsub = ByteSize(1024 * 1024));
+    let s = TestServer::start(|c| {
+        c.output_buffer_limit_pubsub = OutputBufferLimit::hard(ByteSize(1024 * 1024))
+    });
     let value = seed(&s);
     let mut sub = s.raw();
     sub.cmd(&["SUBSCRIBE", "news"]);
@@ -161,6 +163,35 @@ fn a_subscriber_that_never_reads_is_cut_at_the_pubsub_limit() {
     good.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
     assert_eq!(q::<i64>(&mut publisher, &["PUBLISH", "news", "hello"]), 1);
     good.expect(b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+}
+
+#[test]
+fn a_subscriber_that_stays_over_the_soft_limit_is_cut_after_soft_seconds() {
+    let soft = 256 * 1024;
+    let s = TestServer::start(|c| {
+        c.output_buffer_limit_pubsub = OutputBufferLimit {
+            hard: ByteSize(256 << 20),
+            soft: ByteSize(soft),
+            soft_seconds: 1,
+        }
+    });
+    let value = seed(&s);
+    let mut sub = s.raw();
+    sub.cmd(&["SUBSCRIBE", "news"]);
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    let mut publisher = s.conn();
+    let msg = "m".repeat(64 * 1024);
+    let started = Instant::now();
+    // A steady trickle, far below the hard limit's pace: only the soft
+    // limit (over 256 kB for a second in a row) can end it.
+    while q::<i64>(&mut publisher, &["PUBLISH", "news", &msg]) == 1 {
+        assert!(started.elapsed() < Duration::from_secs(60), "never cut");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(s.security_count("client_output_buffer_limit"), 1);
+    sub.expect_closed();
+    assert_intact_and_served(&s, &value);
 }
 
 /// One hostile input: it gets `reply` (when given) and the connection closes.
@@ -384,30 +415,60 @@ fn new_limit_keys_parse_and_are_validated() {
     let cfg: redis_guard::store::StoreConfig = toml::from_str(
         r#"
         output_buffer_limit_normal = "64mb"
-        output_buffer_limit_pubsub = "8mb"
+        output_buffer_limit_pubsub = { hard = "16mb", soft = "4mb", soft_seconds = 30 }
         max_connections_per_source_per_sec = 50
         auth_timeout_secs = 5
         audit_log = "/var/log/redis-guard/audit.log"
         "#,
     )
     .unwrap();
-    assert_eq!(cfg.output_buffer_limit_normal, ByteSize(64 << 20));
-    assert_eq!(cfg.output_buffer_limit_pubsub, ByteSize(8 << 20));
+    assert_eq!(
+        cfg.output_buffer_limit_normal,
+        OutputBufferLimit::hard(ByteSize(64 << 20))
+    );
+    let pubsub = OutputBufferLimit {
+        hard: ByteSize(16 << 20),
+        soft: ByteSize(4 << 20),
+        soft_seconds: 30,
+    };
+    assert_eq!(cfg.output_buffer_limit_pubsub, pubsub);
     cfg.validate().unwrap();
+    // Redis's spelling and triple are understood too.
+    let redis_style: redis_guard::store::StoreConfig = toml::from_str(
+        "client_output_buffer_limit_pubsub = \"16mb 4mb 30\"\nclient_output_buffer_limit_normal = \"0 0 0\"\n",
+    )
+    .unwrap();
+    assert_eq!(redis_style.output_buffer_limit_pubsub, pubsub);
+    assert_eq!(
+        redis_style.output_buffer_limit_normal,
+        OutputBufferLimit::default()
+    );
+    redis_style.validate().unwrap();
+    // Secure defaults: a finite limit for normal clients too.
     let d = redis_guard::store::StoreConfig::default();
-    assert_eq!(d.output_buffer_limit_normal, ByteSize(256 << 20));
-    assert_eq!(d.output_buffer_limit_pubsub, ByteSize(32 << 20));
+    assert_eq!(
+        d.output_buffer_limit_normal,
+        OutputBufferLimit::hard(ByteSize(256 << 20))
+    );
+    assert_eq!(
+        d.output_buffer_limit_pubsub,
+        OutputBufferLimit {
+            hard: ByteSize(32 << 20),
+            soft: ByteSize(8 << 20),
+            soft_seconds: 60
+        }
+    );
     let bad = |f: &dyn Fn(&mut redis_guard::store::StoreConfig)| {
         let mut c = redis_guard::store::StoreConfig::default();
         f(&mut c);
         c.validate().unwrap_err().key
     };
     assert_eq!(
-        bad(&|c| c.output_buffer_limit_normal = ByteSize(1000)),
+        bad(&|c| c.output_buffer_limit_normal = OutputBufferLimit::hard(ByteSize(1000))),
         "output_buffer_limit_normal"
     );
     assert_eq!(
-        bad(&|c| c.output_buffer_limit_pubsub = ByteSize(0)),
+        bad(&|c| c.output_buffer_limit_pubsub.soft = ByteSize(10)),
         "output_buffer_limit_pubsub"
     );
     assert_eq!(

@@ -331,7 +331,9 @@ fn a_tls_client_that_never_reads_is_cut_at_its_output_limit() {
     tls.min_version = TlsVersion::V1_2;
     let s = TestServer::start(move |c| {
         c.tls = Some(tls);
-        c.output_buffer_limit_normal = redis_guard::store::config::ByteSize(4 * 1024 * 1024);
+        c.output_buffer_limit_normal = redis_guard::store::config::OutputBufferLimit::hard(
+            redis_guard::store::config::ByteSize(4 * 1024 * 1024),
+        );
     });
     let value = "v".repeat(1024 * 1024);
     let mut c = s.conn();

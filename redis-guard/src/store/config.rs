@@ -64,15 +64,17 @@ pub struct StoreConfig {
     pub acl_runtime_changes: bool,
     /// ACL users. When empty, a `default` user with `nopass` and all permissions exists.
     pub users: Vec<UserConfig>,
-    /// Hard limit on the replies a normal client has pending (written by the
-    /// store, not yet taken by the peer); beyond it the client is
-    /// disconnected. Unlike Redis (unlimited by default) this is finite, so
-    /// a client that never reads cannot make the store buffer without bound.
-    /// It also caps the largest single reply.
-    pub output_buffer_limit_normal: ByteSize,
-    /// The same limit for clients with subscriptions, counting the queued
-    /// pub/sub messages as well (Redis's hard pub/sub default).
-    pub output_buffer_limit_pubsub: ByteSize,
+    /// Limits on the replies a normal client has pending (produced by the
+    /// store, not yet taken by the peer); beyond them the client is
+    /// disconnected. Unlike Redis's (unlimited by default) the hard limit is
+    /// finite, so a client that never reads cannot make the store buffer
+    /// without bound. It also caps the largest single reply.
+    #[serde(alias = "client_output_buffer_limit_normal")]
+    pub output_buffer_limit_normal: OutputBufferLimit,
+    /// The same for clients with subscriptions, counting queued pub/sub
+    /// messages too (Redis's pub/sub defaults).
+    #[serde(alias = "client_output_buffer_limit_pubsub")]
+    pub output_buffer_limit_pubsub: OutputBufferLimit,
     /// New connections one source address may open per second; the excess
     /// is refused at once. 0 disables the limit.
     pub max_connections_per_source_per_sec: u32,
@@ -145,8 +147,12 @@ impl Default for StoreConfig {
             auth_ban_secs: 300,
             acl_runtime_changes: false,
             users: Vec::new(),
-            output_buffer_limit_normal: ByteSize(256 * 1024 * 1024),
-            output_buffer_limit_pubsub: ByteSize(32 * 1024 * 1024),
+            output_buffer_limit_normal: OutputBufferLimit::hard(ByteSize(256 * 1024 * 1024)),
+            output_buffer_limit_pubsub: OutputBufferLimit {
+                hard: ByteSize(32 * 1024 * 1024),
+                soft: ByteSize(8 * 1024 * 1024),
+                soft_seconds: 60,
+            },
             max_connections_per_source_per_sec: 2000,
             auth_timeout_secs: 10,
             audit_log: None,
@@ -200,6 +206,86 @@ impl EvictionPolicy {
             EvictionPolicy::VolatileLru => "volatile-lru",
             EvictionPolicy::AllkeysRandom => "allkeys-random",
             EvictionPolicy::VolatileTtl => "volatile-ttl",
+        }
+    }
+}
+
+/// An output-buffer limit: pending bytes over `hard` disconnect at once,
+/// over `soft` for `soft_seconds` in a row too. 0 disables a limit.
+///
+/// In TOML it is a size (`"64mb"`, the hard limit alone), Redis's
+/// `"hard soft soft_seconds"` triple (`"32mb 8mb 60"`), or a table
+/// `{ hard = "32mb", soft = "8mb", soft_seconds = 60 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputBufferLimit {
+    /// Disconnect as soon as this much is pending; 0 = no hard limit.
+    pub hard: ByteSize,
+    /// Disconnect when this much stays pending for `soft_seconds`; 0 = none.
+    pub soft: ByteSize,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: u64,
+}
+
+impl OutputBufferLimit {
+    /// Only a hard limit.
+    pub fn hard(hard: ByteSize) -> OutputBufferLimit {
+        OutputBufferLimit {
+            hard,
+            ..Default::default()
+        }
+    }
+
+    fn parse_triple(s: &str) -> Option<OutputBufferLimit> {
+        let mut it = s.split_whitespace();
+        let (hard, soft, secs) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        Some(OutputBufferLimit {
+            hard: ByteSize::parse(hard)?,
+            soft: ByteSize::parse(soft)?,
+            soft_seconds: secs.parse().ok()?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputBufferLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            hard: ByteSize,
+            #[serde(default)]
+            soft: ByteSize,
+            #[serde(default)]
+            soft_seconds: u64,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            Bytes(u64),
+            Text(String),
+            Table(Table),
+        }
+        let expected =
+            "a size (\"64mb\"), \"hard soft soft_seconds\" or { hard, soft, soft_seconds }";
+        match Shape::deserialize(d)
+            .map_err(|_| de::Error::custom(format!("expected {expected}")))?
+        {
+            Shape::Bytes(n) => Ok(OutputBufferLimit::hard(ByteSize(n))),
+            Shape::Text(t) if t.trim().contains(char::is_whitespace) => {
+                OutputBufferLimit::parse_triple(&t).ok_or_else(|| {
+                    de::Error::custom(format!("invalid limit {t:?}: expected {expected}"))
+                })
+            }
+            Shape::Text(t) => ByteSize::parse(&t)
+                .map(OutputBufferLimit::hard)
+                .ok_or_else(|| de::Error::custom(format!("invalid byte count {t:?}"))),
+            Shape::Table(t) => Ok(OutputBufferLimit {
+                hard: t.hard,
+                soft: t.soft,
+                soft_seconds: t.soft_seconds,
+            }),
         }
     }
 }
@@ -317,8 +403,17 @@ impl StoreConfig {
                 self.output_buffer_limit_pubsub,
             ),
         ] {
-            if v.0 < 64 * 1024 {
-                return Err(bad(key, "must be at least 64kb"));
+            // Tiny limits would cut off ordinary replies; 0 is an explicit "none".
+            for (part, size) in [("hard", v.hard), ("soft", v.soft)] {
+                if size.0 != 0 && size.0 < 64 * 1024 {
+                    return Err(bad(key, format!("{part} limit must be 0 or at least 64kb")));
+                }
+            }
+            if v.soft.0 != 0 && v.soft_seconds > MAX_AUTH_SECS {
+                return Err(bad(
+                    key,
+                    format!("soft_seconds must be at most {MAX_AUTH_SECS}"),
+                ));
             }
         }
         if self.auth_timeout_secs > MAX_AUTH_SECS {
@@ -454,6 +549,38 @@ mod tests {
         assert_eq!(ByteSize::parse("1k"), Some(ByteSize(1000)));
         assert_eq!(ByteSize::parse("x"), None);
         assert_eq!(ByteSize::parse("1xb"), None);
+    }
+
+    #[test]
+    fn output_buffer_limit_shapes() {
+        #[derive(Deserialize)]
+        struct T {
+            l: OutputBufferLimit,
+        }
+        let parse = |v: &str| toml::from_str::<T>(&format!("l = {v}")).map(|t| t.l);
+        let mb = |n: u64| ByteSize(n << 20);
+        assert_eq!(parse("\"64mb\"").unwrap(), OutputBufferLimit::hard(mb(64)));
+        assert_eq!(parse("1048576").unwrap(), OutputBufferLimit::hard(mb(1)));
+        let full = OutputBufferLimit {
+            hard: mb(32),
+            soft: mb(8),
+            soft_seconds: 60,
+        };
+        assert_eq!(parse("\"32mb 8mb 60\"").unwrap(), full);
+        assert_eq!(
+            parse("{ hard = \"32mb\", soft = \"8mb\", soft_seconds = 60 }").unwrap(),
+            full
+        );
+        assert_eq!(parse("\"0 0 0\"").unwrap(), OutputBufferLimit::default());
+        for bad in [
+            "\"lots\"",
+            "\"1mb 2mb\"",
+            "{ soft = \"1mb\" }",
+            "{ hard = 1, x = 2 }",
+            "-1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::store::cmd::{
     self, BlockRequest, COMMANDS, CmdError, Ctx, arity_ok, blocking, lookup, unknown_command,
     wrong_args,
 };
+use crate::store::config::ByteSize;
 use crate::store::frame::Out;
 use crate::store::keyspace::Keyspace;
 use crate::store::keyspace::now_ms;
@@ -106,6 +107,7 @@ where
         rbuf: BytesMut::with_capacity(BUF_START),
         wbuf: BytesMut::with_capacity(BUF_START),
         unflushed: false,
+        over_soft_since: None,
         push_rx,
     };
     if let Err(e) = conn.run(&shared, &mut state).await {
@@ -151,6 +153,8 @@ struct Conn<R, W> {
     /// Bytes were handed to `wr` since its last flush: a TLS writer may
     /// still hold them as records.
     unflushed: bool,
+    /// Since when the pending output has been over the soft limit.
+    over_soft_since: Option<Instant>,
     push_rx: mpsc::Receiver<PushMsg>,
 }
 
@@ -234,21 +238,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     }
 
     /// Fails once the replies and pub/sub messages waiting for this client
-    /// pass its output-buffer limit, reporting it as a security event: a
-    /// peer that does not read must not make the store buffer without bound.
-    fn check_output_limit(&self, shared: &Shared, state: &ClientState) -> std::io::Result<()> {
+    /// pass its hard output-buffer limit, or have stayed over its soft limit
+    /// for too long, reporting it as a security event: a peer that does not
+    /// read must not make the store buffer without bound.
+    fn check_output_limit(&mut self, shared: &Shared, state: &ClientState) -> std::io::Result<()> {
         let pubsub = !state.subs.is_empty() || !state.psubs.is_empty();
         let cfg = &shared.config;
-        let (class, limit) = if pubsub {
-            ("pubsub", cfg.output_buffer_limit_pubsub.0)
+        let (class, l) = if pubsub {
+            ("pubsub", cfg.output_buffer_limit_pubsub)
         } else {
-            ("normal", cfg.output_buffer_limit_normal.0)
+            ("normal", cfg.output_buffer_limit_normal)
         };
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let bytes = |b: ByteSize| match b.0 {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
         let pending = self.wbuf.len() + self.handle.push_bytes.load(Ordering::Relaxed);
-        if pending <= limit {
+        let (hard, soft) = (bytes(l.hard), bytes(l.soft));
+        let limit = if pending > hard {
+            hard
+        } else if pending > soft {
+            let since = *self.over_soft_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < Duration::from_secs(l.soft_seconds) {
+                return Ok(());
+            }
+            soft
+        } else {
+            self.over_soft_since = None;
             return Ok(());
-        }
+        };
         tracing::warn!(client = self.handle.id, addr = %self.handle.addr, pending, limit, "output buffer limit reached, closing");
         shared.audit.event(
             "client_output_buffer_limit",

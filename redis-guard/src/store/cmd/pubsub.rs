@@ -187,7 +187,12 @@ pub fn publish(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     // Copies: queued messages must not pin the publisher's read buffer.
     let channel = Bytes::copy_from_slice(&args[1]);
     let data = Bytes::copy_from_slice(&args[2]);
-    let limit = ctx.shared.config.output_buffer_limit_pubsub.0 as usize;
+    // The publisher enforces only the hard limit; the soft one needs time
+    // and is the subscriber's own connection's business.
+    let limit = match ctx.shared.config.output_buffer_limit_pubsub.hard.0 {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
     let (n, overflow) = ctx.shared.pubsub.lock().publish(&channel, &data, limit);
     if !overflow.is_empty() {
         let clients = ctx.shared.clients.lock();
