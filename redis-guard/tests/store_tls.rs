@@ -314,6 +314,11 @@ fn tls_section_parses_from_toml() {
     assert!(cfg.plaintext_listen().is_empty());
     assert_eq!(cfg.tls_listen().len(), 2);
     cfg.validate().unwrap();
+    let spelled: redis_guard::store::StoreConfig = toml::from_str(
+        "[tls]\nlisten = []\ncert = \"/a\"\nkey = \"/b\"\nmin_version = \"TLSv1.3\"\n",
+    )
+    .unwrap();
+    assert_eq!(spelled.tls.unwrap().min_version, TlsVersion::V1_3);
     let bad = toml::from_str::<redis_guard::store::StoreConfig>(
         "[tls]\nlisten = []\ncert = \"/a\"\nkey = \"/b\"\nmin_version = \"1.1\"\n",
     );

@@ -115,15 +115,16 @@ fn yes() -> bool {
     true
 }
 
-/// `min_version` choices; nothing older than TLS 1.2 exists in rustls.
+/// `min_version` choices (`"1.2"`, `"1.3"`; `"TLSv1.3"` spellings work
+/// too); nothing older than TLS 1.2 exists in rustls.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 pub enum TlsVersion {
     /// TLS 1.2 and 1.3.
     #[default]
-    #[serde(rename = "1.2")]
+    #[serde(rename = "1.2", alias = "TLSv1.2", alias = "tlsv1.2", alias = "TLS1.2")]
     V1_2,
     /// TLS 1.3 only.
-    #[serde(rename = "1.3")]
+    #[serde(rename = "1.3", alias = "TLSv1.3", alias = "tlsv1.3", alias = "TLS1.3")]
     V1_3,
 }
 
