@@ -369,3 +369,29 @@ time.sleep(60)
     assert_eq!(q::<String>(&mut t, &["GET", "big"]), value);
     assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
 }
+
+#[test]
+fn a_stalled_handshake_is_cut_by_the_authentication_deadline() {
+    let pki = TestPki::new();
+    let mut tls = pki.tls_config();
+    tls.min_version = TlsVersion::V1_2;
+    let s = TestServer::start(move |c| {
+        c.tls = Some(tls);
+        c.auth_timeout_secs = 1;
+    });
+    let tls = s.tls_addr.unwrap();
+    let _: () = q(&mut s.conn(), &["SET", "k", "intact"]);
+    // TCP connections to the TLS port that never send a ClientHello, and
+    // one that sends half of one.
+    let mut stalled: Vec<common::Raw> = (0..50).map(|_| common::Raw::connect(tls)).collect();
+    stalled[0].send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+    let started = std::time::Instant::now();
+    for r in stalled.iter_mut() {
+        r.expect_closed();
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(s.wait_security_count("tls_handshake_failed", 50) >= 50);
+    // The data is intact and a real client is served.
+    let o = cli_tls(&pki, tls, &[], &["GET", "k"]);
+    assert_eq!(stdout(&o), "intact");
+}
