@@ -29,6 +29,7 @@ pub fn acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
     let certs = read_certs(&cfg.cert, "store.tls.cert")?;
+    warn_if_readable_by_others(&cfg.key);
     let key = PrivateKeyDer::from_pem_file(&cfg.key).with_context(|| {
         format!(
             "store.tls.key: no usable private key in {}",
@@ -50,6 +51,21 @@ pub fn acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
         )
     })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A private key others can read is as good as published; starting anyway
+/// keeps a fleet serving, the warning gets it fixed.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", m.permissions().mode() & 0o777),
+            "store.tls.key is accessible to other users; chmod 600 it"
+        );
+    }
 }
 
 fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
