@@ -37,6 +37,17 @@ pub enum PushMsg {
     Monitor(Bytes),
 }
 
+/// What [`ClientHandle::try_push`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for the client's task to write.
+    Queued,
+    /// The client's backlog is full: it is not reading and must be disconnected.
+    Overflow,
+    /// The client is gone.
+    Gone,
+}
+
 /// Pending pub/sub messages a client may have before it is disconnected.
 pub const PUSH_QUEUE: usize = 100_000;
 
@@ -109,6 +120,23 @@ impl ClientHandle {
         // Wake every waiter: the connection may be parked in its main select
         // or in a write to a client that stopped reading.
         self.kill.notify_waiters();
+    }
+
+    /// Queues a push (pub/sub message, `MONITOR` line) unless the client's
+    /// backlog would pass `limit` bytes.
+    pub fn try_push(&self, msg: PushMsg, limit: usize) -> Pushed {
+        let size = msg.size();
+        if self.push_bytes.load(Ordering::Relaxed).saturating_add(size) > limit {
+            return Pushed::Overflow;
+        }
+        match self.push.try_send(msg) {
+            Ok(()) => {
+                self.push_bytes.fetch_add(size, Ordering::Relaxed);
+                Pushed::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Pushed::Overflow,
+            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
+        }
     }
 
     /// Marks activity for `idle=` and `CLIENT LIST`.

@@ -236,6 +236,14 @@ impl OutputBufferLimit {
         }
     }
 
+    /// The hard limit in bytes for queueing checks; 0 (no limit) is `usize::MAX`.
+    pub fn hard_bytes(&self) -> usize {
+        match self.hard.0 {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    }
+
     fn parse_triple(s: &str) -> Option<OutputBufferLimit> {
         let mut it = s.split_whitespace();
         let (hard, soft, secs) = (it.next()?, it.next()?, it.next()?);

@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::{CmdResult, Command, Ctx, err, is};
-use crate::store::client::{ClientHandle, PushMsg};
+use crate::store::client::{ClientHandle, PushMsg, Pushed};
 use crate::store::server::Shared;
 
 /// MONITOR
@@ -49,23 +48,13 @@ pub fn feed(shared: &Shared, from: &ClientHandle, db: usize, cmd: &Command, args
     }
     let line = Bytes::from(format_line(from, db, cmd, args));
     // Redis counts a monitor as a normal client for its output limit.
-    let limit = shared.config.output_buffer_limit_normal.0 as usize;
+    let limit = shared.config.output_buffer_limit_normal.hard_bytes();
     let mut slow = Vec::new();
     {
         let monitors = shared.monitors.lock();
         for h in monitors.iter().filter(|h| h.id != from.id) {
-            let msg = PushMsg::Monitor(line.clone());
-            let size = msg.size();
-            if h.push_bytes.load(Ordering::Relaxed) + size > limit {
+            if h.try_push(PushMsg::Monitor(line.clone()), limit) == Pushed::Overflow {
                 slow.push(h.clone());
-                continue;
-            }
-            match h.push.try_send(msg) {
-                Ok(()) => {
-                    h.push_bytes.fetch_add(size, Ordering::Relaxed);
-                }
-                Err(TrySendError::Full(_)) => slow.push(h.clone()),
-                Err(TrySendError::Closed(_)) => {}
             }
         }
     }

@@ -8,12 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::{CmdResult, Ctx, err, name_of};
 use std::sync::Arc;
 
-use crate::store::client::{ClientHandle, PushMsg};
+use crate::store::client::{ClientHandle, PushMsg, Pushed};
 use crate::store::glob;
 
 /// Subscription registry.
@@ -54,20 +53,10 @@ impl PubSub {
     pub fn publish(&self, channel: &Bytes, data: &Bytes, limit: usize) -> (usize, Vec<u64>) {
         let mut n = 0;
         let mut overflow = Vec::new();
-        let mut send = |id: u64, h: &ClientHandle, m: PushMsg| {
-            let size = m.size();
-            if h.push_bytes.load(Ordering::Relaxed) + size > limit {
-                overflow.push(id);
-                return;
-            }
-            match h.push.try_send(m) {
-                Ok(()) => {
-                    h.push_bytes.fetch_add(size, Ordering::Relaxed);
-                    n += 1;
-                }
-                Err(TrySendError::Full(_)) => overflow.push(id),
-                Err(TrySendError::Closed(_)) => {}
-            }
+        let mut send = |id: u64, h: &ClientHandle, m: PushMsg| match h.try_push(m, limit) {
+            Pushed::Queued => n += 1,
+            Pushed::Overflow => overflow.push(id),
+            Pushed::Gone => {}
         };
         if let Some(subs) = self.channels.get(channel) {
             for (id, tx) in subs {
@@ -189,10 +178,7 @@ pub fn publish(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let data = Bytes::copy_from_slice(&args[2]);
     // The publisher enforces only the hard limit; the soft one needs time
     // and is the subscriber's own connection's business.
-    let limit = match ctx.shared.config.output_buffer_limit_pubsub.hard.0 {
-        0 => usize::MAX,
-        n => usize::try_from(n).unwrap_or(usize::MAX),
-    };
+    let limit = ctx.shared.config.output_buffer_limit_pubsub.hard_bytes();
     let (n, overflow) = ctx.shared.pubsub.lock().publish(&channel, &data, limit);
     if !overflow.is_empty() {
         let clients = ctx.shared.clients.lock();
