@@ -75,8 +75,6 @@ fn unknown_and_dangerous_commands_do_not_exist() {
         let e = q_err(&mut c, &[cmd, "x"]);
         assert!(e.contains("is not available in redis-guard"), "{cmd}: {e}");
     }
-    let e = q_err(&mut c, &["MONITOR"]);
-    assert!(e.starts_with("ERR unknown command"), "MONITOR: {e}");
     let e = q_err(&mut c, &["CONFIG", "SET", "dir", "/tmp"]);
     assert!(e.contains("is not available in redis-guard"), "{e}");
     assert_eq!(
