@@ -86,6 +86,11 @@ pub enum Command {
         /// Policy file (its `[store]` table).
         #[arg(long, short)]
         config: PathBuf,
+        /// Instead of serving, make `data_dir` loadable again: cut damaged
+        /// command logs back to their last good record, set a corrupt
+        /// snapshot aside, rebuild a torn manifest; prints what was dropped.
+        #[arg(long)]
+        repair: bool,
     },
 }
 
@@ -114,7 +119,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             config,
             json,
         } => stats(pin_path, config, json),
-        Command::Store { config } => store(&config).await,
+        Command::Store {
+            config,
+            repair: true,
+        } => repair(&config),
+        Command::Store { config, .. } => store(&config).await,
     }
 }
 
@@ -416,6 +425,17 @@ pub fn ensure_default_user(config: &mut StoreConfig) -> anyhow::Result<()> {
         rules: "on ~* &* +@all".into(),
         ..UserConfig::default()
     });
+    Ok(())
+}
+
+/// `redis-guard store --repair`: run while the store is stopped.
+fn repair(config: &Path) -> anyhow::Result<()> {
+    let policy = Policy::load(config)?;
+    let lines = crate::store::persist::repair(&policy.store)
+        .with_context(|| format!("{}: repairing store.data_dir", config.display()))?;
+    for l in lines {
+        println!("{l}");
+    }
     Ok(())
 }
 

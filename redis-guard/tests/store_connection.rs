@@ -68,8 +68,6 @@ fn unknown_and_dangerous_commands_do_not_exist() {
         "MIGRATE",
         "SYNC",
         "PSYNC",
-        "SAVE",
-        "BGSAVE",
     ] {
         // Refused by name (with an audit event), not mistaken for a typo.
         let e = q_err(&mut c, &[cmd, "x"]);
@@ -335,7 +333,7 @@ fn info_command_config_memory() {
     let cfg: Vec<String> = q(&mut c, &["CONFIG", "GET", "save"]);
     assert_eq!(cfg, vec!["save".to_string(), String::new()]);
     let cfg: Vec<String> = q(&mut c, &["CONFIG", "GET", "appendonly"]);
-    assert_eq!(cfg, vec!["appendonly".to_string(), "no".to_string()]);
+    assert_eq!(cfg, vec!["appendonly".to_string(), "yes".to_string()]);
     let cfg: Vec<String> = q(&mut c, &["CONFIG", "GET", "maxmemory*"]);
     assert!(cfg.contains(&"maxmemory-policy".to_string()));
     let m: i64 = q(&mut c, &["MEMORY", "USAGE", "a"]);

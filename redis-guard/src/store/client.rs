@@ -114,6 +114,36 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// A handle for work that runs commands without a connection (loading
+    /// the data): nobody can see or message it.
+    pub fn internal() -> Arc<ClientHandle> {
+        let (push, _) = mpsc::channel(1);
+        let nowhere = SocketAddr::from(([127, 0, 0, 1], 0));
+        Arc::new(ClientHandle {
+            id: 0,
+            addr: nowhere,
+            laddr: nowhere,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            last_active: AtomicU64::new(0),
+            last_cmd: AtomicUsize::new(0),
+            user: Mutex::new("default".into()),
+            resp: AtomicUsize::new(2),
+            subs: AtomicUsize::new(0),
+            psubs: AtomicUsize::new(0),
+            multi: AtomicUsize::new(usize::MAX),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+            push,
+            push_bytes: AtomicUsize::new(0),
+            no_evict: AtomicBool::new(false),
+            commands: AtomicU64::new(0),
+            net_in: AtomicU64::new(0),
+            net_out: AtomicU64::new(0),
+        })
+    }
+
     /// Requests the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
@@ -194,6 +224,9 @@ pub struct ClientState {
     pub acl_epoch: u64,
     /// The client ran `MONITOR` and receives the command feed.
     pub monitor: bool,
+    /// Command-log sequence number that must be written (or synced, under
+    /// `appendfsync always`) before this client's pending replies are sent.
+    pub aof_seq: u64,
 }
 
 impl ClientState {
@@ -215,6 +248,7 @@ impl ClientState {
             reply_delay: Duration::ZERO,
             acl_epoch: 0,
             monitor: false,
+            aof_seq: 0,
         }
     }
 

@@ -40,8 +40,15 @@ pub struct StoreConfig {
     pub maxmemory: ByteSize,
     /// What to do when `maxmemory` is reached.
     pub maxmemory_policy: EvictionPolicy,
-    /// Accepted for forward compatibility; persistence is not implemented yet.
+    /// Log every write to `data_dir` and replay it at start (see [`crate::store::persist`]).
     pub appendonly: bool,
+    /// When log records are fsynced: `always`, `everysec` or `no`.
+    pub appendfsync: crate::store::persist::FsyncPolicy,
+    /// Compact automatically once the log tail has grown by this percentage
+    /// of the last snapshot's size; 0 disables automatic compaction.
+    pub auto_compact_percentage: u64,
+    /// ... and only once the log tail is at least this large.
+    pub auto_compact_min_size: ByteSize,
     /// Largest accepted bulk string in a request.
     pub proto_max_bulk_len: ByteSize,
     /// Largest per-client query buffer before the connection is closed.
@@ -138,7 +145,10 @@ impl Default for StoreConfig {
             maxclients: 10000,
             maxmemory: ByteSize(0),
             maxmemory_policy: EvictionPolicy::NoEviction,
-            appendonly: false,
+            appendonly: true,
+            appendfsync: Default::default(),
+            auto_compact_percentage: 100,
+            auto_compact_min_size: ByteSize(64 * 1024 * 1024),
             proto_max_bulk_len: ByteSize(512 * 1024 * 1024),
             client_query_buffer_limit: ByteSize(1024 * 1024 * 1024),
             timeout: 0,
@@ -461,6 +471,12 @@ impl StoreConfig {
             return Err(bad(
                 "auth_failure_delay_ms",
                 format!("must be at most {MAX_AUTH_DELAY_MS}"),
+            ));
+        }
+        if self.auto_compact_percentage > 1_000_000 {
+            return Err(bad(
+                "auto_compact_percentage",
+                "must be between 0 (off) and 1000000",
             ));
         }
         if self.auth_max_failures == 0 {

@@ -324,6 +324,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         shared: &Shared,
         state: &mut ClientState,
     ) -> std::io::Result<()> {
+        // Nothing that acknowledges a write leaves before its log record is
+        // in the file (and on disk under `appendfsync always`).
+        if state.aof_seq > 0 {
+            let seq = std::mem::take(&mut state.aof_seq);
+            shared.persist.commit(shared, seq).await?;
+        }
         let delay = std::mem::take(&mut state.reply_delay);
         if !delay.is_zero() {
             tokio::select! {
@@ -579,6 +585,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             };
             match w {
                 W::Served(v) => {
+                    // The pop was logged by the client that served it.
+                    state.aof_seq = shared.ks.lock().oplog.seq();
                     self.wbuf.extend_from_slice(&v);
                     return Ok(true);
                 }
@@ -716,6 +724,10 @@ fn refuse_dangerous(ctx: &mut Ctx<'_, '_>, name: &'static str) {
     );
 }
 
+fn shared_loading(ctx: &Ctx<'_, '_>) -> bool {
+    ctx.shared.persist.loading.load(Ordering::Acquire)
+}
+
 /// `POST` and `Host:` are never Redis commands: they are an HTTP request
 /// that a web page made a browser send here (cross-protocol scripting).
 fn is_http_line(name: &[u8]) -> bool {
@@ -765,6 +777,23 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     let Some(idx) = idx else { return };
     let cmd = &COMMANDS[idx];
+    if !cmd.no_auth && shared_loading(ctx) {
+        if ctx.client.multi.is_some() {
+            ctx.client.multi_error = true;
+        }
+        ctx.out
+            .error("LOADING Redis is loading the dataset in memory");
+        return;
+    }
+    if cmd.write && ctx.shared.persist.write_failed() {
+        if ctx.client.multi.is_some() {
+            ctx.client.multi_error = true;
+        }
+        ctx.out.error(
+            "MISCONF Errors writing to the command log file: writes are refused (see the server log)",
+        );
+        return;
+    }
     if !arity_ok(cmd, args.len()) {
         if ctx.client.multi.is_some() && !cmd.tx_control {
             ctx.client.multi_error = true;

@@ -109,6 +109,11 @@ pub struct Db {
     /// Keys with blocked clients that were written since the last wake-up pass.
     pub ready: Vec<Key>,
     expire_cursor: usize,
+    /// Keys removed by expiry or eviction since the last log append: they
+    /// go to the command log as `DEL`, since replay cannot know about them.
+    pub dels: Vec<Key>,
+    /// Whether removals are collected into `dels` (only while logging).
+    pub log_dels: bool,
 }
 
 impl Db {
@@ -170,6 +175,9 @@ impl Db {
         if e.expire != 0 && e.expire <= now {
             self.unlink(t, key);
             self.expired_total += 1;
+            if self.log_dels {
+                self.dels.push(key.into());
+            }
             self.signal(key);
             return None;
         }
@@ -441,6 +449,31 @@ impl Db {
         }
     }
 
+    /// Every stored entry, expired or not (for snapshots).
+    pub fn entries(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.tables.iter().flat_map(|t| t.iter())
+    }
+
+    /// Drops every key whose expiry is at or before `now` (after loading),
+    /// returning how many went.
+    pub fn purge_expired(&mut self, now: u64) -> usize {
+        if self.expires == 0 {
+            return 0;
+        }
+        let mut doomed = Vec::new();
+        for (t, table) in self.tables.iter().enumerate() {
+            for (k, e) in table.iter() {
+                if e.expire != 0 && e.expire <= now {
+                    doomed.push((t, k.clone()));
+                }
+            }
+        }
+        for (t, k) in &doomed {
+            self.unlink(*t, k);
+        }
+        doomed.len()
+    }
+
     /// Every live key (for `KEYS`).
     pub fn keys(&self, now: u64) -> impl Iterator<Item = &Key> {
         self.tables.iter().flat_map(move |t| {
@@ -519,6 +552,9 @@ impl Db {
             self.unlink(t, &k);
             self.expired_total += 1;
             self.signal(&k);
+            if self.log_dels {
+                self.dels.push(k);
+            }
         }
         (examined, n)
     }
@@ -549,6 +585,8 @@ pub struct Keyspace {
     pub waiters: StdHashMap<u64, Waiter>,
     /// Source of waiter ids (monotonic, so FIFO order is id order).
     pub next_waiter: u64,
+    /// Records of executed writes not yet handed to the log writer.
+    pub oplog: crate::store::oplog::OpLog,
     start_ms: u64,
 }
 
@@ -562,6 +600,7 @@ impl Keyspace {
             stats: KeyspaceStats::default(),
             waiters: StdHashMap::new(),
             next_waiter: 1,
+            oplog: Default::default(),
             start_ms: now_ms(),
         }
     }
@@ -584,6 +623,48 @@ impl Keyspace {
     /// Total keys expired so far (lazily or actively).
     pub fn expired_keys(&self) -> u64 {
         self.dbs.iter().map(|d| d.expired_total).sum()
+    }
+
+    /// Turns recording of writes (and of expiry/eviction removals) on or off.
+    pub fn set_logging(&mut self, on: bool) {
+        self.oplog.enabled = on;
+        for db in &mut self.dbs {
+            db.log_dels = on;
+            db.dels.clear();
+        }
+    }
+
+    /// Appends the removals and effects collected so far as log records.
+    pub fn log_pending(&mut self, now: u64) {
+        if !self.oplog.enabled {
+            return;
+        }
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            if !db.dels.is_empty() {
+                let mut args: Vec<Key> = Vec::with_capacity(db.dels.len() + 1);
+                args.push(Box::from(&b"DEL"[..]));
+                args.append(&mut db.dels);
+                self.oplog.cmd(now, i, &args);
+            }
+        }
+        if !self.oplog.effects.is_empty() {
+            for (db, args) in std::mem::take(&mut self.oplog.effects) {
+                self.oplog.cmd(now, db, &args);
+            }
+        }
+    }
+
+    /// Logs a successful write command: removals it caused first, then its
+    /// recorded effects when it left any, else the command as given.
+    pub fn log_command(&mut self, now: u64, db: usize, args: &[bytes::Bytes]) {
+        if !self.oplog.enabled {
+            return;
+        }
+        let had_effects = !self.oplog.effects.is_empty();
+        self.log_pending(now);
+        if !had_effects {
+            self.oplog.cmd(now, db, args);
+        }
     }
 
     /// Evicts keys per policy until under `maxmemory`. Returns false when still
@@ -637,6 +718,9 @@ impl Keyspace {
                 return false;
             };
             if let Some(e) = self.dbs[dbi].remove(&key, now) {
+                if self.dbs[dbi].log_dels {
+                    self.dbs[dbi].dels.push(key);
+                }
                 self.stats.evicted_keys += 1;
                 free_later(e.value);
             }

@@ -3,7 +3,9 @@
 //! It speaks RESP2 and RESP3 and implements the Redis 7 command set that
 //! applications use day to day (strings, hashes, lists, sets, sorted sets,
 //! expiry, transactions, pub/sub, blocking pops), with authentication always
-//! on and the dangerous administrative commands left out entirely.
+//! on and the dangerous administrative commands left out entirely. Data
+//! survives restarts and crashes (command log plus snapshots), and is written
+//! only inside `data_dir`, under fixed file names.
 //!
 //! # Layout
 //!
@@ -21,6 +23,10 @@
 //! - [`acllog`]: `ACL LOG`, the recent refusals and failed logins.
 //! - [`authguard`]: failed-authentication counting per source address and bans.
 //! - [`keyspace`]: databases, lazy expiry, memory accounting, eviction, `SCAN`.
+//! - [`oplog`]: command log record format and the in-keyspace record buffer.
+//! - [`persist`]: durability: log writer and fsync policies, manifest,
+//!   loading and recovery, compaction, `--repair`.
+//! - [`snapshot`]: the versioned, checksummed snapshot format.
 //! - [`value`]: compact value representations.
 //! - [`glob`]: Redis glob patterns.
 //! - [`cmd`]: the command table and one module per command family.
@@ -36,9 +42,12 @@ pub mod connection;
 pub mod frame;
 pub mod glob;
 pub mod keyspace;
+pub mod oplog;
+pub mod persist;
 pub mod protocol;
 pub mod server;
 pub mod tls;
+pub mod snapshot;
 pub mod value;
 
 pub use authguard::BanEvent;

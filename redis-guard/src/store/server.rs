@@ -23,6 +23,7 @@ use crate::store::config::StoreConfig;
 use crate::store::connection;
 use crate::store::keyspace::{Keyspace, now_ms};
 use crate::store::tls;
+use crate::store::persist::{self, Manifest, Persist};
 
 /// Process-wide counters for `INFO stats`.
 #[derive(Debug, Default)]
@@ -81,8 +82,8 @@ pub struct Shared {
     conn_rate: ConnRate,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
-    /// Unix seconds of the (notional) last save: the start time, as nothing is persisted.
-    pub lastsave: u64,
+    /// Durability: log writer, snapshot state, `LOADING` flag.
+    pub persist: Persist,
 }
 
 /// The store server: bound listeners ready to [`Server::run`].
@@ -91,6 +92,7 @@ pub struct Server {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     limit: Arc<Semaphore>,
+    to_load: Option<Manifest>,
 }
 
 impl Server {
@@ -98,16 +100,10 @@ impl Server {
     pub async fn bind(config: StoreConfig) -> anyhow::Result<Server> {
         config.validate()?;
         let users = Users::from_config(&config.users)?;
-        // Nothing is persisted yet, so an unusable data_dir only matters once
-        // `appendonly` asks for persistence.
-        if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-            if config.appendonly {
-                return Err(e).with_context(|| {
-                    format!("store.data_dir: creating {}", config.data_dir.display())
-                });
-            }
-            tracing::warn!(dir = %config.data_dir.display(), error = %e, "store.data_dir is not usable");
-        }
+        // Opening data_dir (and initialising a fresh one) comes first so that
+        // an unusable directory fails the start before anything listens.
+        let (persist, to_load) = Persist::open(&config)
+            .with_context(|| format!("store.data_dir: {}", config.data_dir.display()))?;
         let audit = Audit::open(config.audit_log.as_deref())?;
         let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let mut listeners = Vec::new();
@@ -135,11 +131,13 @@ impl Server {
             listeners.push((l, acceptor));
         }
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let ks = Keyspace::new(
+        let mut ks = Keyspace::new(
             config.databases,
             config.maxmemory.0,
             config.maxmemory_policy,
         );
+        // With data to load, logging starts once it is loaded.
+        ks.set_logging(config.appendonly && to_load.is_none());
         let run_id: String = {
             use rand::Rng;
             let mut r = rand::rng();
@@ -172,7 +170,7 @@ impl Server {
             audit,
             conn_rate: ConnRate::default(),
             shutdown,
-            lastsave: now_ms() / 1000,
+            persist,
             config,
         });
         Ok(Server {
@@ -180,6 +178,7 @@ impl Server {
             shared,
             shutdown_tx,
             limit,
+            to_load,
         })
     }
 
@@ -211,6 +210,7 @@ impl Server {
             shared,
             shutdown_tx,
             limit,
+            to_load,
         } = self;
         let mut tasks = Vec::new();
         for (l, tls) in listeners {
@@ -221,6 +221,27 @@ impl Server {
                 limit.clone(),
             )));
         }
+        // Clients are accepted (and told `-LOADING`) while the data loads.
+        let loaded = match to_load {
+            None => Ok(()),
+            Some(m) => {
+                let s = shared.clone();
+                tokio::task::spawn_blocking(move || persist::load(&s, m))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("loading task failed: {e}"))
+                    .and_then(|r| r.map(|_| ()).map_err(anyhow::Error::from))
+            }
+        };
+        if let Err(e) = loaded {
+            let _ = shutdown_tx.send(true);
+            for t in &tasks {
+                t.abort();
+            }
+            return Err(e.context("store: loading the data from store.data_dir"));
+        }
+        shared.persist.loading.store(false, Ordering::Release);
+        let background =
+            Persist::start_background(&shared).context("starting the persistence thread")?;
         tasks.push(tokio::spawn(active_expire(shared.clone())));
         shutdown.await;
         tracing::info!("store shutting down");
@@ -236,6 +257,8 @@ impl Server {
         // Connections hold a permit each; getting them all back means all closed.
         let all = shared.config.maxclients as u32;
         let _ = tokio::time::timeout(Duration::from_secs(5), limit.acquire_many(all)).await;
+        shared.persist.shutdown(&shared);
+        let _ = background.join();
         Ok(())
     }
 }
@@ -414,7 +437,10 @@ async fn active_expire(shared: Arc<Shared>) {
             loop {
                 let (examined, expired) = {
                     let mut ks = shared.ks.lock();
-                    ks.dbs[db].expire_round(now_ms(), 20)
+                    let now = now_ms();
+                    let r = ks.dbs[db].expire_round(now, 20);
+                    ks.log_pending(now);
+                    r
                 };
                 if examined == 0 || expired * 4 <= examined {
                     break;

@@ -83,6 +83,7 @@ pub fn try_op(
     let clock = ks.clock();
     let mut buf = BytesMut::new();
     let mut out = Out::new(&mut buf, resp3);
+    let mut popped = 1;
     match op {
         BlockOp::Pop { left } => {
             let v = ks.dbs[db].write::<ListVal, _>(key, now, clock, false, |l| l.pop(*left))?;
@@ -105,6 +106,7 @@ pub fn try_op(
             let Some(v) = v.filter(|v| !v.is_empty()) else {
                 return Ok(None);
             };
+            popped = v.len();
             out.array(2);
             out.bulk(key);
             out.array(v.len());
@@ -144,6 +146,7 @@ pub fn try_op(
             let Some(v) = v.filter(|v| !v.is_empty()) else {
                 return Ok(None);
             };
+            popped = v.len();
             out.array(2);
             out.bulk(key);
             out.array(v.len());
@@ -154,7 +157,38 @@ pub fn try_op(
             }
         }
     }
+    if ks.oplog.enabled {
+        ks.oplog.effects.push((db, effect_of(key, op, popped)));
+    }
     Ok(Some(buf.to_vec()))
+}
+
+/// The non-blocking command that does what `op` just did to `key`, for the
+/// log: replay must neither block nor depend on who was waiting.
+fn effect_of(key: &[u8], op: &BlockOp, popped: usize) -> Vec<Bytes> {
+    let side = |left: bool| Bytes::from_static(if left { b"LEFT" } else { b"RIGHT" });
+    let key = Bytes::copy_from_slice(key);
+    let n = Bytes::from(popped.to_string());
+    let name = |s: &'static str| Bytes::from_static(s.as_bytes());
+    match op {
+        BlockOp::Pop { left } => vec![name(if *left { "LPOP" } else { "RPOP" }), key],
+        BlockOp::MPop { left, .. } => vec![name(if *left { "LPOP" } else { "RPOP" }), key, n],
+        BlockOp::Move {
+            from_left,
+            to_left,
+            dest,
+        } => vec![
+            name("LMOVE"),
+            key,
+            Bytes::copy_from_slice(dest),
+            side(*from_left),
+            side(*to_left),
+        ],
+        BlockOp::ZPop { max } => vec![name(if *max { "ZPOPMAX" } else { "ZPOPMIN" }), key],
+        BlockOp::ZMPop { max, .. } => {
+            vec![name(if *max { "ZPOPMAX" } else { "ZPOPMIN" }), key, n]
+        }
+    }
 }
 
 /// Pops up to `count` lowest (or highest) members.

@@ -99,6 +99,8 @@ pub struct Command {
     pub pubsub_ok: bool,
     /// Executed immediately even inside `MULTI`.
     pub tx_control: bool,
+    /// Has the `write` flag: a successful run is recorded in the command log.
+    pub write: bool,
 }
 
 impl Command {
@@ -233,9 +235,6 @@ pub fn acl_request<'a>(
 /// files, load code, stop the server or contact another host). ACL rules may
 /// still mention them, so that a policy written for Redis stays valid.
 pub const REFUSED_COMMANDS: &[&str] = &[
-    "save",
-    "bgsave",
-    "bgrewriteaof",
     "module",
     "debug",
     "eval",
@@ -325,6 +324,7 @@ fn c(
             name,
             "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
         ),
+        write: flags.contains(&"write"),
         flags,
         first_key: keys.0,
         last_key: keys.1,
@@ -380,6 +380,18 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
             sv::lastsave,
         ),
         c("role", 1, "fast", NOKEY, "admin dangerous", sv::role),
+        // Snapshots: they only ever write the fixed file names inside
+        // data_dir, which no command can change.
+        c("save", 1, "admin noscript", NOKEY, "", sv::save),
+        c("bgsave", -1, "admin noscript", NOKEY, "", sv::bgsave),
+        c(
+            "bgrewriteaof",
+            1,
+            "admin noscript",
+            NOKEY,
+            "",
+            sv::bgrewriteaof,
+        ),
         c("memory", -2, "readonly", (2, 2, 1), "", sv::memory),
         c("config", -2, "admin", NOKEY, "", sv::config),
         c(
@@ -859,7 +871,17 @@ pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdR
         .handle
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    (cmd.handler)(ctx, args)
+    let r = (cmd.handler)(ctx, args);
+    // A blocked command has done nothing yet: its pop is logged by whoever
+    // serves it (see `blocking::try_op`).
+    if r.is_ok()
+        && cmd.write
+        && ctx.block.is_none()
+        && let Some(ks) = ctx.guard.as_mut()
+    {
+        ks.log_command(ctx.now, ctx.client.db, args);
+    }
+    r
 }
 
 /// Finishes a command: wakes clients blocked on keys it wrote and applies
@@ -867,6 +889,12 @@ pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdR
 pub fn finish(ctx: &mut Ctx<'_, '_>, reply_start: usize) {
     if let Some(ks) = ctx.guard.as_mut() {
         blocking::serve_ready(ks);
+        if ks.oplog.enabled {
+            ks.log_pending(ctx.now);
+            // Replies go out only once everything this client may have
+            // seen is in the log, not only its own writes.
+            ctx.client.aof_seq = ks.oplog.seq();
+        }
     }
     match ctx.client.reply {
         ReplyMode::On => {}

@@ -1,4 +1,5 @@
-//! Server commands: INFO, DBSIZE, TIME, COMMAND, CONFIG GET, MEMORY, FLUSH*, SWAPDB, ...
+//! Server commands: INFO, DBSIZE, TIME, COMMAND, CONFIG GET, MEMORY, FLUSH*, SWAPDB,
+//! SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, ...
 //!
 //! `CONFIG` is read-only on purpose: changing `dir`, saving to arbitrary
 //! paths and similar features are classic Redis attack vectors.
@@ -13,6 +14,7 @@ use super::{COMMANDS, CmdError, CmdResult, Command, Ctx, err, int_arg, is, looku
 use crate::store::frame::Out;
 use crate::store::glob;
 use crate::store::keyspace::Db;
+use crate::store::persist::{self, Started};
 
 /// DBSIZE
 pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
@@ -34,7 +36,69 @@ pub fn time(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
 
 /// LASTSAVE
 pub fn lastsave(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    ctx.out.int(ctx.shared.lastsave as i64);
+    let t = ctx.shared.persist.lastsave.load(Ordering::Relaxed);
+    ctx.out.int(t as i64);
+    Ok(())
+}
+
+/// Starts a snapshot; `wait` blocks this client until it is durable.
+fn snapshot_now(ctx: &mut Ctx<'_, '_>, what: &str, wait: bool) -> Result<Started, CmdError> {
+    if ctx.in_exec {
+        // EXEC holds the keyspace lock, and the snapshot needs the log
+        // writer's lock first.
+        return Err(err(format!("{what} is not allowed inside MULTI/EXEC")));
+    }
+    // Lock order is log writer, then keyspace: let go of the keyspace.
+    ctx.guard = None;
+    persist::compact(ctx.shared, wait).map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "{what} failed");
+        err(format!("{what} failed: {e:#}"))
+    })
+}
+
+/// SAVE
+pub fn save(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    match snapshot_now(ctx, "SAVE", true)? {
+        Started::Yes => ctx.out.ok(),
+        Started::Busy => return Err(err("Background save already in progress")),
+    }
+    Ok(())
+}
+
+/// BGSAVE [SCHEDULE]
+pub fn bgsave(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let schedule = match args.len() {
+        1 => false,
+        2 if is(&args[1], "schedule") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    match snapshot_now(ctx, "BGSAVE", false)? {
+        Started::Yes => ctx.out.simple("Background saving started"),
+        Started::Busy if schedule => {
+            persist::schedule(ctx.shared);
+            ctx.out.simple("Background saving scheduled");
+        }
+        Started::Busy => {
+            return Err(err(
+                "Background save already in progress. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// BGREWRITEAOF: a compaction (new snapshot plus a fresh log tail).
+pub fn bgrewriteaof(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    match snapshot_now(ctx, "BGREWRITEAOF", false)? {
+        Started::Yes => ctx
+            .out
+            .simple("Background append only file rewriting started"),
+        Started::Busy => {
+            persist::schedule(ctx.shared);
+            ctx.out
+                .simple("Background append only file rewriting scheduled");
+        }
+    }
     Ok(())
 }
 
@@ -170,10 +234,25 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("persistence") {
+        let p = &shared.persist;
+        let seq = ctx.ks().oplog.seq();
+        let changes = seq.saturating_sub(p.saved_seq.load(Ordering::Relaxed));
+        let bg = p.bg_in_progress.load(Ordering::Relaxed) as u8;
+        let status = |ok: bool| if ok { "ok" } else { "err" };
+        let bg_ok = status(p.last_bg_ok.load(Ordering::Relaxed));
+        let tail = p.tail_size.load(Ordering::Relaxed);
+        let base = p.base_size.load(Ordering::Relaxed);
         let _ = write!(
             s,
-            "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
-            shared.lastsave
+            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{bg_ok}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{bg}\r\naof_rewrite_scheduled:{}\r\naof_last_bgrewrite_status:{bg_ok}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
+            p.loading.load(Ordering::Relaxed) as u8,
+            p.lastsave.load(Ordering::Relaxed),
+            p.saves.load(Ordering::Relaxed),
+            p.appendonly as u8,
+            0,
+            status(p.last_write_ok.load(Ordering::Relaxed)),
+            base + tail,
+            p.fsync.as_str(),
         );
     }
     if want("stats") {
@@ -407,8 +486,17 @@ pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ("port", port.to_string()),
         ("bind", bind.join(" ")),
         ("dir", c.data_dir.display().to_string()),
-        ("dbfilename", "dump.rdb".into()),
-        ("appendfsync", "everysec".into()),
+        ("dbfilename", "snapshot-<n>.rgs".into()),
+        ("appendfsync", c.appendfsync.as_str().into()),
+        (
+            "auto-aof-rewrite-percentage",
+            c.auto_compact_percentage.to_string(),
+        ),
+        (
+            "auto-aof-rewrite-min-size",
+            c.auto_compact_min_size.0.to_string(),
+        ),
+        ("appendfilename", "log-<n>.aof".into()),
         ("protected-mode", "yes".into()),
         ("lua-time-limit", "5000".into()),
         ("cluster-enabled", "no".into()),

@@ -105,6 +105,16 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         picks
     })?;
+    // The members were chosen at random: replay must remove these very ones.
+    if let Some(v) = popped.as_ref().filter(|v| !v.is_empty()) {
+        let dbi = ctx.client.db;
+        let ks = ctx.ks();
+        if ks.oplog.enabled {
+            let mut a = vec![Bytes::from_static(b"SREM"), args[1].clone()];
+            a.extend(v.iter().map(|m| Bytes::copy_from_slice(m)));
+            ks.oplog.effects.push((dbi, a));
+        }
+    }
     match count {
         None => match popped.and_then(|v| v.into_iter().next()) {
             Some(m) => ctx.out.bulk(&m),

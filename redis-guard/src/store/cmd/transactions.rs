@@ -94,6 +94,9 @@ pub fn exec(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     ctx.in_exec = true;
+    // One record for the whole transaction: recovery keeps all or none of it.
+    let now = ctx.now;
+    ctx.ks().oplog.begin_tx(now);
     ctx.out.array(queued.len());
     for args in &queued {
         let start = ctx.out.buf.len();
@@ -107,6 +110,7 @@ pub fn exec(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.in_exec = false;
+    ctx.ks().oplog.end_tx();
     Ok(())
 }
 

@@ -1,0 +1,284 @@
+//! The command log's record format and the in-memory buffer it is built in.
+//!
+//! # Record framing
+//!
+//! ```text
+//! u32 LE  payload length
+//! u64 LE  xxh3-64 of the payload
+//! payload:
+//!   u64 LE  Unix ms at which the command(s) ran
+//!   u32 LE  number of commands
+//!   per command: u32 db, u32 argc, per argument: u32 length + bytes
+//! ```
+//!
+//! A record is one command, or one whole `MULTI/EXEC` transaction: the
+//! checksum covers it entirely, so a transaction torn by a crash is dropped
+//! whole on recovery. Every command carries its database index, so no
+//! `SELECT` context has to be reconstructed.
+//!
+//! # Why commands are replayed at their original time
+//!
+//! The payload records the time at which the command ran and replay runs it
+//! with that clock. Relative expiries (`EXPIRE k 10`, `SET .. EX`, `GETEX`)
+//! therefore land on exactly the same absolute deadline, without rewriting
+//! each command family. What is not a function of the arguments and the
+//! clock is logged as its effect instead: keys deleted by lazy or active
+//! expiry and by eviction become `DEL`, `SPOP` becomes `SREM` of the members
+//! it chose, and a blocking pop (served at once or later, for another
+//! client's push) becomes the equivalent non-blocking pop or move.
+//!
+//! The buffer lives inside the [`Keyspace`](crate::store::keyspace::Keyspace),
+//! behind the same mutex as the data, so record order is execution order.
+//! The writer ([`crate::store::persist`]) takes the buffer out and writes it
+//! to the file before any reply of the commands it contains leaves.
+
+use bytes::Bytes;
+
+/// Bytes of the per-record header: length and checksum.
+pub const HEADER: usize = 12;
+/// The smallest valid payload: time and command count.
+const MIN_PAYLOAD: usize = 12;
+
+/// Commands appended while the keyspace lock is held, not yet written out.
+#[derive(Debug, Default)]
+pub struct OpLog {
+    /// Whether writes are recorded at all (off while loading and without `appendonly`).
+    pub enabled: bool,
+    buf: Vec<u8>,
+    seq: u64,
+    open: Option<Open>,
+    /// Effects recorded by commands whose arguments do not determine them
+    /// (`SPOP`, blocking pops): logged in place of the command.
+    pub effects: Vec<(usize, Vec<Bytes>)>,
+}
+
+#[derive(Debug)]
+struct Open {
+    payload: Vec<u8>,
+    ncmds: u32,
+}
+
+impl OpLog {
+    /// Number of records appended since start; a client whose last command
+    /// produced record `n` must see `n` written (or synced) before its reply.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Opens a record that all commands up to [`OpLog::end_tx`] join.
+    pub fn begin_tx(&mut self, now: u64) {
+        if self.open.is_none() {
+            self.open = Some(Open::new(now));
+        }
+    }
+
+    /// Closes the transaction record (dropping it if it holds nothing).
+    pub fn end_tx(&mut self) {
+        if let Some(o) = self.open.take()
+            && o.ncmds > 0
+        {
+            self.seal(o);
+        }
+    }
+
+    /// Appends one command, as its own record unless a transaction is open.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, now: u64, db: usize, args: &[A]) {
+        match self.open.as_mut() {
+            Some(o) => o.push(db, args),
+            None => {
+                let mut o = Open::new(now);
+                o.push(db, args);
+                self.seal(o);
+            }
+        }
+    }
+
+    fn seal(&mut self, mut o: Open) {
+        o.payload[8..12].copy_from_slice(&o.ncmds.to_le_bytes());
+        frame_into(&mut self.buf, &o.payload);
+        self.seq += 1;
+    }
+
+    /// Takes the pending bytes and the sequence number they end at.
+    pub fn take(&mut self, spare: Vec<u8>) -> (Vec<u8>, u64) {
+        (std::mem::replace(&mut self.buf, spare), self.seq)
+    }
+}
+
+impl Open {
+    fn new(now: u64) -> Open {
+        let mut payload = Vec::with_capacity(64);
+        payload.extend_from_slice(&now.to_le_bytes());
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        Open { payload, ncmds: 0 }
+    }
+
+    fn push<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
+        let p = &mut self.payload;
+        p.extend_from_slice(&(db as u32).to_le_bytes());
+        p.extend_from_slice(&(args.len() as u32).to_le_bytes());
+        for a in args {
+            let a = a.as_ref();
+            p.extend_from_slice(&(a.len() as u32).to_le_bytes());
+            p.extend_from_slice(a);
+        }
+        self.ncmds += 1;
+    }
+}
+
+/// Appends `payload` with its header to `out`.
+pub fn frame_into(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// One decoded record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Unix ms at which the commands ran.
+    pub time: u64,
+    /// (database, arguments) per command.
+    pub cmds: Vec<(usize, Vec<Bytes>)>,
+}
+
+/// What is wrong at some offset of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// The file ends inside a record (or with a last record whose checksum
+    /// fails, or with zeros): what a crash in the middle of a write leaves.
+    TruncatedTail,
+    /// A record that is complete but wrong, with more data after it.
+    Corrupt(String),
+}
+
+/// Decodes the record at `off`: `Ok(None)` at the end of the data.
+pub fn read_record(data: &[u8], off: usize) -> Result<Option<(Record, usize)>, Damage> {
+    let rest = &data[off..];
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    // Filesystems may leave a zero-filled extent after a crash.
+    if rest.iter().all(|b| *b == 0) {
+        return Err(Damage::TruncatedTail);
+    }
+    if rest.len() < HEADER {
+        return Err(Damage::TruncatedTail);
+    }
+    let len = u32::from_le_bytes(rest[0..4].try_into().unwrap_or_default()) as usize;
+    let sum = u64::from_le_bytes(rest[4..12].try_into().unwrap_or_default());
+    if len < MIN_PAYLOAD {
+        return Err(Damage::Corrupt(format!("record length {len} is too small")));
+    }
+    let Some(payload) = rest.get(HEADER..HEADER + len) else {
+        return Err(Damage::TruncatedTail);
+    };
+    if xxhash_rust::xxh3::xxh3_64(payload) != sum {
+        // Only the very last record may be half-written.
+        return Err(if HEADER + len == rest.len() {
+            Damage::TruncatedTail
+        } else {
+            Damage::Corrupt("record checksum mismatch".into())
+        });
+    }
+    let rec = decode_payload(payload)
+        .ok_or_else(|| Damage::Corrupt("record payload is malformed (checksum matched)".into()))?;
+    Ok(Some((rec, off + HEADER + len)))
+}
+
+fn decode_payload(p: &[u8]) -> Option<Record> {
+    let mut r = Reader { p, at: 0 };
+    let time = r.u64()?;
+    let n = r.u32()?;
+    let mut cmds = Vec::with_capacity(n.min(1024) as usize);
+    for _ in 0..n {
+        let db = r.u32()? as usize;
+        let argc = r.u32()?;
+        if argc == 0 {
+            return None;
+        }
+        let mut args = Vec::with_capacity(argc.min(1024) as usize);
+        for _ in 0..argc {
+            let len = r.u32()? as usize;
+            args.push(Bytes::copy_from_slice(r.take(len)?));
+        }
+        cmds.push((db, args));
+    }
+    (r.at == p.len()).then_some(Record { time, cmds })
+}
+
+struct Reader<'a> {
+    p: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.p.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_two() -> Vec<u8> {
+        let mut l = OpLog::default();
+        l.cmd(5, 0, &["SET", "a", "1"]);
+        l.begin_tx(6);
+        l.cmd(6, 1, &["INCR", "b"]);
+        l.cmd(6, 2, &["DEL", "c"]);
+        l.end_tx();
+        assert_eq!(l.seq(), 2);
+        l.take(Vec::new()).0
+    }
+
+    #[test]
+    fn roundtrip() {
+        let data = log_two();
+        let (r1, off) = read_record(&data, 0).unwrap().unwrap();
+        assert_eq!(r1.time, 5);
+        assert_eq!(r1.cmds.len(), 1);
+        let (r2, off) = read_record(&data, off).unwrap().unwrap();
+        assert_eq!(r2.cmds.len(), 2);
+        assert_eq!(r2.cmds[1].0, 2);
+        assert_eq!(read_record(&data, off).unwrap(), None);
+    }
+
+    #[test]
+    fn every_truncation_is_a_tail() {
+        let data = log_two();
+        let (_, first) = read_record(&data, 0).unwrap().unwrap();
+        for cut in first + 1..data.len() {
+            assert_eq!(
+                read_record(&data[..cut], first).unwrap_err(),
+                Damage::TruncatedTail
+            );
+        }
+    }
+
+    #[test]
+    fn flipped_byte_in_the_middle_is_corruption() {
+        let mut data = log_two();
+        data[HEADER + 3] ^= 1;
+        assert!(matches!(read_record(&data, 0), Err(Damage::Corrupt(_))));
+        let mut zeros = log_two();
+        zeros.extend_from_slice(&[0; 100]);
+        let (_, a) = read_record(&zeros, 0).unwrap().unwrap();
+        let (_, b) = read_record(&zeros, a).unwrap().unwrap();
+        assert_eq!(read_record(&zeros, b).unwrap_err(), Damage::TruncatedTail);
+    }
+}
