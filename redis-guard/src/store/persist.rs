@@ -176,7 +176,8 @@ impl Manifest {
             .unwrap_or(0)
     }
 
-    fn render(&self) -> String {
+    /// The file text, checksum line included.
+    pub fn render(&self) -> String {
         let mut s = format!("{MANIFEST_HEAD}\n");
         if let Some(x) = &self.snapshot {
             s.push_str(&format!("snapshot {x}\n"));
