@@ -80,6 +80,36 @@ fn defaults_and_integer_sizes() {
 }
 
 #[test]
+fn persistence_keys() {
+    use redis_guard::store::persist::FsyncPolicy;
+    let c = parse("").unwrap();
+    assert!(c.appendonly, "durable by default");
+    assert_eq!(c.appendfsync, FsyncPolicy::Everysec);
+    assert_eq!(c.auto_compact_percentage, 100);
+    assert_eq!(c.auto_compact_min_size, ByteSize(64 << 20));
+    let c = parse(
+        "[store]\nappendonly = true\nappendfsync = \"always\"\nauto_compact_percentage = 50\nauto_compact_min_size = \"1mb\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.appendfsync, FsyncPolicy::Always);
+    assert_eq!(c.auto_compact_percentage, 50);
+    assert_eq!(c.auto_compact_min_size, ByteSize(1 << 20));
+    for p in ["always", "everysec", "no"] {
+        let c = parse(&format!("[store]\nappendfsync = \"{p}\"\n")).unwrap();
+        assert_eq!(c.appendfsync.as_str(), p);
+    }
+    let e = parse("[store]\nappendfsync = \"sometimes\"\n").unwrap_err();
+    assert!(e.contains("appendfsync"), "{e}");
+    let e = parse("[store]\nauto_compact_min_size = \"lots\"\n").unwrap_err();
+    assert!(e.contains("auto_compact_min_size"), "{e}");
+    let e = parse("[store]\nauto_compact_percentage = -1\n").unwrap_err();
+    assert!(e.contains("auto_compact_percentage"), "{e}");
+    let c = parse("[store]\nauto_compact_percentage = 2000000\n").unwrap();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("store.auto_compact_percentage:"), "{e}");
+}
+
+#[test]
 fn unknown_keys_and_bad_values_are_rejected() {
     assert!(parse("[store]\nbogus = 1\n").unwrap_err().contains("bogus"));
     assert!(parse("[store]\nmaxmemory = \"12 parsecs\"\n").is_err());
