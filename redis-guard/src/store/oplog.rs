@@ -91,9 +91,13 @@ impl OpLog {
         match self.open.as_mut() {
             Some(o) => o.push(db, args),
             None => {
-                let mut o = Open::new(now);
-                o.push(db, args);
-                self.seal(o);
+                // The hot path: encode in place, no per-record allocation.
+                let start = self.buf.len();
+                self.buf.extend_from_slice(&[0; HEADER]);
+                self.buf.extend_from_slice(&now.to_le_bytes());
+                self.buf.extend_from_slice(&1u32.to_le_bytes());
+                push_cmd(&mut self.buf, db, args);
+                self.seal_in_place(start);
             }
         }
     }
@@ -101,6 +105,15 @@ impl OpLog {
     fn seal(&mut self, mut o: Open) {
         o.payload[8..12].copy_from_slice(&o.ncmds.to_le_bytes());
         frame_into(&mut self.buf, &o.payload);
+        self.seq += 1;
+    }
+
+    fn seal_in_place(&mut self, start: usize) {
+        let payload = &self.buf[start + HEADER..];
+        let len = (payload.len() as u32).to_le_bytes();
+        let sum = xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes();
+        self.buf[start..start + 4].copy_from_slice(&len);
+        self.buf[start + 4..start + HEADER].copy_from_slice(&sum);
         self.seq += 1;
     }
 
@@ -119,15 +132,18 @@ impl Open {
     }
 
     fn push<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
-        let p = &mut self.payload;
-        p.extend_from_slice(&(db as u32).to_le_bytes());
-        p.extend_from_slice(&(args.len() as u32).to_le_bytes());
-        for a in args {
-            let a = a.as_ref();
-            p.extend_from_slice(&(a.len() as u32).to_le_bytes());
-            p.extend_from_slice(a);
-        }
+        push_cmd(&mut self.payload, db, args);
         self.ncmds += 1;
+    }
+}
+
+fn push_cmd<A: AsRef<[u8]>>(p: &mut Vec<u8>, db: usize, args: &[A]) {
+    p.extend_from_slice(&(db as u32).to_le_bytes());
+    p.extend_from_slice(&(args.len() as u32).to_le_bytes());
+    for a in args {
+        let a = a.as_ref();
+        p.extend_from_slice(&(a.len() as u32).to_le_bytes());
+        p.extend_from_slice(a);
     }
 }
 
