@@ -39,12 +39,24 @@ pub const HEADER: usize = 12;
 /// The smallest valid payload: time and command count.
 const MIN_PAYLOAD: usize = 12;
 
+/// Encoded records and the sequence number they end at.
+#[derive(Debug, Default)]
+pub struct Pending {
+    bytes: Vec<u8>,
+    seq: u64,
+}
+
+/// The pending records, behind their own small lock: appended to under the
+/// keyspace lock, taken by the log writer without the keyspace lock, so
+/// writing the log never waits for command execution on another thread.
+pub type SharedPending = std::sync::Arc<parking_lot::Mutex<Pending>>;
+
 /// Commands appended while the keyspace lock is held, not yet written out.
 #[derive(Debug, Default)]
 pub struct OpLog {
     /// Whether writes are recorded at all (off while loading and without `appendonly`).
     pub enabled: bool,
-    buf: Vec<u8>,
+    pending: SharedPending,
     seq: u64,
     open: Option<Open>,
     /// Effects recorded by commands whose arguments do not determine them
@@ -65,9 +77,9 @@ impl OpLog {
         self.seq
     }
 
-    /// Bytes waiting to be written.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
+    /// The buffer the log writer takes records from.
+    pub fn pending(&self) -> SharedPending {
+        self.pending.clone()
     }
 
     /// Opens a record that all commands up to [`OpLog::end_tx`] join.
@@ -92,35 +104,42 @@ impl OpLog {
             Some(o) => o.push(db, args),
             None => {
                 // The hot path: encode in place, no per-record allocation.
-                let start = self.buf.len();
-                self.buf.extend_from_slice(&[0; HEADER]);
-                self.buf.extend_from_slice(&now.to_le_bytes());
-                self.buf.extend_from_slice(&1u32.to_le_bytes());
-                push_cmd(&mut self.buf, db, args);
-                self.seal_in_place(start);
+                let mut p = self.pending.lock();
+                let buf = &mut p.bytes;
+                let start = buf.len();
+                buf.extend_from_slice(&[0; HEADER]);
+                buf.extend_from_slice(&now.to_le_bytes());
+                buf.extend_from_slice(&1u32.to_le_bytes());
+                push_cmd(buf, db, args);
+                let payload = &buf[start + HEADER..];
+                let len = (payload.len() as u32).to_le_bytes();
+                let sum = xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes();
+                buf[start..start + 4].copy_from_slice(&len);
+                buf[start + 4..start + HEADER].copy_from_slice(&sum);
+                self.seq += 1;
+                p.seq = self.seq;
             }
         }
     }
 
     fn seal(&mut self, mut o: Open) {
         o.payload[8..12].copy_from_slice(&o.ncmds.to_le_bytes());
-        frame_into(&mut self.buf, &o.payload);
+        let mut p = self.pending.lock();
+        frame_into(&mut p.bytes, &o.payload);
         self.seq += 1;
-    }
-
-    fn seal_in_place(&mut self, start: usize) {
-        let payload = &self.buf[start + HEADER..];
-        let len = (payload.len() as u32).to_le_bytes();
-        let sum = xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes();
-        self.buf[start..start + 4].copy_from_slice(&len);
-        self.buf[start + 4..start + HEADER].copy_from_slice(&sum);
-        self.seq += 1;
+        p.seq = self.seq;
     }
 
     /// Takes the pending bytes and the sequence number they end at.
     pub fn take(&mut self, spare: Vec<u8>) -> (Vec<u8>, u64) {
-        (std::mem::replace(&mut self.buf, spare), self.seq)
+        take(&self.pending, spare)
     }
+}
+
+/// Takes the pending bytes and the sequence number they end at.
+pub fn take(pending: &SharedPending, spare: Vec<u8>) -> (Vec<u8>, u64) {
+    let mut p = pending.lock();
+    (std::mem::replace(&mut p.bytes, spare), p.seq)
 }
 
 impl Open {

@@ -291,6 +291,8 @@ struct Tail {
 struct Writer {
     tail: Option<Tail>,
     spare: Vec<u8>,
+    /// The keyspace's record buffer (set once the server exists).
+    pending: Option<oplog::SharedPending>,
 }
 
 /// Durability state shared by the server, connections and background threads.
@@ -446,16 +448,10 @@ impl Persist {
             // their commands first: whoever writes next then carries all
             // their records in one write(2) instead of one each.
             tokio::task::yield_now().await;
-            let mut tries = 0;
-            while self.written.load(Ordering::Acquire) < seq {
-                // A writer busy in write(2) will likely carry our record, or
-                // leave it to us: yielding instead of parking the worker
-                // thread on the lock keeps the other connections running.
-                // A long hold (compaction copying the data) ends the spin.
-                if !self.try_write_out(shared, seq, tries >= 64)? {
-                    tries += 1;
-                    tokio::task::yield_now().await;
-                }
+            // Blocking briefly on a writer busy in write(2) measured better
+            // than yielding again: repeated yields spin through the driver.
+            if self.written.load(Ordering::Acquire) < seq {
+                self.write_out(shared)?;
             }
         }
         if self.fsync == FsyncPolicy::Always && self.synced.load(Ordering::Acquire) < seq {
@@ -471,28 +467,15 @@ impl Persist {
         Ok(())
     }
 
-    /// Writes out the buffer unless record `seq` already is written; returns
-    /// false when the writer was busy and `block` was not set.
-    fn try_write_out(&self, shared: &Shared, seq: u64, block: bool) -> std::io::Result<bool> {
-        let w = if block {
-            Some(self.writer.lock())
-        } else {
-            self.writer.try_lock()
-        };
-        let Some(mut w) = w else { return Ok(false) };
-        if self.written.load(Ordering::Acquire) < seq {
-            let spare = std::mem::take(&mut w.spare);
-            let taken = shared.ks.lock().oplog.take(spare);
-            self.write_locked(&mut w, taken)?;
-        }
-        Ok(true)
-    }
-
     /// Writes every buffered record to the current log (group write).
     fn write_out(&self, shared: &Shared) -> std::io::Result<()> {
         let mut w = self.writer.lock();
         let spare = std::mem::take(&mut w.spare);
-        let taken = shared.ks.lock().oplog.take(spare);
+        let pending = w
+            .pending
+            .get_or_insert_with(|| shared.ks.lock().oplog.pending())
+            .clone();
+        let taken = oplog::take(&pending, spare);
         self.write_locked(&mut w, taken)
     }
 
