@@ -8,7 +8,16 @@
 //! 2. Memory: 1M keys with 64-byte values loaded through `redis-cli --pipe`;
 //!    our RSS versus redis's `used_memory_rss`.
 //!
-//! Prints a Markdown report and writes it to target/bench/store.md.
+//! With `--persistence` it measures durability instead, both servers
+//! logging every write with `appendfsync everysec`:
+//!
+//! 1. SET throughput, `redis-benchmark -c 50 -t set` at `-P 1` and `-P 16`.
+//! 2. Restart time with 1M keys: from process start until `DBSIZE` answers
+//!    the full count, once replaying the log alone and once after a
+//!    compaction (`BGREWRITEAOF`: RDB-preamble base / our snapshot).
+//!
+//! Prints a Markdown report and writes it to target/bench/store.md (or
+//! store-persistence.md).
 
 use std::{
     fmt::Write as _,
@@ -49,7 +58,11 @@ fn parse_args() -> Args {
             "--requests" => args.requests = v.parse().expect("--requests N"),
             "--rounds" => args.rounds = v.parse().expect("--rounds N"),
             "--keys" => args.keys = v.parse().expect("--keys N"),
-            _ => {}
+            // Flags without a value (`--persistence`, `--memory-only`).
+            _ => {
+                i += 1;
+                continue;
+            }
         }
         i += 2;
     }
@@ -77,7 +90,19 @@ fn wait_for_ping(port: u16) -> anyhow::Result<()> {
     }
 }
 
-fn start_redis(dir: &Path) -> anyhow::Result<ChildGuard> {
+/// Whether both servers log writes (`appendonly yes`, `appendfsync everysec`).
+#[derive(Clone, Copy, PartialEq)]
+enum Durability {
+    Off,
+    Everysec,
+}
+
+fn spawn_redis(dir: &Path, d: Durability) -> anyhow::Result<ChildGuard> {
+    let aof = if d == Durability::Everysec {
+        "yes"
+    } else {
+        "no"
+    };
     let child = Command::new("redis-server")
         .args(["--port", &REDIS_PORT.to_string(), "--bind", "127.0.0.1"])
         .args([
@@ -86,23 +111,47 @@ fn start_redis(dir: &Path) -> anyhow::Result<ChildGuard> {
             "--save",
             "",
             "--appendonly",
-            "no",
+            aof,
+            "--appendfsync",
+            "everysec",
         ])
         .args(["--dir", &dir.display().to_string()])
         .stdout(Stdio::null())
         .spawn()
         .context("redis-server (cargo xtask setup installs it)")?;
-    let guard = ChildGuard::new(child, "redis-server");
+    Ok(ChildGuard::new(child, "redis-server"))
+}
+
+fn start_redis(dir: &Path) -> anyhow::Result<ChildGuard> {
+    start_redis_with(dir, Durability::Off)
+}
+
+fn start_redis_with(dir: &Path, d: Durability) -> anyhow::Result<ChildGuard> {
+    let guard = spawn_redis(dir, d)?;
     wait_for_ping(REDIS_PORT)?;
     Ok(guard)
 }
 
 fn start_ours(bin: &Path, dir: &Path) -> anyhow::Result<ChildGuard> {
+    start_ours_with(bin, dir, Durability::Off)
+}
+
+fn start_ours_with(bin: &Path, dir: &Path, d: Durability) -> anyhow::Result<ChildGuard> {
+    let guard = spawn_ours(bin, dir, d)?;
+    wait_for_ping(OURS_PORT)?;
+    Ok(guard)
+}
+
+fn spawn_ours(bin: &Path, dir: &Path, d: Durability) -> anyhow::Result<ChildGuard> {
     let config = dir.join("store.toml");
+    let persistence = match d {
+        Durability::Off => "appendonly = false",
+        Durability::Everysec => "appendonly = true\nappendfsync = \"everysec\"",
+    };
     std::fs::write(
         &config,
         format!(
-            "[store]\nlisten = [\"127.0.0.1:{OURS_PORT}\"]\ndata_dir = \"{}\"\n\n[[store.users]]\nname = \"default\"\npassword_sha256 = \"{}\"\nrules = \"on ~* &* +@all\"\n",
+            "[store]\nlisten = [\"127.0.0.1:{OURS_PORT}\"]\ndata_dir = \"{}\"\n{persistence}\n\n[[store.users]]\nname = \"default\"\npassword_sha256 = \"{}\"\nrules = \"on ~* &* +@all\"\n",
             dir.join("data").display(),
             sha256_hex(PASSWORD.as_bytes())
         ),
@@ -114,17 +163,24 @@ fn start_ours(bin: &Path, dir: &Path) -> anyhow::Result<ChildGuard> {
         .stderr(std::fs::File::create(dir.join("store.log"))?)
         .spawn()
         .with_context(|| format!("{} store", bin.display()))?;
-    let guard = ChildGuard::new(child, "redis-guard store");
-    wait_for_ping(OURS_PORT)?;
-    Ok(guard)
+    Ok(ChildGuard::new(child, "redis-guard store"))
 }
 
 /// One redis-benchmark run: (test, rps, p99 ms) per test.
 fn benchmark(port: u16, pipeline: u32, requests: u32) -> anyhow::Result<Vec<(String, f64, f64)>> {
+    benchmark_tests(port, pipeline, requests, TESTS)
+}
+
+fn benchmark_tests(
+    port: u16,
+    pipeline: u32,
+    requests: u32,
+    tests: &str,
+) -> anyhow::Result<Vec<(String, f64, f64)>> {
     let out = Command::new("redis-benchmark")
         .args(["-p", &port.to_string(), "-a", PASSWORD, "-c", "50"])
         .args(["-n", &requests.to_string(), "-P", &pipeline.to_string()])
-        .args(["-t", TESTS, "--csv", "-q"])
+        .args(["-t", tests, "--csv", "-q"])
         .output()
         .context("redis-benchmark")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -201,11 +257,177 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
+/// Milliseconds from `spawn` until the server on `port` answers `DBSIZE`
+/// with `keys` (it answers `-LOADING` or refuses connections before).
+fn time_to_ready(
+    port: u16,
+    keys: u32,
+    spawn: impl FnOnce() -> anyhow::Result<ChildGuard>,
+) -> anyhow::Result<(f64, ChildGuard)> {
+    use std::io::{BufRead, BufReader};
+    let started = Instant::now();
+    let guard = spawn()?;
+    let deadline = started + Duration::from_secs(300);
+    let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{PASSWORD}\r\n", PASSWORD.len());
+    loop {
+        if Instant::now() > deadline {
+            bail!("server on port {port} did not load {keys} keys in time");
+        }
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        };
+        s.write_all(auth.as_bytes())?;
+        let mut r = BufReader::new(s.try_clone()?);
+        let mut line = String::new();
+        r.read_line(&mut line)?;
+        loop {
+            s.write_all(b"*1\r\n$6\r\nDBSIZE\r\n")?;
+            line.clear();
+            if r.read_line(&mut line)? == 0 {
+                break;
+            }
+            if let Some(n) = line.trim().strip_prefix(':') {
+                if n.parse::<u32>().ok() == Some(keys) {
+                    return Ok((started.elapsed().as_secs_f64() * 1000.0, guard));
+                }
+                bail!("server on port {port} loaded {n} keys, expected {keys}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn persistence(args: &Args, bin: &Path) -> anyhow::Result<()> {
+    let dir = scratch_dir("bench-store-persistence")?;
+    let redis_dir = dir.join("redis");
+    let ours_dir = dir.join("ours");
+    for d in [&redis_dir, &ours_dir] {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d)?;
+    }
+    let e = Durability::Everysec;
+    let mut report = String::new();
+    writeln!(report, "## `cargo xtask bench store --persistence`\n")?;
+    writeln!(
+        report,
+        "Machine: {}; both servers on 127.0.0.1 requiring a password, logging every write with `appendfsync everysec` (redis-server: `--appendonly yes --appendfsync everysec --save \"\"`), runs alternating.\n",
+        machine_summary()
+    )?;
+    {
+        let _redis = start_redis_with(&redis_dir, e)?;
+        let _ours = start_ours_with(bin, &ours_dir, e)?;
+        for pipeline in [1u32, 16] {
+            let mut theirs = Vec::new();
+            let mut mine = Vec::new();
+            for round in 0..args.rounds {
+                theirs
+                    .push(benchmark_tests(REDIS_PORT, pipeline, args.requests, "set")?[0].clone());
+                mine.push(benchmark_tests(OURS_PORT, pipeline, args.requests, "set")?[0].clone());
+                eprintln!("SET -P {pipeline} round {round} done");
+            }
+            let r = median(theirs.iter().map(|x| x.1).collect());
+            let o = median(mine.iter().map(|x| x.1).collect());
+            let rp = median(theirs.iter().map(|x| x.2).collect());
+            let op = median(mine.iter().map(|x| x.2).collect());
+            if pipeline == 1 {
+                writeln!(
+                    report,
+                    "### SET throughput, `redis-benchmark -c 50 -n {} -t set`, median of {} rounds\n",
+                    args.requests, args.rounds
+                )?;
+                writeln!(
+                    report,
+                    "| pipeline | redis-server req/s | redis-guard req/s | ratio | redis p99 ms | redis-guard p99 ms |\n|---|---:|---:|---:|---:|---:|"
+                )?;
+            }
+            writeln!(
+                report,
+                "| -P {pipeline} | {r:.0} | {o:.0} | {:.2}x | {rp:.3} | {op:.3} |",
+                o / r
+            )?;
+        }
+        writeln!(report)?;
+    }
+    // Fresh directories: the restart measurement holds exactly `keys` keys.
+    for d in [&redis_dir, &ours_dir] {
+        std::fs::remove_dir_all(d)?;
+        std::fs::create_dir_all(d)?;
+    }
+    {
+        let _redis = start_redis_with(&redis_dir, e)?;
+        let _ours = start_ours_with(bin, &ours_dir, e)?;
+        load_keys(REDIS_PORT, args.keys)?;
+        load_keys(OURS_PORT, args.keys)?;
+        // Let everysec write everything out before the graceful stop.
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    writeln!(
+        report,
+        "### Restart with {} keys (64-byte values): process start until `DBSIZE` answers the full count, median of {} restarts\n",
+        args.keys, args.rounds
+    )?;
+    writeln!(
+        report,
+        "| data on disk | redis-server ms | redis-guard ms | ratio (redis / ours) |\n|---|---:|---:|---:|"
+    )?;
+    for compacted in [false, true] {
+        if compacted {
+            for port in [REDIS_PORT, OURS_PORT] {
+                let _g = if port == REDIS_PORT {
+                    start_redis_with(&redis_dir, e)?
+                } else {
+                    start_ours_with(bin, &ours_dir, e)?
+                };
+                // Wait for loading, then compact and wait for it to finish.
+                let (_, g) = time_to_ready(port, args.keys, || Ok(_g))?;
+                cli(port).args(["BGREWRITEAOF"]).output()?;
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while info_field(port, "persistence", "aof_rewrite_in_progress")? == 1 {
+                    if Instant::now() > deadline {
+                        bail!("compaction on port {port} did not finish");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                drop(g);
+            }
+        }
+        let mut theirs = Vec::new();
+        let mut mine = Vec::new();
+        for _ in 0..args.rounds {
+            let (t, g) = time_to_ready(REDIS_PORT, args.keys, || spawn_redis(&redis_dir, e))?;
+            drop(g);
+            theirs.push(t);
+            let (t, g) = time_to_ready(OURS_PORT, args.keys, || spawn_ours(bin, &ours_dir, e))?;
+            drop(g);
+            mine.push(t);
+        }
+        let r = median(theirs);
+        let o = median(mine);
+        let what = if compacted {
+            "after `BGREWRITEAOF` (redis: RDB-preamble base; ours: snapshot)"
+        } else {
+            "command log only (1M `SET` records)"
+        };
+        writeln!(report, "| {what} | {r:.0} | {o:.0} | {:.2}x |", r / o)?;
+        eprintln!("restart ({what}) done");
+    }
+    println!("{report}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("store-persistence.md"), &report)?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args();
     let bin = std::env::var_os("REDIS_GUARD_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/release/redis-guard"));
+    if std::env::args().any(|a| a == "--persistence") {
+        return persistence(&args, &bin);
+    }
     let dir = scratch_dir("bench-store")?;
     let mut redis = Some(start_redis(&dir)?);
     let mut ours = Some(start_ours(&bin, &dir)?);

@@ -57,6 +57,10 @@ enum Task {
         /// `xdp` or `store`.
         #[arg(value_parser = ["xdp", "store"])]
         what: String,
+        /// `store` only: measure durability (SET with `appendfsync
+        /// everysec`, restart time) against redis-server with the same.
+        #[arg(long)]
+        persistence: bool,
         /// Extra arguments for the benchmark program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -76,7 +80,16 @@ fn main() -> ExitCode {
         Task::Run { args } => run(args),
         Task::Test { args } => test(args),
         Task::Lab { once } => lab(once),
-        Task::Bench { what, args } => bench(&what, args),
+        Task::Bench {
+            what,
+            persistence,
+            mut args,
+        } => {
+            if persistence {
+                args.push("--persistence".into());
+            }
+            bench(&what, args)
+        }
         Task::Fuzz { seconds } => fuzz(seconds),
     };
     match result {

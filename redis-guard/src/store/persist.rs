@@ -666,7 +666,14 @@ pub fn compact(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<Started> {
                 });
                 p.tail_size.store(0, Ordering::Relaxed);
             }
-            (snapshot::image(&ks), now_ms(), ks.oplog.seq())
+            let t = std::time::Instant::now();
+            let image = snapshot::image(&ks);
+            tracing::info!(
+                keys = image.len(),
+                ms = t.elapsed().as_millis() as u64,
+                "compaction: dataset copied under the keyspace lock"
+            );
+            (image, now_ms(), ks.oplog.seq())
         };
         let shared2 = shared.clone();
         let h = std::thread::Builder::new()
