@@ -351,7 +351,7 @@ fn reload(
 async fn start_store(
     policy: &Policy,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-    tasks: &mut tokio::task::JoinSet<()>,
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<tokio::sync::broadcast::Receiver<BanEvent>> {
     let mut config = policy.store.clone();
     ensure_default_user(&mut config)?;
@@ -367,9 +367,11 @@ async fn start_store(
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = server.run(stop).await {
+        let r = server.run(stop).await;
+        if let Err(e) = &r {
             error!("store stopped: {e:#}");
         }
+        r
     });
     Ok(bans)
 }
@@ -449,7 +451,11 @@ async fn store(config: &Path) -> anyhow::Result<()> {
     tokio::select! {
         _ = sigterm.recv() => info!("SIGTERM: stopping the store"),
         _ = sigint.recv() => info!("SIGINT: stopping the store"),
-        _ = tasks.join_next() => bail!("the store stopped unexpectedly"),
+        r = tasks.join_next() => match r {
+            // E.g. damaged data: the message names the file and offset.
+            Some(Ok(Err(e))) => return Err(e),
+            _ => bail!("the store stopped unexpectedly"),
+        },
     }
     let _ = tx.send(true);
     while tasks.join_next().await.is_some() {}
