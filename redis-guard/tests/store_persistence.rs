@@ -344,7 +344,7 @@ auto_compact_percentage = 10"#,
         8,
         3,
     );
-    let started = logs.matches("compaction: dataset copied").count();
+    let started = logs.matches("compaction: dataset encoded").count();
     let finished = logs.matches("snapshot written").count();
     assert!(started > 0, "no compaction ran: {logs}");
     eprintln!("{started} compactions started, {finished} finished before their kill");

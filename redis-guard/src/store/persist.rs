@@ -34,9 +34,10 @@
 //! 1. Create the next generation's empty log and write a manifest naming the
 //!    old snapshot, the old logs and the new log.
 //! 2. Under the writer and keyspace locks: write out and fsync the old log,
-//!    switch appends to the new one, and copy the dataset
-//!    ([`snapshot::image`]: memory for a second copy of the data and a pause
-//!    proportional to the number of keys).
+//!    switch appends to the new one, and encode the dataset into the
+//!    snapshot's bytes in memory ([`snapshot::encode`]: a pause proportional
+//!    to the data size, and memory for the encoded file until it is written;
+//!    Redis forks instead, which this process cannot do safely with threads).
 //! 3. On a background thread: write the snapshot (temp, fsync, rename, dir
 //!    fsync), then a manifest naming it and the new log, then delete the
 //!    files it replaced.
@@ -667,13 +668,14 @@ pub fn compact(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<Started> {
                 p.tail_size.store(0, Ordering::Relaxed);
             }
             let t = std::time::Instant::now();
-            let image = snapshot::image(&ks);
+            let created = now_ms();
+            let image = snapshot::encode(&ks, created);
             tracing::info!(
-                keys = image.len(),
+                bytes = image.len(),
                 ms = t.elapsed().as_millis() as u64,
-                "compaction: dataset copied under the keyspace lock"
+                "compaction: dataset encoded under the keyspace lock"
             );
-            (image, now_ms(), ks.oplog.seq())
+            (image, created, ks.oplog.seq())
         };
         let shared2 = shared.clone();
         let h = std::thread::Builder::new()
@@ -718,18 +720,19 @@ pub fn compact(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<Started> {
 fn finish_snapshot(
     p: &Persist,
     gen_: u64,
-    image: &snapshot::Image,
+    image: &[u8],
     created: u64,
     seq: u64,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let name = format!("snapshot-{gen_}.rgs");
     let tmp = p.dir.join(format!("{name}.tmp"));
-    let f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let size = snapshot::write(&f, image, created)
-        .and_then(|n| f.sync_all().map(|_| n))
+    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(image)
+        .and_then(|_| f.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     drop(f);
+    let size = image.len() as u64;
     fs::rename(&tmp, p.dir.join(&name)).with_context(|| format!("renaming {}", tmp.display()))?;
     sync_dir(&p.dir).context("syncing data_dir")?;
     let old = p.files.lock().clone();

@@ -17,11 +17,7 @@
 //! Expiries are absolute, so a key whose time passed while the store was down
 //! is dropped at load. The whole file is verified before any of it is used.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
-
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::store::keyspace::{Entry, Keyspace};
 use crate::store::value::{HashVal, Key, ListVal, SetVal, Value, ZSetVal};
@@ -32,104 +28,73 @@ pub const MAGIC: &[u8; 8] = b"RGSNAP\r\n";
 pub const VERSION: u32 = 1;
 const END: u8 = 0xFF;
 
-/// A copy of the data to write, taken under the keyspace lock.
-pub type Image = Vec<(usize, Key, Entry)>;
+fn bytes(w: &mut Vec<u8>, b: &[u8]) {
+    w.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    w.extend_from_slice(b);
+}
 
-/// Copies every entry of every database. Costs a full copy of the dataset in
-/// memory and O(keys) time under the lock; the file is then written from the
-/// copy while clients carry on.
-pub fn image(ks: &Keyspace) -> Image {
-    let mut v = Vec::new();
-    for (i, db) in ks.dbs.iter().enumerate() {
-        v.reserve(db.len());
-        for (k, e) in db.entries() {
-            v.push((i, k.clone(), e.clone()));
+/// Encodes every database into the complete file contents, checksum
+/// included. Runs under the keyspace lock, so it is the point in time;
+/// encoding straight into one buffer (no per-key copies of the data
+/// structures) keeps that pause short. The buffer costs about the size of
+/// the file in memory until it is written out.
+pub fn encode(ks: &Keyspace, created: u64) -> Vec<u8> {
+    let mut w = Vec::with_capacity(ks.used_memory() as usize + 64);
+    w.extend_from_slice(MAGIC);
+    w.extend_from_slice(&VERSION.to_le_bytes());
+    w.extend_from_slice(&created.to_le_bytes());
+    for (db, d) in ks.dbs.iter().enumerate() {
+        for (key, e) in d.entries() {
+            encode_entry(&mut w, db, key, e);
         }
     }
-    v
+    w.push(END);
+    let sum = xxhash_rust::xxh3::xxh3_64(&w);
+    w.extend_from_slice(&sum.to_le_bytes());
+    w
 }
 
-/// Hashes everything written through it.
-struct Hashing<W: Write> {
-    w: W,
-    h: Xxh3,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.w.write(buf)?;
-        self.h.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.w.flush()
-    }
-}
-
-fn bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
-    w.write_all(&(b.len() as u64).to_le_bytes())?;
-    w.write_all(b)
-}
-
-/// Writes `image` to `file` (not synced: the caller fsyncs and renames).
-/// Returns the file size.
-pub fn write(file: &File, image: &Image, created: u64) -> std::io::Result<u64> {
-    let mut w = Hashing {
-        w: BufWriter::with_capacity(1 << 20, file),
-        h: Xxh3::new(),
+fn encode_entry(w: &mut Vec<u8>, db: usize, key: &[u8], e: &Entry) {
+    let ty: u8 = match &e.value {
+        Value::Str(_) => 1,
+        Value::Hash(_) => 2,
+        Value::List(_) => 3,
+        Value::Set(_) => 4,
+        Value::ZSet(_) => 5,
     };
-    w.write_all(MAGIC)?;
-    w.write_all(&VERSION.to_le_bytes())?;
-    w.write_all(&created.to_le_bytes())?;
-    for (db, key, e) in image {
-        let ty: u8 = match &e.value {
-            Value::Str(_) => 1,
-            Value::Hash(_) => 2,
-            Value::List(_) => 3,
-            Value::Set(_) => 4,
-            Value::ZSet(_) => 5,
-        };
-        w.write_all(&[ty])?;
-        w.write_all(&(*db as u32).to_le_bytes())?;
-        w.write_all(&e.expire.to_le_bytes())?;
-        bytes(&mut w, key)?;
-        match &e.value {
-            Value::Str(s) => bytes(&mut w, s)?,
-            Value::Hash(h) => {
-                w.write_all(&(h.len() as u64).to_le_bytes())?;
-                for (f, v) in h.iter() {
-                    bytes(&mut w, f)?;
-                    bytes(&mut w, v)?;
-                }
+    w.push(ty);
+    w.extend_from_slice(&(db as u32).to_le_bytes());
+    w.extend_from_slice(&e.expire.to_le_bytes());
+    bytes(w, key);
+    match &e.value {
+        Value::Str(s) => bytes(w, s),
+        Value::Hash(h) => {
+            w.extend_from_slice(&(h.len() as u64).to_le_bytes());
+            for (f, v) in h.iter() {
+                bytes(w, f);
+                bytes(w, v);
             }
-            Value::List(l) => {
-                w.write_all(&(l.len() as u64).to_le_bytes())?;
-                for x in l.iter() {
-                    bytes(&mut w, x)?;
-                }
+        }
+        Value::List(l) => {
+            w.extend_from_slice(&(l.len() as u64).to_le_bytes());
+            for x in l.iter() {
+                bytes(w, x);
             }
-            Value::Set(s) => {
-                w.write_all(&(s.len() as u64).to_le_bytes())?;
-                for x in s.iter() {
-                    bytes(&mut w, x)?;
-                }
+        }
+        Value::Set(s) => {
+            w.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            for x in s.iter() {
+                bytes(w, x);
             }
-            Value::ZSet(z) => {
-                w.write_all(&(z.len() as u64).to_le_bytes())?;
-                for (score, m) in z.ordered() {
-                    w.write_all(&score.to_bits().to_le_bytes())?;
-                    bytes(&mut w, m)?;
-                }
+        }
+        Value::ZSet(z) => {
+            w.extend_from_slice(&(z.len() as u64).to_le_bytes());
+            for (score, m) in z.ordered() {
+                w.extend_from_slice(&score.to_bits().to_le_bytes());
+                bytes(w, m);
             }
         }
     }
-    w.write_all(&[END])?;
-    let sum = w.h.digest();
-    let mut inner = w.w;
-    inner.write_all(&sum.to_le_bytes())?;
-    inner.flush()?;
-    let f = inner.into_inner().map_err(|e| e.into_error())?;
-    f.metadata().map(|m| m.len())
 }
 
 /// Why a snapshot could not be read, and where.
@@ -294,14 +259,7 @@ mod tests {
         l.push(b"a", false);
         l.push(b"b", false);
         ks.dbs[1].set(b"l", Value::List(Box::new(l)), 0, 0);
-        let img = image(&ks);
-        let f = tempfile::tempfile().unwrap();
-        write(&f, &img, 99).unwrap();
-        use std::io::{Read, Seek};
-        let mut data = Vec::new();
-        let mut f = f;
-        f.rewind().unwrap();
-        f.read_to_end(&mut data).unwrap();
+        let mut data = encode(&ks, 99);
         let mut back = Keyspace::new(2, 0, Default::default());
         assert_eq!(load(&data, &mut back).unwrap(), (99, 2));
         assert_eq!(back.dbs[0].len(), 1);
