@@ -6,7 +6,7 @@
 //! - `run`: builds and runs the daemon (default: the default policy).
 //! - `test`: the whole suite, as CI runs it.
 //! - `lab`: the network-namespace lab, interactive.
-//! - `bench`: benchmarks (`xdp`, `store`).
+//! - `bench`: benchmarks (`xdp`, `store`, `store --persistence`).
 //! - `fuzz`: the protocol parser fuzz target, for a bounded time.
 
 mod setup;

@@ -2,8 +2,10 @@
 //!
 //! Each read is followed by executing every complete request in the buffer
 //! and a single write of all their replies (pipelining costs one syscall per
-//! batch, not per command). Protocol errors get Redis's error reply and close
-//! only this connection.
+//! batch, not per command). Before replies leave, the command-log records of
+//! the batch are written out (see [`crate::store::persist::Persist::commit`]),
+//! so no reply acknowledges a write a crash could lose. Protocol errors get
+//! Redis's error reply and close only this connection.
 //!
 //! Replies the peer does not take stay in the write buffer while the client
 //! goes on being served, as in Redis; once they (with queued pub/sub

@@ -317,7 +317,8 @@ pub struct Persist {
     pub loading: AtomicBool,
     /// A snapshot/compaction is being written.
     pub bg_in_progress: AtomicBool,
-    bg_scheduled: AtomicBool,
+    /// A snapshot was asked for while one ran (`BGSAVE SCHEDULE`); it starts after.
+    pub bg_scheduled: AtomicBool,
     /// Unix seconds of the last successful snapshot (start time before any).
     pub lastsave: AtomicU64,
     /// Whether the last snapshot succeeded.

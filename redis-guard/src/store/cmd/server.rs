@@ -249,7 +249,7 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             p.lastsave.load(Ordering::Relaxed),
             p.saves.load(Ordering::Relaxed),
             p.appendonly as u8,
-            0,
+            p.bg_scheduled.load(Ordering::Relaxed) as u8,
             status(p.last_write_ok.load(Ordering::Relaxed)),
             base + tail,
             p.fsync.as_str(),
