@@ -570,6 +570,9 @@ impl Persist {
 fn background(shared: Arc<Shared>) {
     let p = &shared.persist;
     let mut last_sync = std::time::Instant::now();
+    // A failing compaction (disk full, ...) is retried after a pause, not on
+    // every tick: the log keeps working meanwhile.
+    let mut retry_at: Option<std::time::Instant> = None;
     loop {
         {
             let (m, cv) = &p.wake;
@@ -597,11 +600,13 @@ fn background(shared: Arc<Shared>) {
         }
         let scheduled =
             p.bg_scheduled.load(Ordering::Relaxed) && !p.bg_in_progress.load(Ordering::Relaxed);
-        if scheduled || p.wants_auto_compaction() {
+        let may_retry = retry_at.is_none_or(|t| std::time::Instant::now() >= t);
+        if may_retry && (scheduled || p.wants_auto_compaction()) {
             p.bg_scheduled.store(false, Ordering::Relaxed);
-            match compact(&shared, false) {
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "automatic compaction failed"),
+            retry_at = None;
+            if let Err(e) = compact(&shared, false) {
+                tracing::error!(error = %format!("{e:#}"), "automatic compaction failed; retrying in 10 s");
+                retry_at = Some(std::time::Instant::now() + Duration::from_secs(10));
             }
         }
     }
