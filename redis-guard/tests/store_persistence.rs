@@ -779,7 +779,17 @@ fn clients_get_loading_while_a_large_dataset_loads() {
             }
         }
     }
-    assert!(saw_loading, "200k records loaded before the first command");
+    let log = s.log.lock().unwrap().clone();
+    assert!(
+        saw_loading,
+        "200k records loaded before the first command: {log}"
+    );
+    eprintln!(
+        "{}",
+        log.lines()
+            .find(|l| l.contains("data loaded"))
+            .unwrap_or_default()
+    );
     s.stop();
 }
 
