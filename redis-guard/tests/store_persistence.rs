@@ -71,7 +71,8 @@ impl Store {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(a) = line.split("store listening addr=").nth(1) {
-                    let _ = tx.send(a.trim().to_string());
+                    let addr = a.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.to_string());
                 }
                 let mut l = log2.lock().unwrap();
                 l.push_str(&line);

@@ -326,12 +326,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         shared: &Shared,
         state: &mut ClientState,
     ) -> std::io::Result<()> {
-        // Nothing that acknowledges a write leaves before its log record is
-        // in the file (and on disk under `appendfsync always`).
-        if state.aof_seq > 0 {
-            let seq = std::mem::take(&mut state.aof_seq);
-            shared.persist.commit(shared, seq).await?;
-        }
+        commit_log(shared, state).await?;
         let delay = std::mem::take(&mut state.reply_delay);
         if !delay.is_zero() {
             tokio::select! {
@@ -393,6 +388,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     Batch::Flush if state.reply_delay.is_zero() => {
                         // Pipelined commands keep running while the peer
                         // is slow to read, up to the output limit.
+                        commit_log(shared, state).await?;
                         self.write_now()?;
                         self.check_output_limit(shared, state)?;
                     }
@@ -427,6 +423,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             if !state.reply_delay.is_zero() {
                 self.flush_delayed(shared, state).await?;
             }
+            commit_log(shared, state).await?;
             self.write_now()?;
             self.check_output_limit(shared, state)?;
             if handle.killed.load(Ordering::Acquire) || *shared.shutdown.borrow() {
@@ -644,6 +641,17 @@ pub fn encode_push(buf: &mut BytesMut, resp3: bool, m: &PushMsg) {
         }
         PushMsg::Monitor(line) => out.simple(&String::from_utf8_lossy(line)),
     }
+}
+
+/// Nothing that acknowledges a write leaves before its log record is in the
+/// file (and on disk under `appendfsync always`): called before every write
+/// of replies.
+async fn commit_log(shared: &Shared, state: &mut ClientState) -> std::io::Result<()> {
+    if state.aof_seq > 0 {
+        let seq = std::mem::take(&mut state.aof_seq);
+        shared.persist.commit(shared, seq).await?;
+    }
+    Ok(())
 }
 
 /// Completes once this client is killed (CLIENT KILL) or the server shuts

@@ -46,8 +46,8 @@ pub mod oplog;
 pub mod persist;
 pub mod protocol;
 pub mod server;
-pub mod tls;
 pub mod snapshot;
+pub mod tls;
 pub mod value;
 
 pub use authguard::BanEvent;

@@ -22,8 +22,8 @@ use crate::store::cmd::pubsub::PubSub;
 use crate::store::config::StoreConfig;
 use crate::store::connection;
 use crate::store::keyspace::{Keyspace, now_ms};
-use crate::store::tls;
 use crate::store::persist::{self, Manifest, Persist};
+use crate::store::tls;
 
 /// Process-wide counters for `INFO stats`.
 #[derive(Debug, Default)]
