@@ -297,6 +297,10 @@ struct Writer {
 }
 
 /// Durability state shared by the server, connections and background threads.
+/// Unwritten records beyond which a committing connection first yields so
+/// that one write(2) carries other connections' records too.
+const GROUP_WRITE_AT: u64 = 4;
+
 pub struct Persist {
     /// `data_dir`, fixed at start.
     pub dir: PathBuf,
@@ -445,11 +449,16 @@ impl Persist {
         if !self.appendonly {
             return Ok(());
         }
-        if self.written.load(Ordering::Acquire) < seq {
-            // Let the other connections that are ready on this worker run
-            // their commands first: whoever writes next then carries all
-            // their records in one write(2) instead of one each.
-            tokio::task::yield_now().await;
+        let written = self.written.load(Ordering::Acquire);
+        if written < seq {
+            // With many records waiting (pipelines), let the other ready
+            // connections on this worker run their commands first: whoever
+            // writes next then carries all their records in one write(2).
+            // A few records are written at once: the yield's rescheduling
+            // costs more latency than the write it would save.
+            if seq - written > GROUP_WRITE_AT {
+                tokio::task::yield_now().await;
+            }
             // Blocking briefly on a writer busy in write(2) measured better
             // than yielding again: repeated yields spin through the driver.
             if self.written.load(Ordering::Acquire) < seq {
