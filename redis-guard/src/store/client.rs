@@ -114,21 +114,25 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    /// A handle for work that runs commands without a connection (loading
-    /// the data): nobody can see or message it.
-    pub fn internal() -> Arc<ClientHandle> {
-        let (push, _) = mpsc::channel(1);
-        let nowhere = SocketAddr::from(([127, 0, 0, 1], 0));
-        Arc::new(ClientHandle {
-            id: 0,
-            addr: nowhere,
-            laddr: nowhere,
+    /// A fresh handle for client `id`, logged in as `user` (for display
+    /// until `AUTH`), whose pushes go to `push`.
+    pub fn new(
+        id: u64,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        user: String,
+        push: mpsc::Sender<PushMsg>,
+    ) -> ClientHandle {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
             created: Instant::now(),
             name: Mutex::new(None),
             db: AtomicUsize::new(0),
-            last_active: AtomicU64::new(0),
+            last_active: AtomicU64::new(crate::store::keyspace::now_ms()),
             last_cmd: AtomicUsize::new(0),
-            user: Mutex::new("default".into()),
+            user: Mutex::new(user),
             resp: AtomicUsize::new(2),
             subs: AtomicUsize::new(0),
             psubs: AtomicUsize::new(0),
@@ -141,7 +145,21 @@ impl ClientHandle {
             commands: AtomicU64::new(0),
             net_in: AtomicU64::new(0),
             net_out: AtomicU64::new(0),
-        })
+        }
+    }
+
+    /// A handle for work that runs commands without a connection (loading
+    /// the data): nobody can see or message it.
+    pub fn internal() -> Arc<ClientHandle> {
+        let (push, _) = mpsc::channel(1);
+        let nowhere = SocketAddr::from(([127, 0, 0, 1], 0));
+        Arc::new(ClientHandle::new(
+            0,
+            nowhere,
+            nowhere,
+            "default".into(),
+            push,
+        ))
     }
 
     /// Requests the connection to close.

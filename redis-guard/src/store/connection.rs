@@ -14,14 +14,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::MutexGuard;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::store::client::{ClientHandle, ClientState, PUSH_QUEUE, PushMsg};
 use crate::store::cmd::{
@@ -72,33 +72,11 @@ where
     let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
     let acl_epoch = shared.acl_epoch.load(Ordering::Acquire);
     let user = shared.users.read().autologin();
-    let handle = Arc::new(ClientHandle {
-        id,
-        addr: peer,
-        laddr,
-        created: Instant::now(),
-        name: Mutex::new(None),
-        db: AtomicUsize::new(0),
-        last_active: AtomicU64::new(now_ms()),
-        last_cmd: AtomicUsize::new(0),
-        user: Mutex::new(
-            user.as_ref()
-                .map(|u| u.name.clone())
-                .unwrap_or_else(|| "default".into()),
-        ),
-        resp: AtomicUsize::new(2),
-        subs: AtomicUsize::new(0),
-        psubs: AtomicUsize::new(0),
-        multi: AtomicUsize::new(usize::MAX),
-        killed: AtomicBool::new(false),
-        kill: Notify::new(),
-        push: push_tx,
-        push_bytes: AtomicUsize::new(0),
-        no_evict: AtomicBool::new(false),
-        commands: AtomicU64::new(0),
-        net_in: AtomicU64::new(0),
-        net_out: AtomicU64::new(0),
-    });
+    let shown_user = user
+        .as_ref()
+        .map(|u| u.name.clone())
+        .unwrap_or_else(|| "default".into());
+    let handle = Arc::new(ClientHandle::new(id, peer, laddr, shown_user, push_tx));
     shared.clients.lock().insert(id, handle.clone());
     let mut state = ClientState::new(handle, user);
     state.acl_epoch = acl_epoch;
