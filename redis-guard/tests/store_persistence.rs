@@ -767,6 +767,7 @@ fn clients_get_loading_while_a_large_dataset_loads() {
     let client = redis::Client::open(s.url()).unwrap();
     let mut c = client.get_connection().unwrap();
     let mut saw_loading = false;
+    let mut saw_info_loading = false;
     loop {
         match redis::cmd("DBSIZE").query::<i64>(&mut c) {
             Ok(n) => {
@@ -776,6 +777,13 @@ fn clients_get_loading_while_a_large_dataset_loads() {
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::BusyLoadingError, "{e}");
                 assert!(e.to_string().contains("loading the dataset"), "{e}");
+                // Like Redis, INFO and PING answer meanwhile.
+                if !saw_loading {
+                    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+                    saw_info_loading = info.contains("loading:1");
+                    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+                    assert_eq!(pong, "PONG");
+                }
                 saw_loading = true;
             }
         }
@@ -785,6 +793,7 @@ fn clients_get_loading_while_a_large_dataset_loads() {
         saw_loading,
         "200k records loaded before the first command: {log}"
     );
+    assert!(saw_info_loading, "INFO persistence never said loading:1");
     eprintln!(
         "{}",
         log.lines()

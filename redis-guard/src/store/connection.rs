@@ -716,6 +716,33 @@ fn shared_loading(ctx: &Ctx<'_, '_>) -> bool {
     ctx.shared.persist.loading.load(Ordering::Acquire)
 }
 
+/// Commands that touch no data and so answer while the dataset loads, as
+/// Redis's `loading` flag allows them: an operator can watch `INFO
+/// persistence` (`loading:1`) and health checks can `PING` meanwhile.
+fn ok_while_loading(name: &str) -> bool {
+    matches!(
+        name,
+        "info"
+            | "ping"
+            | "echo"
+            | "time"
+            | "command"
+            | "client"
+            | "select"
+            | "role"
+            | "lastsave"
+            | "acl"
+            | "config"
+            | "monitor"
+            | "subscribe"
+            | "unsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "publish"
+            | "pubsub"
+    )
+}
+
 /// `POST` and `Host:` are never Redis commands: they are an HTTP request
 /// that a web page made a browser send here (cross-protocol scripting).
 fn is_http_line(name: &[u8]) -> bool {
@@ -765,7 +792,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     let Some(idx) = idx else { return };
     let cmd = &COMMANDS[idx];
-    if !cmd.no_auth && shared_loading(ctx) {
+    if !cmd.no_auth && !ok_while_loading(cmd.name) && shared_loading(ctx) {
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }

@@ -189,6 +189,10 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             .any(|w| w == "all" || w == "default" || w == "everything");
     let want = |s: &str| all || wanted.iter().any(|w| w == s);
     let shared = ctx.shared.clone();
+    // While the dataset loads the loader holds the keyspace: INFO still
+    // answers (that is how an operator watches `loading:1`), with the
+    // data-derived figures at zero.
+    let loading = shared.persist.loading.load(Ordering::Acquire);
     let mut s = String::new();
     let uptime = shared.started.elapsed().as_secs();
     if want("server") {
@@ -213,7 +217,7 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 .count();
             (c.len(), p)
         };
-        let blocked = ctx.ks().waiters.len();
+        let blocked = if loading { 0 } else { ctx.ks().waiters.len() };
         let _ = write!(
             s,
             "# Clients\r\nconnected_clients:{n}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\nclients_in_timeout_table:{blocked}\r\npubsub_clients:{pubsub}\r\n\r\n",
@@ -221,7 +225,7 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("memory") {
-        let used = ctx.ks().used_memory();
+        let used = if loading { 0 } else { ctx.ks().used_memory() };
         let rss = rss_bytes();
         let max = shared.config.maxmemory.0;
         let _ = write!(
@@ -235,7 +239,11 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if want("persistence") {
         let p = &shared.persist;
-        let seq = ctx.ks().oplog.seq();
+        let seq = if loading {
+            p.saved_seq.load(Ordering::Relaxed)
+        } else {
+            ctx.ks().oplog.seq()
+        };
         let changes = seq.saturating_sub(p.saved_seq.load(Ordering::Relaxed));
         let bg = p.bg_in_progress.load(Ordering::Relaxed) as u8;
         let status = |ok: bool| if ok { "ok" } else { "err" };
@@ -256,7 +264,9 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("stats") {
-        let (expired, evicted, hits, misses) = {
+        let (expired, evicted, hits, misses) = if loading {
+            (0, 0, 0, 0)
+        } else {
             let ks = ctx.ks();
             (
                 ks.expired_keys(),
@@ -306,8 +316,8 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");
-        let ks = ctx.ks();
-        for (i, db) in ks.dbs.iter().enumerate() {
+        let dbs: &[_] = if loading { &[] } else { &ctx.ks().dbs };
+        for (i, db) in dbs.iter().enumerate() {
             if !db.is_empty() {
                 let _ = write!(
                     s,
