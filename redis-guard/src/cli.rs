@@ -23,6 +23,7 @@ use crate::{
     store::{
         BanEvent, Server,
         config::{StoreConfig, UserConfig},
+        server::TlsReload,
     },
 };
 
@@ -191,10 +192,11 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let mut ban_rx = if policy.store.enabled {
-        Some(start_store(&policy, shutdown_rx.clone(), &mut tasks).await?)
+    let (mut ban_rx, tls_reload) = if policy.store.enabled {
+        let h = start_store(&policy, shutdown_rx.clone(), &mut tasks).await?;
+        (Some(h.bans), h.tls_reload)
     } else {
-        None
+        (None, None)
     };
     let mut bans = KernelBans::default();
     let mut ban_expiry = tokio::time::interval(Duration::from_secs(1));
@@ -239,6 +241,7 @@ async fn run(config: &Path) -> anyhow::Result<()> {
                     Ok(new) => current = new,
                     Err(e) => error!("policy reload failed, keeping the previous policy: {e:#}"),
                 }
+                reload_tls(tls_reload.as_ref());
             }
             _ = report.tick() => {
                 if let Ok(now) = firewall.counters() {
@@ -348,11 +351,30 @@ fn reload(
 /// Binds the bundled store and serves it on the runtime until `shutdown`
 /// flips to true. Binding happens here, before returning, so a busy port
 /// is a startup error rather than a log line later.
+/// What the caller of [`start_store`] keeps of the running store.
+struct StoreHandles {
+    /// Authentication bans, for kernel drops.
+    bans: tokio::sync::broadcast::Receiver<BanEvent>,
+    /// Re-reads the TLS files on SIGHUP (certificate rotation).
+    tls_reload: Option<TlsReload>,
+}
+
+/// SIGHUP's store part: fresh TLS certificates for new handshakes; a
+/// failure keeps the running ones.
+fn reload_tls(tls: Option<&TlsReload>) {
+    if let Some(t) = tls {
+        match t.reload() {
+            Ok(()) => info!("store TLS certificates reloaded"),
+            Err(e) => error!("store TLS reload failed, keeping the previous certificates: {e:#}"),
+        }
+    }
+}
+
 async fn start_store(
     policy: &Policy,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
-) -> anyhow::Result<tokio::sync::broadcast::Receiver<BanEvent>> {
+) -> anyhow::Result<StoreHandles> {
     let mut config = policy.store.clone();
     ensure_default_user(&mut config)?;
     let server = Server::bind(config)
@@ -362,7 +384,10 @@ async fn start_store(
     for addr in server.local_addrs() {
         info!(%addr, tls = tls.contains(&addr), "store listening");
     }
-    let bans = server.ban_events();
+    let handles = StoreHandles {
+        bans: server.ban_events(),
+        tls_reload: server.tls_reload(),
+    };
     tasks.spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -373,7 +398,7 @@ async fn start_store(
         }
         r
     });
-    Ok(bans)
+    Ok(handles)
 }
 
 /// Secure by default: with no `[[store.users]]`, the first start generates a
@@ -445,17 +470,21 @@ async fn store(config: &Path) -> anyhow::Result<()> {
     let policy = Policy::load(config)?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let _bans = start_store(&policy, rx, &mut tasks).await?;
+    let handles = start_store(&policy, rx, &mut tasks).await?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = sigterm.recv() => info!("SIGTERM: stopping the store"),
-        _ = sigint.recv() => info!("SIGINT: stopping the store"),
-        r = tasks.join_next() => match r {
-            // E.g. damaged data: the message names the file and offset.
-            Some(Ok(Err(e))) => return Err(e),
-            _ => bail!("the store stopped unexpectedly"),
-        },
+    let mut sighup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: stopping the store"); break; }
+            _ = sigint.recv() => { info!("SIGINT: stopping the store"); break; }
+            _ = sighup.recv() => reload_tls(handles.tls_reload.as_ref()),
+            r = tasks.join_next() => match r {
+                // E.g. damaged data: the message names the file and offset.
+                Some(Ok(Err(e))) => return Err(e),
+                _ => bail!("the store stopped unexpectedly"),
+            },
+        }
     }
     let _ = tx.send(true);
     while tasks.join_next().await.is_some() {}

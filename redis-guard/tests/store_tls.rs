@@ -395,3 +395,85 @@ fn a_stalled_handshake_is_cut_by_the_authentication_deadline() {
     let o = cli_tls(&pki, tls, &[], &["GET", "k"]);
     assert_eq!(stdout(&o), "intact");
 }
+
+/// Certificate rotation: the real `redis-guard store` re-reads the TLS
+/// files on SIGHUP. New handshakes get the new certificate, a broken file
+/// keeps the running one, and nothing restarts.
+#[test]
+fn sighup_rotates_the_certificate_without_a_restart() {
+    use std::io::Read;
+    let old = TestPki::new();
+    let new = TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    let install = |pki: &TestPki| {
+        std::fs::write(&cert, pki.read("server.pem")).unwrap();
+        std::fs::write(&key, pki.read("server.key")).unwrap();
+    };
+    install(&old);
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (plain, tls) = (free(), free());
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[store]\nenabled = true\nlisten = [\"{plain}\"]\ndata_dir = \"{}\"\n\
+             [[store.users]]\nname = \"default\"\nnopass = true\nrules = \"on ~* &* +@all\"\n\
+             [store.tls]\nlisten = [\"{tls}\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.path().join("data").display(),
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("store.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redis-guard"))
+        .args(["store", "--config"])
+        .arg(&policy)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || {
+        let mut s = String::new();
+        let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut s));
+        s
+    };
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !log().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("store listening");
+    assert_eq!(stdout(&cli_tls(&old, tls, &[], &["PING"])), "PONG");
+
+    install(&new);
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    wait_for("store TLS certificates reloaded");
+    assert_eq!(stdout(&cli_tls(&new, tls, &[], &["PING"])), "PONG");
+    let stale = cli_tls(&old, tls, &[], &["PING"]);
+    assert_ne!(stdout(&stale), "PONG", "the old CA must no longer verify");
+
+    // A half-written certificate keeps the running one in force.
+    std::fs::write(&cert, b"-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    wait_for("store TLS reload failed");
+    assert_eq!(stdout(&cli_tls(&new, tls, &[], &["PING"])), "PONG");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the store must keep running"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

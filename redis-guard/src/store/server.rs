@@ -76,6 +76,9 @@ pub struct Shared {
     pub addrs: Vec<SocketAddr>,
     /// Bound TLS addresses (also in `addrs`).
     pub tls_addrs: Vec<SocketAddr>,
+    /// The TLS acceptor new handshakes use; replaced whole by
+    /// [`TlsReload::reload`] so certificates rotate without a restart.
+    pub tls: Option<RwLock<TlsAcceptor>>,
     /// Security events: stderr, `audit_log`, counters.
     pub audit: Audit,
     /// New connections per source in the current second.
@@ -88,7 +91,7 @@ pub struct Shared {
 
 /// The store server: bound listeners ready to [`Server::run`].
 pub struct Server {
-    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     limit: Arc<Semaphore>,
@@ -112,12 +115,12 @@ impl Server {
         let plain = config
             .plaintext_listen()
             .iter()
-            .map(|a| ("store.listen", a, None));
+            .map(|a| ("store.listen", a, false));
         let secure = config
             .tls_listen()
             .iter()
-            .map(|a| ("store.tls.listen", a, acceptor.clone()));
-        for (key, addr, acceptor) in plain.chain(secure) {
+            .map(|a| ("store.tls.listen", a, true));
+        for (key, addr, is_tls) in plain.chain(secure) {
             let l = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("{key}: cannot bind {addr}"))?;
@@ -125,10 +128,10 @@ impl Server {
                 .local_addr()
                 .with_context(|| format!("{key}: local address of {addr}"))?;
             addrs.push(bound);
-            if acceptor.is_some() {
+            if is_tls {
                 tls_addrs.push(bound);
             }
-            listeners.push((l, acceptor));
+            listeners.push((l, is_tls));
         }
         let (shutdown_tx, shutdown) = watch::channel(false);
         let mut ks = Keyspace::new(
@@ -167,6 +170,7 @@ impl Server {
             run_id,
             addrs,
             tls_addrs,
+            tls: acceptor.map(RwLock::new),
             audit,
             conn_rate: ConnRate::default(),
             shutdown,
@@ -191,6 +195,15 @@ impl Server {
     /// The actually bound TLS addresses.
     pub fn tls_addrs(&self) -> Vec<SocketAddr> {
         self.shared.tls_addrs.clone()
+    }
+
+    /// A handle that re-reads the `[store.tls]` certificate, key and client
+    /// CA files (the daemon calls it on SIGHUP); `None` without TLS.
+    pub fn tls_reload(&self) -> Option<TlsReload> {
+        self.shared
+            .tls
+            .as_ref()
+            .map(|_| TlsReload(self.shared.clone()))
     }
 
     /// Every ban the store imposes from now on (subscribe before [`Server::run`],
@@ -263,9 +276,28 @@ impl Server {
     }
 }
 
+/// Re-reads the TLS files of a running store; see [`Server::tls_reload`].
+#[derive(Clone)]
+pub struct TlsReload(Arc<Shared>);
+
+impl TlsReload {
+    /// Builds a new acceptor from the same `[store.tls]` paths and swaps it
+    /// in for new handshakes; open connections keep their session. On any
+    /// error the running certificates stay in force.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let shared = &self.0;
+        let (Some(cfg), Some(slot)) = (shared.config.tls.as_ref(), shared.tls.as_ref()) else {
+            return Ok(());
+        };
+        let fresh = tls::acceptor(cfg)?;
+        *slot.write() = fresh;
+        Ok(())
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    is_tls: bool,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
 ) {
@@ -311,7 +343,11 @@ async fn accept_loop(
             Ok(permit) => {
                 shared.stats.connections.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
-                let tls = tls.clone();
+                let tls = if is_tls {
+                    shared.tls.as_ref().map(|t| t.read().clone())
+                } else {
+                    None
+                };
                 tokio::spawn(async move {
                     match tls {
                         None => connection::serve(stream, peer, shared).await,

@@ -1,8 +1,9 @@
 //! TLS for the store's `[store.tls]` listeners, with rustls.
 //!
-//! Certificates and keys are read once at start; a file that cannot be used
-//! fails the start with the config key and path, rather than the first
-//! handshake.
+//! Certificates and keys are read at start, where a file that cannot be used
+//! fails the start with the config key and path rather than the first
+//! handshake, and again on SIGHUP for rotation (see
+//! [`crate::store::server::TlsReload`]).
 
 use std::path::Path;
 use std::sync::Arc;
