@@ -156,6 +156,33 @@ kind!(ListVal, List);
 kind!(SetVal, Set);
 kind!(ZSetVal, ZSet);
 
+/// Kinds made of distinct members (hash fields, set and sorted-set
+/// members), so that `HDEL`/`SREM`/`ZREM` and `HLEN`/`SCARD`/`ZCARD` are one
+/// implementation each.
+pub trait Members: Kind {
+    /// Number of members.
+    fn count(&self) -> usize;
+    /// Removes a member; whether it was there.
+    fn remove_member(&mut self, m: &[u8]) -> bool;
+}
+
+macro_rules! members {
+    ($t:ty) => {
+        impl Members for $t {
+            fn count(&self) -> usize {
+                self.len()
+            }
+            fn remove_member(&mut self, m: &[u8]) -> bool {
+                self.remove(m)
+            }
+        }
+    };
+}
+
+members!(HashVal);
+members!(SetVal);
+members!(ZSetVal);
+
 impl Kind for Box<[u8]> {
     fn empty() -> Value {
         Value::Str(Box::default())

@@ -85,27 +85,6 @@ pub fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// HDEL key field [field ...]
-pub fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (db, clock, now) = ctx.db_clock();
-    let n = db
-        .write_changed::<HashVal, _>(&args[1], now, clock, false, |h| {
-            let n = args[2..].iter().filter(|f| h.remove(f)).count();
-            (n, n > 0)
-        })?
-        .unwrap_or(0);
-    ctx.out.int(n as i64);
-    Ok(())
-}
-
-/// HLEN key
-pub fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (db, clock, now) = ctx.db_clock();
-    let n = db.read::<HashVal, _>(&args[1], now, clock, |h| h.len())?;
-    ctx.out.int(n.unwrap_or(0) as i64);
-    Ok(())
-}
-
 /// HSTRLEN key field
 pub fn hstrlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();

@@ -29,6 +29,7 @@ use crate::store::client::{ClientState, ReplyMode};
 use crate::store::frame::Out;
 use crate::store::keyspace::{Db, Keyspace, WrongType, now_ms};
 use crate::store::server::Shared;
+use crate::store::value::{HashVal, Members, SetVal, ZSetVal};
 
 /// A command failure, rendered as a Redis error reply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -476,8 +477,22 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         c("hsetnx", 4, "write denyoom fast", K1, "hash", h::hsetnx),
         c("hget", 3, "readonly fast", K1, "hash", h::hget),
         c("hmget", -3, "readonly fast", K1, "hash", h::hmget),
-        c("hdel", -3, "write fast", K1, "hash", h::hdel),
-        c("hlen", 2, "readonly fast", K1, "hash", h::hlen),
+        c(
+            "hdel",
+            -3,
+            "write fast",
+            K1,
+            "hash",
+            remove_members::<HashVal>,
+        ),
+        c(
+            "hlen",
+            2,
+            "readonly fast",
+            K1,
+            "hash",
+            count_members::<HashVal>,
+        ),
         c("hstrlen", 3, "readonly fast", K1, "hash", h::hstrlen),
         c("hexists", 3, "readonly fast", K1, "hash", h::hexists),
         c("hkeys", 2, "readonly", K1, "hash", h::hgetall),
@@ -514,8 +529,22 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         c("lmpop", -4, "write", NOKEY, "list", l::lmpop),
         // sets
         c("sadd", -3, "write denyoom fast", K1, "set", s::sadd),
-        c("srem", -3, "write fast", K1, "set", s::srem),
-        c("scard", 2, "readonly fast", K1, "set", s::scard),
+        c(
+            "srem",
+            -3,
+            "write fast",
+            K1,
+            "set",
+            remove_members::<SetVal>,
+        ),
+        c(
+            "scard",
+            2,
+            "readonly fast",
+            K1,
+            "set",
+            count_members::<SetVal>,
+        ),
         c("sismember", 3, "readonly fast", K1, "set", s::sismember),
         c("smismember", -3, "readonly fast", K1, "set", s::sismember),
         c("smembers", 2, "readonly", K1, "set", s::smembers),
@@ -540,8 +569,22 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
             "sortedset",
             z::zincrby,
         ),
-        c("zrem", -3, "write fast", K1, "sortedset", z::zrem),
-        c("zcard", 2, "readonly fast", K1, "sortedset", z::zcard),
+        c(
+            "zrem",
+            -3,
+            "write fast",
+            K1,
+            "sortedset",
+            remove_members::<ZSetVal>,
+        ),
+        c(
+            "zcard",
+            2,
+            "readonly fast",
+            K1,
+            "sortedset",
+            count_members::<ZSetVal>,
+        ),
         c("zcount", 4, "readonly fast", K1, "sortedset", z::zcount),
         c("zlexcount", 4, "readonly fast", K1, "sortedset", z::zcount),
         c("zscore", 3, "readonly fast", K1, "sortedset", z::zscore),
@@ -678,6 +721,28 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         ),
     ]
 });
+
+/// HDEL / SREM / ZREM key member [member ...]: removes the members that
+/// exist and replies with their number; an emptied key goes away.
+pub fn remove_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db
+        .write_changed::<K, _>(&args[1], now, clock, false, |v| {
+            let n = args[2..].iter().filter(|m| v.remove_member(m)).count();
+            (n, n > 0)
+        })?
+        .unwrap_or(0);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// HLEN / SCARD / ZCARD key
+pub fn count_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let n = db.read::<K, _>(&args[1], now, clock, |v| v.count())?;
+    ctx.out.int(n.unwrap_or(0) as i64);
+    Ok(())
+}
 
 /// Name → index into [`COMMANDS`].
 pub static INDEX: LazyLock<

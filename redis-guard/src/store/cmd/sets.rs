@@ -24,27 +24,6 @@ pub fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// SREM key member [member ...]
-pub fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (db, clock, now) = ctx.db_clock();
-    let n = db
-        .write_changed::<SetVal, _>(&args[1], now, clock, false, |s| {
-            let n = args[2..].iter().filter(|m| s.remove(m)).count();
-            (n, n > 0)
-        })?
-        .unwrap_or(0);
-    ctx.out.int(n as i64);
-    Ok(())
-}
-
-/// SCARD key
-pub fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (db, clock, now) = ctx.db_clock();
-    let n = db.read::<SetVal, _>(&args[1], now, clock, |s| s.len())?;
-    ctx.out.int(n.unwrap_or(0) as i64);
-    Ok(())
-}
-
 /// SISMEMBER key member / SMISMEMBER key member [member ...]
 pub fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let multi = name_of(args) == "smismember";

@@ -218,27 +218,6 @@ pub fn zincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// ZREM key member [member ...]
-pub fn zrem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (db, clock, now) = ctx.db_clock();
-    let n = db
-        .write_changed::<ZSetVal, _>(&args[1], now, clock, false, |z| {
-            let n = args[2..].iter().filter(|m| z.remove(m)).count();
-            (n, n > 0)
-        })?
-        .unwrap_or(0);
-    ctx.out.int(n as i64);
-    Ok(())
-}
-
-/// ZCARD key
-pub fn zcard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (db, clock, now) = ctx.db_clock();
-    let n = db.read::<ZSetVal, _>(&args[1], now, clock, |z| z.len())?;
-    ctx.out.int(n.unwrap_or(0) as i64);
-    Ok(())
-}
-
 /// ZCOUNT key min max / ZLEXCOUNT key min max
 pub fn zcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let lex = name_of(args) == "zlexcount";
