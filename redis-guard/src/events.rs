@@ -9,7 +9,7 @@ use std::{
     ffi::CStr,
     io::Write,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -62,35 +62,6 @@ pub fn event_line(event: &str, mut fields: Value) -> String {
     let mut line = fields.to_string();
     line.push('\n');
     line
-}
-
-/// Security events from code that has no store at hand: stderr only,
-/// rate-limited per (kind, source) so a scanner cannot flood the log.
-/// Suppressed events are counted and the count rides on the next event
-/// that gets through. The store itself reports through
-/// [`crate::store::audit::Audit`], which also writes `audit_log` and keeps
-/// totals for `INFO`.
-pub fn security_event(kind: &'static str, source: IpAddr, mut fields: Value) {
-    static SINK: OnceLock<EventSink> = OnceLock::new();
-    static LIMITER: OnceLock<Mutex<RateLimiter>> = OnceLock::new();
-    let suppressed = {
-        let mut limiter = LIMITER
-            .get_or_init(|| Mutex::new(RateLimiter::default()))
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match limiter.admit(kind, source, Instant::now()) {
-            Some(suppressed) => suppressed,
-            None => return,
-        }
-    };
-    if let Value::Object(map) = &mut fields {
-        map.insert("peer".into(), source.to_string().into());
-        if suppressed > 0 {
-            map.insert("suppressed_since_last".into(), suppressed.into());
-        }
-    }
-    SINK.get_or_init(|| EventSink::new(Box::new(std::io::stderr())))
-        .emit(kind, fields);
 }
 
 /// At most [`RateLimiter::BURST`] events per (kind, source) per window.
