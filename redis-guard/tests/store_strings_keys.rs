@@ -99,6 +99,12 @@ fn multi_key_and_counters() {
     assert_eq!(q::<i64>(&mut c, &["INCRBY", "a", "10"]), 12);
     assert_eq!(q::<i64>(&mut c, &["DECR", "a"]), 11);
     assert_eq!(q::<i64>(&mut c, &["DECRBY", "a", "20"]), -9);
+    // The stored digits follow the number (in place or reallocated).
+    assert_eq!(q::<String>(&mut c, &["GET", "a"]), "-9");
+    assert_eq!(q::<i64>(&mut c, &["INCRBY", "a", "1009"]), 1000);
+    assert_eq!(q::<String>(&mut c, &["GET", "a"]), "1000");
+    let _: () = q(&mut c, &["RPUSH", "alist", "x"]);
+    assert!(q_err(&mut c, &["INCR", "alist"]).starts_with("WRONGTYPE"));
     assert_eq!(q::<i64>(&mut c, &["INCR", "newctr"]), 1);
     let _: () = q(&mut c, &["SET", "s", "abc"]);
     assert_eq!(
@@ -110,6 +116,7 @@ fn multi_key_and_counters() {
         q_err(&mut c, &["INCR", "max"]),
         "ERR increment or decrement would overflow"
     );
+    assert_eq!(q::<String>(&mut c, &["GET", "max"]), "9223372036854775807");
     let _: () = q(&mut c, &["SET", "f", "10.5"]);
     assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "f", "0.1"]), "10.6");
     assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "f", "-5"]), "5.6");

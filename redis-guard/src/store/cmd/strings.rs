@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Ctx, err, float_arg, int_arg, is, name_of, parse_float};
-use crate::store::frame::fmt_human;
+use crate::store::frame::{fmt_human, fmt_i64};
 use crate::store::keyspace::Db;
 use crate::store::protocol::parse_int;
 use crate::store::value::Value;
@@ -294,14 +294,34 @@ pub fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
     };
     let (db, clock, now) = ctx.db_clock();
-    let cur = match get_str(db, &args[1], now, clock)? {
-        Some(v) => parse_int(&v).ok_or(CmdError::NotInteger)?,
-        None => 0,
+    let mut buf = [0u8; 24];
+    // Counters are the hot case: update the stored digits in place (a new
+    // allocation only when the number of digits changes), with one lookup
+    // and without touching the TTL. A failed parse changes nothing, so it
+    // does not disturb WATCH either.
+    let updated = db.write_changed::<Str, _>(&args[1], now, clock, false, |v| {
+        let r = parse_int(v).ok_or(CmdError::NotInteger).and_then(|cur| {
+            cur.checked_add(delta)
+                .ok_or_else(|| err("increment or decrement would overflow"))
+        });
+        if let Ok(new) = r {
+            let text = fmt_i64(new, &mut buf);
+            if text.len() == v.len() {
+                v.copy_from_slice(text);
+            } else {
+                *v = Box::from(text);
+            }
+        }
+        let changed = r.is_ok();
+        (r, changed)
+    })?;
+    let new = match updated {
+        Some(r) => r?,
+        None => {
+            db.set(&args[1], str_value(fmt_i64(delta, &mut buf)), 0, clock);
+            delta
+        }
     };
-    let new = cur
-        .checked_add(delta)
-        .ok_or_else(|| err("increment or decrement would overflow"))?;
-    store_keep_ttl(db, &args[1], new.to_string().as_bytes(), now, clock);
     ctx.out.int(new);
     Ok(())
 }
