@@ -319,6 +319,19 @@ fn tls_section_parses_from_toml() {
     )
     .unwrap();
     assert_eq!(spelled.tls.unwrap().min_version, TlsVersion::V1_3);
+    // Redis's file-name spellings and a short `ca` name the same keys.
+    let aliased: redis_guard::store::StoreConfig =
+        toml::from_str("[tls]\nlisten = []\ncert_file = \"/a\"\nkey_file = \"/b\"\nca = \"/c\"\n")
+            .unwrap();
+    let t = aliased.tls.unwrap();
+    assert_eq!(
+        (
+            t.cert.to_str(),
+            t.key.to_str(),
+            t.client_ca.as_deref().and_then(|p| p.to_str())
+        ),
+        (Some("/a"), Some("/b"), Some("/c"))
+    );
     let bad = toml::from_str::<redis_guard::store::StoreConfig>(
         "[tls]\nlisten = []\ncert = \"/a\"\nkey = \"/b\"\nmin_version = \"1.1\"\n",
     );

@@ -102,16 +102,20 @@ pub struct StoreConfig {
 pub struct TlsConfig {
     /// Addresses of the TLS listeners, separate from `store.listen`.
     pub listen: Vec<SocketAddr>,
-    /// PEM file with the server certificate chain, leaf first.
+    /// PEM file with the server certificate chain, leaf first. Redis's
+    /// `tls-cert-file` name is accepted too.
+    #[serde(alias = "cert_file")]
     pub cert: PathBuf,
     /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(alias = "key_file")]
     pub key: PathBuf,
     /// PEM file of CA certificates: when set, clients must present a
-    /// certificate signed by one of them (mutual TLS).
-    #[serde(default)]
+    /// certificate signed by one of them (mutual TLS). `ca` and Redis's
+    /// `ca_cert_file` are accepted as names too.
+    #[serde(default, alias = "ca", alias = "ca_cert_file")]
     pub client_ca: Option<PathBuf>,
     /// Lowest protocol version accepted.
-    #[serde(default)]
+    #[serde(default, alias = "min_protocol_version")]
     pub min_version: TlsVersion,
     /// Whether the plaintext `store.listen` listeners are opened as well.
     #[serde(default = "yes")]
