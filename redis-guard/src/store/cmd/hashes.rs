@@ -1,8 +1,6 @@
 //! Hash commands.
 
 use bytes::Bytes;
-use rand::Rng;
-use rand::seq::IteratorRandom;
 
 use super::{
     CmdError, CmdResult, Ctx, cursor_arg, err, float_arg, int_arg, is, name_of, parse_float,
@@ -208,32 +206,10 @@ pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     let (db, clock, now) = ctx.db_clock();
     let picked: Option<Vec<FieldValue>> = db.read::<HashVal, _>(&args[1], now, clock, |h| {
-        let mut rng = rand::rng();
-        match count {
-            None => h
-                .iter()
-                .choose(&mut rng)
-                .map(|(k, v)| vec![(Box::from(k), Box::from(v))])
-                .unwrap_or_default(),
-            Some(c) if c >= 0 => h
-                .iter()
-                .choose_multiple(&mut rng, (c as usize).min(h.len()))
-                .into_iter()
-                .map(|(k, v)| (Box::from(k), Box::from(v)))
-                .collect(),
-            Some(c) => {
-                let entries: Vec<_> = h.iter().collect();
-                if entries.is_empty() {
-                    return Vec::new();
-                }
-                (0..c.unsigned_abs())
-                    .map(|_| {
-                        let (k, v) = entries[rng.random_range(0..entries.len())];
-                        (Box::from(k), Box::from(v))
-                    })
-                    .collect()
-            }
-        }
+        super::pick_random(h.iter(), h.len(), count)
+            .into_iter()
+            .map(|(k, v)| (Box::from(k), Box::from(v)))
+            .collect()
     })?;
     let resp3 = ctx.out.resp3;
     match (count, picked) {

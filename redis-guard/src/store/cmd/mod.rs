@@ -736,6 +736,32 @@ pub fn remove_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdR
     Ok(())
 }
 
+/// What HRANDFIELD, SRANDMEMBER and ZRANDMEMBER pick from `items` (`len`
+/// of them): one for no count, up to `count` distinct ones for a positive
+/// count, and `-count` with repetition for a negative one.
+pub fn pick_random<T: Copy>(
+    items: impl Iterator<Item = T>,
+    len: usize,
+    count: Option<i64>,
+) -> Vec<T> {
+    use rand::Rng;
+    use rand::seq::IteratorRandom;
+    let mut rng = rand::rng();
+    match count {
+        None => items.choose(&mut rng).into_iter().collect(),
+        Some(c) if c >= 0 => items.choose_multiple(&mut rng, (c as usize).min(len)),
+        Some(c) => {
+            let all: Vec<T> = items.collect();
+            if all.is_empty() {
+                return Vec::new();
+            }
+            (0..c.unsigned_abs())
+                .map(|_| all[rng.random_range(0..all.len())])
+                .collect()
+        }
+    }
+}
+
 /// HLEN / SCARD / ZCARD key
 pub fn count_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();

@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 use hashbrown::HashSet;
-use rand::Rng;
 use rand::seq::IteratorRandom;
 
 use super::{
@@ -119,30 +118,10 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     let (db, clock, now) = ctx.db_clock();
     let picks = db.read::<SetVal, _>(&args[1], now, clock, |s| {
-        let mut rng = rand::rng();
-        match count {
-            None => s
-                .iter()
-                .choose(&mut rng)
-                .map(Key::from)
-                .into_iter()
-                .collect(),
-            Some(c) if c >= 0 => s
-                .iter()
-                .choose_multiple(&mut rng, (c as usize).min(s.len()))
-                .into_iter()
-                .map(Key::from)
-                .collect(),
-            Some(c) => {
-                let all: Vec<&[u8]> = s.iter().collect();
-                if all.is_empty() {
-                    return Vec::new();
-                }
-                (0..c.unsigned_abs())
-                    .map(|_| Key::from(all[rng.random_range(0..all.len())]))
-                    .collect::<Vec<Key>>()
-            }
-        }
+        super::pick_random(s.iter(), s.len(), count)
+            .into_iter()
+            .map(Key::from)
+            .collect::<Vec<Key>>()
     })?;
     match count {
         None => match picks.and_then(|v| v.into_iter().next()) {

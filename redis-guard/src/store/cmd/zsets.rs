@@ -3,8 +3,6 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use rand::Rng;
-use rand::seq::IteratorRandom;
 
 use super::blocking::{BlockOp, minmax, mpop_now, parse_mpop, zpop as pop_n};
 use super::sets::intercard_args;
@@ -713,33 +711,10 @@ pub fn zrandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     let (db, clock, now) = ctx.db_clock();
     let picked = db.read::<ZSetVal, _>(&args[1], now, clock, |z| {
-        let mut rng = rand::rng();
-        match count {
-            None => z
-                .ordered()
-                .choose(&mut rng)
-                .map(|(s, m)| (Key::from(m), s))
-                .into_iter()
-                .collect::<Vec<_>>(),
-            Some(c) if c >= 0 => z
-                .ordered()
-                .choose_multiple(&mut rng, (c as usize).min(z.len()))
-                .into_iter()
-                .map(|(s, m)| (Key::from(m), s))
-                .collect(),
-            Some(c) => {
-                let all: Vec<_> = z.ordered().collect();
-                if all.is_empty() {
-                    return Vec::new();
-                }
-                (0..c.unsigned_abs())
-                    .map(|_| {
-                        let (s, m) = all[rng.random_range(0..all.len())];
-                        (Key::from(m), s)
-                    })
-                    .collect()
-            }
-        }
+        super::pick_random(z.ordered(), z.len(), count)
+            .into_iter()
+            .map(|(s, m)| (Key::from(m), s))
+            .collect::<Vec<_>>()
     })?;
     match count {
         None => match picked.and_then(|v| v.into_iter().next()) {
