@@ -111,6 +111,25 @@ pub fn init_tracing(cli: &Cli) {
 }
 
 /// Runs the chosen subcommand.
+/// Worker threads for the tokio runtime: the store's `threads` setting when
+/// this command serves the store, else tokio's default (one per CPU).
+///
+/// The runtime exists before `dispatch` loads the policy, so the file is
+/// read here once more; a file that does not load yields `None`, and
+/// `dispatch` then reports the error properly.
+pub fn runtime_threads(cli: &Cli) -> Option<usize> {
+    let (config, store_always) = match &cli.command {
+        Command::Run { config } => (config, false),
+        Command::Store {
+            config,
+            repair: false,
+        } => (config, true),
+        _ => return None,
+    };
+    let policy = Policy::load(config).ok()?;
+    (store_always || policy.store.enabled).then(|| policy.store.worker_threads())
+}
+
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => run(&config).await,
@@ -381,8 +400,9 @@ async fn start_store(
         .await
         .with_context(|| format!("{}: starting the bundled store", policy.file.display()))?;
     let tls = server.tls_addrs();
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
     for addr in server.local_addrs() {
-        info!(%addr, tls = tls.contains(&addr), "store listening");
+        info!(%addr, tls = tls.contains(&addr), threads, "store listening");
     }
     let handles = StoreHandles {
         bans: server.ban_events(),

@@ -22,10 +22,11 @@ pub static malloc_conf: &[u8; 60] =
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_tracing(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli::runtime_threads(&cli) {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("redis-guard: error: cannot start the tokio runtime: {e}");

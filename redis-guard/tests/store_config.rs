@@ -127,6 +127,7 @@ fn validate_names_the_key() {
     bad("[store]\ndatabases = 0\n", "databases");
     bad("[store]\nlisten = []\n", "listen");
     bad("[store]\nmaxclients = 0\n", "maxclients");
+    bad("[store]\nthreads = 5000\n", "threads");
     bad("[store]\ndata_dir = \"relative\"\n", "data_dir");
     bad("[store]\nproto_max_bulk_len = 10\n", "proto_max_bulk_len");
     bad(

@@ -21,6 +21,8 @@ pub const MAX_AUTH_DELAY_MS: u64 = 60_000;
 /// Upper bound of `auth_failure_window_secs` and `auth_ban_secs` (one year),
 /// so that deadlines computed from them can never overflow a clock.
 pub const MAX_AUTH_SECS: u64 = 365 * 24 * 3600;
+/// Upper bound for `threads`.
+pub const MAX_THREADS: usize = 1024;
 
 /// Configuration of the bundled store, deserialized from `[store]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -36,6 +38,9 @@ pub struct StoreConfig {
     pub databases: usize,
     /// Maximum number of simultaneously connected clients.
     pub maxclients: usize,
+    /// Threads serving connections; 0 picks one per CPU but one (see
+    /// [`StoreConfig::worker_threads`]).
+    pub threads: usize,
     /// Memory limit for the dataset in bytes; 0 disables the limit.
     pub maxmemory: ByteSize,
     /// What to do when `maxmemory` is reached.
@@ -147,6 +152,7 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("/var/lib/redis-guard"),
             databases: 16,
             maxclients: 10000,
+            threads: 0,
             maxmemory: ByteSize(0),
             maxmemory_policy: EvictionPolicy::NoEviction,
             appendonly: true,
@@ -384,6 +390,24 @@ fn bad(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 impl StoreConfig {
+    /// How many threads serve connections: `threads`, or for 0 one per CPU
+    /// but one, and at least one.
+    ///
+    /// One CPU stays free by default because the kernel's network
+    /// processing (softirq, the XDP program) and the log writer run beside
+    /// the store on the same host. On a 2-CPU machine that means one
+    /// thread, which is also what redis-server does: measured there, a
+    /// second worker thread cost about 8% at `redis-benchmark -P 1`
+    /// (work-stealing wake-ups, the keyspace lock changing cores) and won
+    /// nothing at `-P 16` (BENCHMARKS.md).
+    pub fn worker_threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cpus.saturating_sub(1).max(1)
+    }
+
     /// The plaintext addresses actually opened: none when TLS says `plaintext = false`.
     pub fn plaintext_listen(&self) -> &[SocketAddr] {
         match &self.tls {
@@ -464,6 +488,12 @@ impl StoreConfig {
         }
         if self.maxclients == 0 || self.maxclients > 10_000_000 {
             return Err(bad("maxclients", "must be between 1 and 10000000"));
+        }
+        if self.threads > MAX_THREADS {
+            return Err(bad(
+                "threads",
+                format!("must be between 0 (automatic) and {MAX_THREADS}"),
+            ));
         }
         if self.proto_max_bulk_len.0 < 1024 {
             return Err(bad("proto_max_bulk_len", "must be at least 1kb"));
@@ -615,5 +645,17 @@ mod tests {
     #[test]
     fn defaults_validate() {
         StoreConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn worker_threads_leave_a_cpu_free_unless_told() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let auto = StoreConfig::default();
+        assert_eq!(auto.worker_threads(), cpus.saturating_sub(1).max(1));
+        let three = StoreConfig {
+            threads: 3,
+            ..StoreConfig::default()
+        };
+        assert_eq!(three.worker_threads(), 3);
     }
 }
