@@ -38,7 +38,7 @@ pub struct StoreConfig {
     pub databases: usize,
     /// Maximum number of simultaneously connected clients.
     pub maxclients: usize,
-    /// Threads serving connections; 0 picks one per CPU but one (see
+    /// Threads serving connections; 0 picks one per CPU (see
     /// [`StoreConfig::worker_threads`]).
     pub threads: usize,
     /// Memory limit for the dataset in bytes; 0 disables the limit.
@@ -390,22 +390,18 @@ fn bad(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 impl StoreConfig {
-    /// How many threads serve connections: `threads`, or for 0 one per CPU
-    /// but one, and at least one.
+    /// How many threads serve connections: `threads`, or for 0 one per CPU.
     ///
-    /// One CPU stays free by default because the kernel's network
-    /// processing (softirq, the XDP program) and the log writer run beside
-    /// the store on the same host. On a 2-CPU machine that means one
-    /// thread, which is also what redis-server does: measured there, a
-    /// second worker thread cost about 8% at `redis-benchmark -P 1`
-    /// (work-stealing wake-ups, the keyspace lock changing cores) and won
-    /// nothing at `-P 16` (BENCHMARKS.md).
+    /// One per CPU lets connections proceed in parallel on every core.
+    /// On a 2-CPU host that also runs the client and the kernel's network
+    /// processing, `threads = 1` measured the same as 2 at
+    /// `redis-benchmark -P 1` within noise (BENCHMARKS.md), so this stays a
+    /// knob for operators who want to leave CPUs to other work.
     pub fn worker_threads(&self) -> usize {
         if self.threads > 0 {
             return self.threads;
         }
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cpus.saturating_sub(1).max(1)
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
     /// The plaintext addresses actually opened: none when TLS says `plaintext = false`.
@@ -648,10 +644,10 @@ mod tests {
     }
 
     #[test]
-    fn worker_threads_leave_a_cpu_free_unless_told() {
+    fn worker_threads_one_per_cpu_unless_told() {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let auto = StoreConfig::default();
-        assert_eq!(auto.worker_threads(), cpus.saturating_sub(1).max(1));
+        assert_eq!(auto.worker_threads(), cpus);
         let three = StoreConfig {
             threads: 3,
             ..StoreConfig::default()
