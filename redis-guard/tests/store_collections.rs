@@ -498,3 +498,56 @@ fn compact_encodings_convert_like_redis() {
     assert_eq!(q::<i64>(&mut c, &["DEL", "bigset"]), 1);
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "bigset"]), 0);
 }
+
+/// Ranks whose end falls before the first element select nothing (Redis
+/// clamps the start to 0, never the end): the "keep the top N" idioms must
+/// not trim or remove what Redis keeps.
+#[test]
+fn rank_ranges_ending_before_the_start_are_empty() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["RPUSH", "l", "a", "b", "c", "d", "e"]);
+    for (start, stop) in [("0", "-6"), ("-100", "-50"), ("0", "-100"), ("3", "1")] {
+        assert!(
+            q::<Vec<String>>(&mut c, &["LRANGE", "l", start, stop]).is_empty(),
+            "LRANGE l {start} {stop}"
+        );
+    }
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "-100", "0"]),
+        vec!["a"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "-2", "100"]),
+        vec!["d", "e"]
+    );
+    let _: () = q(&mut c, &["LTRIM", "l", "0", "-100"]);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "l"]), 0);
+
+    let _: i64 = q(
+        &mut c,
+        &[
+            "ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e",
+        ],
+    );
+    assert!(q::<Vec<String>>(&mut c, &["ZRANGE", "z", "0", "-100"]).is_empty());
+    assert!(q::<Vec<String>>(&mut c, &["ZREVRANGE", "z", "0", "-6"]).is_empty());
+    assert_eq!(q::<i64>(&mut c, &["ZRANGESTORE", "d", "z", "0", "-6"]), 0);
+    for (start, stop) in [("0", "-6"), ("-100", "-6"), ("-6", "-100")] {
+        assert_eq!(
+            q::<i64>(&mut c, &["ZREMRANGEBYRANK", "z", start, stop]),
+            0,
+            "ZREMRANGEBYRANK z {start} {stop}"
+        );
+    }
+    assert_eq!(q::<i64>(&mut c, &["ZCARD", "z"]), 5);
+    // Keep the top 3 by score.
+    assert_eq!(q::<i64>(&mut c, &["ZREMRANGEBYRANK", "z", "0", "-4"]), 2);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["ZRANGE", "z", "0", "-1"]),
+        vec!["c", "d", "e"]
+    );
+    // GETRANGE keeps Redis 7.0's own rule: its end is clamped to 0.
+    let _: () = q(&mut c, &["SET", "s", "hello"]);
+    assert_eq!(q::<String>(&mut c, &["GETRANGE", "s", "0", "-100"]), "h");
+}

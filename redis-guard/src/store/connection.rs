@@ -814,7 +814,12 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
             ctx.client.multi_error = true;
         }
         let e: CmdError = wrong_args(cmd.name);
-        ctx.out.error(&e.to_string());
+        // Redis answers a malformed EXEC with EXECABORT even outside MULTI.
+        if cmd.name == "exec" {
+            cmd::transactions::abort_exec(ctx, &e.to_string());
+        } else {
+            ctx.out.error(&e.to_string());
+        }
         return;
     }
     ctx.client.handle.touch(idx, ctx.now);

@@ -263,16 +263,6 @@ pub fn fmt_g17(d: f64) -> String {
     }
 }
 
-/// Formats a double the way `INCRBYFLOAT`/`HINCRBYFLOAT` reply: the shortest
-/// text that reads back as the same value, never in exponent form.
-pub fn fmt_human(d: f64) -> String {
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let s = format!("{d}");
-    if s == "-0" { "0".into() } else { s }
-}
-
 fn trim_fraction(s: &str) -> String {
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()

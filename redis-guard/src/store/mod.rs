@@ -29,6 +29,7 @@
 //! - [`snapshot`]: the versioned, checksummed snapshot format.
 //! - [`value`]: compact value representations.
 //! - [`glob`]: Redis glob patterns.
+//! - [`decimal`]: `INCRBYFLOAT`'s exact decimal sums, printed as Redis prints them.
 //! - [`cmd`]: the command table and one module per command family.
 
 pub mod acllog;
@@ -39,6 +40,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod decimal;
 pub mod frame;
 pub mod glob;
 pub mod keyspace;

@@ -99,7 +99,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Set(s) => {
                 // Redis 7.0 only has intset as a compact set encoding.
-                if s.len() <= 512
+                if s.len() <= INTSET_MAX_ENTRIES
                     && s.iter()
                         .all(|m| crate::store::protocol::parse_int(m).is_some())
                 {
@@ -726,6 +726,13 @@ impl SetVal {
         }
     }
 
+    /// All members in the order Redis replies them (see [`intset_order`]).
+    pub fn ordered(&self) -> Vec<&[u8]> {
+        let mut v: Vec<&[u8]> = self.iter().collect();
+        intset_order(&mut v);
+        v
+    }
+
     fn convert_to_table(&mut self) {
         let SetRepr::Small(p) = &self.repr else {
             return;
@@ -785,6 +792,25 @@ impl SetVal {
                 }
             }
         }
+    }
+}
+
+/// Most members a Redis 7.0 intset holds (`set-max-intset-entries`).
+pub const INTSET_MAX_ENTRIES: usize = 512;
+
+/// Puts members in the order Redis replies them when it would hold them in
+/// an intset (every member an integer, at most 512): ascending by value.
+/// Redis promises no set order, but this one is visible and code comes to
+/// rely on it; other sets keep their order.
+pub fn intset_order<T: AsRef<[u8]>>(members: &mut [T]) {
+    if members.len() > INTSET_MAX_ENTRIES || members.len() < 2 {
+        return;
+    }
+    let all_int = members
+        .iter()
+        .all(|m| crate::store::protocol::parse_int(m.as_ref()).is_some());
+    if all_int {
+        members.sort_by_cached_key(|m| crate::store::protocol::parse_int(m.as_ref()));
     }
 }
 

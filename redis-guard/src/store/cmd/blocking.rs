@@ -122,7 +122,12 @@ pub fn try_op(
             if !ks.dbs[db].check::<ListVal>(key, now)? {
                 return Ok(None);
             }
-            ks.dbs[db].check::<ListVal>(dest, now)?;
+            if let Err(e) = ks.dbs[db].check::<ListVal>(dest, now) {
+                // Redis wakes the waiter with the error rather than leave it
+                // blocked on a move that can never happen; nothing moves.
+                out.error(&CmdError::from(e).to_string());
+                return Ok(Some(buf.to_vec()));
+            }
             let v =
                 ks.dbs[db].write::<ListVal, _>(key, now, clock, false, |l| l.pop(*from_left))?;
             let Some(Some(v)) = v else { return Ok(None) };
@@ -255,17 +260,30 @@ pub fn serve_ready(ks: &mut Keyspace) {
 
 /// Parses a blocking timeout in (fractional) seconds; 0 = forever.
 fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, CmdError> {
+    // Redis reads the timeout as a long double, so its range is wider
+    // than f64's; what overflows its milliseconds counter it calls
+    // negative (Redis 7.0's own wording).
+    if !crate::store::decimal::valid(a) {
+        return Err(err("timeout is not a float or out of range"));
+    }
     let t = parse_float(a)
-        .filter(|t| t.is_finite())
+        .or_else(|| std::str::from_utf8(a).ok()?.parse::<f64>().ok())
         .ok_or_else(|| err("timeout is not a float or out of range"))?;
-    if t < 0.0 {
+    if t.is_nan() {
+        return Err(err("timeout is not a float or out of range"));
+    }
+    if t < 0.0 || t * 1000.0 >= i64::MAX as f64 {
         return Err(err("timeout is negative"));
     }
-    if t == 0.0 {
-        return Ok(None);
+    // A positive value too small for f64 still waits the least Redis can
+    // (its ceil() makes it 1 ms), not forever.
+    if t == 0.0 && parse_float(a) != Some(0.0) {
+        return Ok(Some(Duration::from_millis(1)));
     }
-    if t > 1e10 {
-        return Err(err("timeout is out of range"));
+    // Beyond ~317 years a deadline is "never"; it also keeps Instant
+    // arithmetic far from overflow.
+    if t == 0.0 || t > 1e10 {
+        return Ok(None);
     }
     Ok(Some(Duration::from_secs_f64(t)))
 }

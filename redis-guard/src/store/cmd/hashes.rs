@@ -3,10 +3,9 @@
 use bytes::Bytes;
 
 use super::{
-    CmdError, CmdResult, Ctx, cursor_arg, err, float_arg, int_arg, is, name_of, parse_float,
-    scan_collection, scan_opts, wrong_args,
+    CmdError, CmdResult, Ctx, cursor_arg, err, float_arg, int_arg, is, name_of, scan_collection,
+    scan_opts, wrong_args,
 };
-use crate::store::frame::fmt_human;
 use crate::store::protocol::parse_int;
 use crate::store::value::HashVal;
 
@@ -161,8 +160,10 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// HINCRBYFLOAT key field increment
 pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let delta = float_arg(&args[3])?;
-    if !delta.is_finite() {
+    if !crate::store::decimal::valid(&args[3]) {
+        return Err(super::CmdError::NotFloat);
+    }
+    if float_arg(&args[3]).is_ok_and(|d| !d.is_finite()) {
         return Err(err("value is NaN or Infinity"));
     }
     let (db, clock, now) = ctx.db_clock();
@@ -171,15 +172,13 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             h.get(&args[2]).map(Box::<[u8]>::from)
         })?
         .flatten();
-    let cur = match cur {
-        Some(v) => parse_float(&v).ok_or_else(|| err("hash value is not a float"))?,
-        None => 0.0,
+    let cur: &[u8] = match &cur {
+        Some(v) if crate::store::decimal::valid(v) => v,
+        Some(_) => return Err(err("hash value is not a float")),
+        None => b"0",
     };
-    let new = cur + delta;
-    if !new.is_finite() {
-        return Err(err("increment would produce NaN or Infinity"));
-    }
-    let s = fmt_human(new);
+    let s = crate::store::decimal::add(cur, &args[3])
+        .map_err(|_| err("increment would produce NaN or Infinity"))?;
     db.write::<HashVal, _>(&args[1], now, clock, true, |h| {
         h.insert(&args[2], s.as_bytes())
     })?;
@@ -199,10 +198,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         None => false,
     };
     if let Some(c) = count {
-        // Repetition is materialized, so bound it (Redis would allocate it all).
-        if !(-(1 << 24)..=i64::MAX / 2).contains(&c) {
-            return Err(err("value is out of range"));
-        }
+        super::random_count(c)?;
     }
     let (db, clock, now) = ctx.db_clock();
     let picked: Option<Vec<FieldValue>> = db.read::<HashVal, _>(&args[1], now, clock, |h| {

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::blocking::{BlockOp, mpop_now, parse_mpop, try_op};
-use super::strings::range_of;
+use super::index_range;
 use super::{CmdError, CmdResult, Ctx, err, int_arg, is, name_of};
 use crate::store::value::ListVal;
 
@@ -82,7 +82,7 @@ pub fn lrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let stop = int_arg(&args[3])?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<ListVal, _>(&args[1], now, clock, |l| {
-        match range_of(start, stop, l.len()) {
+        match index_range(start, stop, l.len()) {
             Some((s, e)) => {
                 out.array(e - s + 1);
                 for v in l.range(s, e) {
@@ -219,7 +219,7 @@ pub fn ltrim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let stop = int_arg(&args[3])?;
     let (db, clock, now) = ctx.db_clock();
     db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
-        l.edit(|items| match range_of(start, stop, items.len()) {
+        l.edit(|items| match index_range(start, stop, items.len()) {
             Some((s, e)) => {
                 items.truncate(e + 1);
                 items.drain(..s);

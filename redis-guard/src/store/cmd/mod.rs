@@ -290,7 +290,25 @@ fn c(
     cats: &'static str,
     handler: Handler,
 ) -> Command {
-    let flags = words(flags);
+    let mut flags = words(flags);
+    // Key positions that depend on a numkeys argument (see `numkeys_keys`).
+    if matches!(
+        name,
+        "zunionstore"
+            | "zinterstore"
+            | "zdiffstore"
+            | "zunion"
+            | "zinter"
+            | "zdiff"
+            | "zintercard"
+            | "sintercard"
+            | "lmpop"
+            | "zmpop"
+            | "blmpop"
+            | "bzmpop"
+    ) {
+        flags.push("movablekeys");
+    }
     let mut categories = words(cats);
     for (flag, cat) in [
         ("write", "write"),
@@ -632,7 +650,7 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
             "zunionstore",
             -4,
             "write denyoom",
-            NOKEY,
+            K1,
             "sortedset",
             z::zsetop,
         ),
@@ -640,7 +658,7 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
             "zinterstore",
             -4,
             "write denyoom",
-            NOKEY,
+            K1,
             "sortedset",
             z::zsetop,
         ),
@@ -648,7 +666,7 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
             "zdiffstore",
             -4,
             "write denyoom",
-            NOKEY,
+            K1,
             "sortedset",
             z::zsetop,
         ),
@@ -734,6 +752,22 @@ pub fn remove_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdR
         .unwrap_or(0);
     ctx.out.int(n as i64);
     Ok(())
+}
+
+/// Checks the count of HRANDFIELD, SRANDMEMBER and ZRANDMEMBER. Redis
+/// takes any count but `i64::MIN`; a negative one repeats members and is
+/// materialised here, so it is bounded to 2^24 (Redis would try to build
+/// any size of reply, and a huge one takes the server down).
+pub fn random_count(c: i64) -> Result<i64, CmdError> {
+    if c == i64::MIN {
+        return Err(err(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
+    }
+    if c < -(1 << 24) {
+        return Err(err("value is out of range"));
+    }
+    Ok(c)
 }
 
 /// What HRANDFIELD, SRANDMEMBER and ZRANDMEMBER pick from `items` (`len`
@@ -1012,12 +1046,34 @@ pub fn finish(ctx: &mut Ctx<'_, '_>, reply_start: usize) {
 
 // ---- argument helpers ----
 
+/// Resolves list and sorted-set ranks: inclusive `start..=end`, negative
+/// counting from the end, as LRANGE, LTRIM, ZRANGE and ZREMRANGEBYRANK do.
+/// `start` is clamped to 0 and `end` to the last element, but an `end`
+/// that still lies before the first element selects nothing (`LRANGE l 0
+/// -100` on a short list is empty, and `ZREMRANGEBYRANK z 0 -100` removes
+/// nothing).
+pub fn index_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let s = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let e = if end < 0 { len + end } else { end.min(len - 1) };
+    if s > e || s >= len {
+        return None;
+    }
+    Some((s as usize, e as usize))
+}
+
 /// Parses an integer argument (`ERR value is not an integer or out of range`).
 pub fn int_arg(a: &[u8]) -> Result<i64, CmdError> {
     crate::store::protocol::parse_int(a).ok_or(CmdError::NotInteger)
 }
 
-/// Parses a float like Redis's `strtold`-based parsing: `inf`, `-inf`, no NaN, no spaces.
+/// Parses a float as Redis's `string2d` does: the whole text, no leading
+/// space, no NaN; `inf`/`-inf` spelled out are fine, but a number that
+/// overflows to infinity or underflows to zero is not a valid float.
 pub fn parse_float(a: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(a).ok()?;
     if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
@@ -1029,6 +1085,15 @@ pub fn parse_float(a: &[u8]) -> Option<f64> {
         l if l.contains("nan") || l.contains("inf") => return None,
         _ => s.parse().ok()?,
     };
+    if v.is_infinite() && !s.to_ascii_lowercase().contains("inf") {
+        return None;
+    }
+    if v == 0.0 {
+        let mantissa = s.split(['e', 'E']).next().unwrap_or("");
+        if mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+            return None;
+        }
+    }
     Some(v)
 }
 

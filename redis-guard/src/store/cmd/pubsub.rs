@@ -221,7 +221,9 @@ pub fn pubsub(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             }
         }
         "numsub" => {
-            ctx.out.map(args.len() - 2);
+            // A flat array even in RESP3, as Redis 7.0 replies (clients
+            // such as redis-py parse it pairwise).
+            ctx.out.array((args.len() - 2) * 2);
             for c in &args[2..] {
                 ctx.out.bulk(c);
                 ctx.out
@@ -241,9 +243,10 @@ pub fn pubsub(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             return Err(err("wrong number of arguments for 'pubsub|numpat' command"));
         }
         "channels" => {
-            return Err(err(
-                "unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.",
-            ));
+            return Err(err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                String::from_utf8_lossy(&args[1])
+            )));
         }
         _ => {
             return Err(err(format!(

@@ -400,10 +400,46 @@ pub fn command(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if is(sub, "count") && args.len() == 2 {
         ctx.out.int(COMMANDS.len() as i64);
     } else if is(sub, "list") {
-        ctx.out.array(COMMANDS.len());
-        for c in COMMANDS.iter() {
-            ctx.out.bulk(c.name.as_bytes());
+        let keep: Box<dyn Fn(&Command) -> bool> = match &args[2..] {
+            [] => Box::new(|_| true),
+            // No modules exist here.
+            [f, kind, _] if is(f, "filterby") && is(kind, "module") => Box::new(|_| false),
+            [f, kind, cat] if is(f, "filterby") && is(kind, "aclcat") => {
+                let cat = String::from_utf8_lossy(cat).to_ascii_lowercase();
+                Box::new(move |c: &Command| c.categories.contains(&cat.as_str()))
+            }
+            [f, kind, pat] if is(f, "filterby") && is(kind, "pattern") => {
+                Box::new(move |c: &Command| glob::matches_nocase(pat, c.name.as_bytes()))
+            }
+            _ => return Err(CmdError::Syntax),
+        };
+        let names: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c.name)
+            .collect();
+        ctx.out.array(names.len());
+        for n in names {
+            ctx.out.bulk(n.as_bytes());
         }
+    } else if is(sub, "help") && args.len() == 2 {
+        ctx.out.simple_lines(&[
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Return details about all commands.",
+            "COUNT",
+            "    Return the total number of commands in this server.",
+            "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+            "    Return a list of all commands in this server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple commands.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple commands.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full command.",
+            "HELP",
+            "    Print this help.",
+        ]);
     } else if is(sub, "info") {
         if args.len() == 2 {
             ctx.out.array(COMMANDS.len());
@@ -415,7 +451,7 @@ pub fn command(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             for a in &args[2..] {
                 match lookup(a) {
                     Some(i) => command_info(&mut ctx.out, &COMMANDS[i]),
-                    None => ctx.out.null_array(),
+                    None => ctx.out.null(),
                 }
             }
         }

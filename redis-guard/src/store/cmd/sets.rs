@@ -8,7 +8,7 @@ use super::{
     CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_collection, scan_opts,
 };
 use crate::store::keyspace::Db;
-use crate::store::value::{Key, SetVal, Value};
+use crate::store::value::{Key, SetVal, Value, intset_order};
 
 /// SADD key member [member ...]
 pub fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -48,7 +48,7 @@ pub fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
         out.set(s.len());
-        s.iter().for_each(|m| out.bulk(m));
+        s.ordered().into_iter().for_each(|m| out.bulk(m));
     })?;
     if found.is_none() {
         ctx.out.set(0);
@@ -65,7 +65,9 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = count_arg(args.get(2))?;
+    // Redis gives this one text for a negative and a non-integer count.
+    let count =
+        count_arg(args.get(2)).map_err(|_| err("value is out of range, must be positive"))?;
     if count.is_some_and(|c| c < 0) {
         return Err(err("value is out of range, must be positive"));
     }
@@ -99,7 +101,8 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             None => ctx.out.null(),
         },
         Some(_) => {
-            let v = popped.unwrap_or_default();
+            let mut v = popped.unwrap_or_default();
+            intset_order(&mut v);
             ctx.out.set(v.len());
             v.iter().for_each(|m| ctx.out.bulk(m));
         }
@@ -112,16 +115,20 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = count_arg(args.get(2))?;
-    if count.is_some_and(|c| c < -(1 << 24)) {
-        return Err(err("value is out of range"));
-    }
+    let count = count_arg(args.get(2))?
+        .map(super::random_count)
+        .transpose()?;
     let (db, clock, now) = ctx.db_clock();
     let picks = db.read::<SetVal, _>(&args[1], now, clock, |s| {
-        super::pick_random(s.iter(), s.len(), count)
+        let mut v = super::pick_random(s.iter(), s.len(), count)
             .into_iter()
             .map(Key::from)
-            .collect::<Vec<Key>>()
+            .collect::<Vec<Key>>();
+        // The whole set: Redis lists it as SMEMBERS does.
+        if count.is_some_and(|c| c > 0 && c as u64 >= s.len() as u64) {
+            intset_order(&mut v);
+        }
+        v
     })?;
     match count {
         None => match picks.and_then(|v| v.into_iter().next()) {
@@ -140,12 +147,13 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// SMOVE source destination member
 pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
-    let src_ok = db.check::<SetVal>(&args[1], now)?;
-    db.check::<SetVal>(&args[2], now)?;
-    if !src_ok {
+    // As in Redis, a missing source answers 0 before the destination's
+    // type is looked at.
+    if !db.check::<SetVal>(&args[1], now)? {
         ctx.out.int(0);
         return Ok(());
     }
+    db.check::<SetVal>(&args[2], now)?;
     let removed = db
         .write_changed::<SetVal, _>(&args[1], now, clock, false, |s| {
             let r = s.remove(&args[3]);
@@ -223,6 +231,8 @@ pub fn setop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         ctx.out.int(n as i64);
     } else {
+        let mut result: Vec<Key> = result.into_iter().collect();
+        intset_order(&mut result);
         ctx.out.set(result.len());
         for m in &result {
             ctx.out.bulk(m);
@@ -243,7 +253,16 @@ pub fn sintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// Parses `numkeys key... [LIMIT n]` of SINTERCARD/ZINTERCARD.
 pub fn intercard_args(args: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
     let zset = args[0].eq_ignore_ascii_case(b"zintercard");
-    let n = int_arg(&args[1]).map_err(|_| err("numkeys should be greater than 0"))?;
+    let n = match int_arg(&args[1]) {
+        Ok(n) => n,
+        Err(e) if zset => return Err(e),
+        Err(_) => return Err(err("numkeys should be greater than 0")),
+    };
+    if n <= 0 && zset {
+        return Err(err(
+            "at least 1 input key is needed for 'zintercard' command",
+        ));
+    }
     if n <= 0 {
         return Err(err("numkeys should be greater than 0"));
     }
@@ -256,18 +275,20 @@ pub fn intercard_args(args: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
         });
     }
     let keys = &args[2..2 + n];
-    let rest = &args[2 + n..];
-    let limit = match rest.len() {
-        0 => 0,
-        2 if is(&rest[0], "limit") => {
-            let l = int_arg(&rest[1]).map_err(|_| err("LIMIT can't be negative"))?;
-            if l < 0 {
-                return Err(err("LIMIT can't be negative"));
-            }
-            l as usize
+    let mut rest = &args[2 + n..];
+    // LIMIT may repeat; the last one counts, as in Redis.
+    let mut limit = 0;
+    while let Some(a) = rest.first() {
+        if !is(a, "limit") || rest.len() < 2 {
+            return Err(CmdError::Syntax);
         }
-        _ => return Err(CmdError::Syntax),
-    };
+        let l = int_arg(&rest[1]).map_err(|_| err("LIMIT can't be negative"))?;
+        if l < 0 {
+            return Err(err("LIMIT can't be negative"));
+        }
+        limit = l as usize;
+        rest = &rest[2..];
+    }
     Ok((keys, limit))
 }
 
@@ -277,8 +298,12 @@ pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
-        let (next, items) =
-            scan_collection(s.iter().map(|m| (m, ())), cursor, count, pat.as_deref());
+        let (next, items) = scan_collection(
+            s.ordered().into_iter().map(|m| (m, ())),
+            cursor,
+            count,
+            pat.as_deref(),
+        );
         out.array(2);
         out.bulk(next.to_string().as_bytes());
         out.array(items.len());

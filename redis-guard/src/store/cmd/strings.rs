@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 
-use super::{CmdError, CmdResult, Ctx, err, float_arg, int_arg, is, name_of, parse_float};
-use crate::store::frame::{fmt_human, fmt_i64};
+use super::{CmdError, CmdResult, Ctx, err, int_arg, is, name_of};
+use crate::store::frame::fmt_i64;
 use crate::store::keyspace::Db;
 use crate::store::protocol::parse_int;
 use crate::store::value::Value;
@@ -55,6 +55,60 @@ enum Ttl {
     Persist,
 }
 
+/// Options of SET (`set = true`) or GETEX, following Redis's own parser:
+/// an option may repeat (the last value wins) but never combine with a
+/// conflicting one, and only the surviving expiry value is parsed.
+fn parse_string_opts(
+    args: &[Bytes],
+    from: usize,
+    set: bool,
+    now: u64,
+) -> Result<(bool, bool, bool, Ttl), CmdError> {
+    let (mut nx, mut xx, mut get, mut keep, mut persist) = (false, false, false, false, false);
+    let mut expiry: Option<(&'static str, &Bytes)> = None;
+    let mut i = from;
+    while i < args.len() {
+        let a = &args[i];
+        let next = args.get(i + 1);
+        let other_expiry = |kind: &str| expiry.is_some_and(|(k, _)| k != kind);
+        if set && is(a, "nx") && !xx {
+            nx = true;
+        } else if set && is(a, "xx") && !nx {
+            xx = true;
+        } else if set && is(a, "get") {
+            get = true;
+        } else if set && is(a, "keepttl") && !persist && expiry.is_none() {
+            keep = true;
+        } else if !set && is(a, "persist") && !keep && expiry.is_none() {
+            persist = true;
+        } else if let (Some(kind), Some(v)) = (
+            ["ex", "px", "exat", "pxat"].into_iter().find(|k| is(a, k)),
+            next,
+        ) && !keep
+            && !persist
+            && !other_expiry(kind)
+        {
+            expiry = Some((kind, v));
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let ttl = match expiry {
+        Some((kind, v)) => Ttl::At(parse_ttl_value(
+            kind,
+            v,
+            now,
+            if set { "set" } else { "getex" },
+        )?),
+        None if keep => Ttl::Keep,
+        None if persist => Ttl::Persist,
+        None => Ttl::None,
+    };
+    Ok((nx, xx, get, ttl))
+}
+
 fn parse_ttl_value(kind: &str, v: &[u8], now: u64, cmd: &str) -> Result<u64, CmdError> {
     let n = int_arg(v)?;
     let invalid = || err(format!("invalid expire time in '{cmd}' command"));
@@ -73,33 +127,7 @@ fn parse_ttl_value(kind: &str, v: &[u8], now: u64, cmd: &str) -> Result<u64, Cmd
 
 /// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms|KEEPTTL]
 pub fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let now = ctx.now;
-    let (mut nx, mut xx, mut get) = (false, false, false);
-    let mut ttl = Ttl::None;
-    let mut i = 3;
-    while i < args.len() {
-        let a = &args[i];
-        let has_next = i + 1 < args.len();
-        if is(a, "nx") && !xx {
-            nx = true;
-        } else if is(a, "xx") && !nx {
-            xx = true;
-        } else if is(a, "get") {
-            get = true;
-        } else if is(a, "keepttl") && matches!(ttl, Ttl::None) {
-            ttl = Ttl::Keep;
-        } else if has_next
-            && matches!(ttl, Ttl::None)
-            && (is(a, "ex") || is(a, "px") || is(a, "exat") || is(a, "pxat"))
-        {
-            let kind = String::from_utf8_lossy(a).to_ascii_lowercase();
-            ttl = Ttl::At(parse_ttl_value(&kind, &args[i + 1], now, "set")?);
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
+    let (nx, xx, get, ttl) = parse_string_opts(args, 3, true, ctx.now)?;
     let (db, clock, now) = ctx.db_clock();
     let old = if get {
         get_str(db, &args[1], now, clock)?
@@ -230,25 +258,7 @@ pub fn getdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// GETEX key [EX s|PX ms|EXAT ts|PXAT ms|PERSIST]
 pub fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let now = ctx.now;
-    let mut ttl = Ttl::None;
-    let mut i = 2;
-    while i < args.len() {
-        let a = &args[i];
-        if is(a, "persist") && matches!(ttl, Ttl::None) {
-            ttl = Ttl::Persist;
-        } else if i + 1 < args.len()
-            && matches!(ttl, Ttl::None)
-            && (is(a, "ex") || is(a, "px") || is(a, "exat") || is(a, "pxat"))
-        {
-            let kind = String::from_utf8_lossy(a).to_ascii_lowercase();
-            ttl = Ttl::At(parse_ttl_value(&kind, &args[i + 1], now, "getex")?);
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
+    let (_, _, _, ttl) = parse_string_opts(args, 2, false, ctx.now)?;
     let (db, clock, now) = ctx.db_clock();
     let v = get_str(db, &args[1], now, clock)?;
     if v.is_some() {
@@ -328,17 +338,18 @@ pub fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// INCRBYFLOAT key increment
 pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let delta = float_arg(&args[2])?;
-    let (db, clock, now) = ctx.db_clock();
-    let cur = match get_str(db, &args[1], now, clock)? {
-        Some(v) => parse_float(&v).ok_or(CmdError::NotFloat)?,
-        None => 0.0,
-    };
-    let new = cur + delta;
-    if new.is_nan() || new.is_infinite() {
-        return Err(err("increment would produce NaN or Infinity"));
+    if !crate::store::decimal::valid(&args[2]) {
+        return Err(CmdError::NotFloat);
     }
-    let s = fmt_human(new);
+    let (db, clock, now) = ctx.db_clock();
+    let cur = get_str(db, &args[1], now, clock)?;
+    let cur: &[u8] = match &cur {
+        Some(v) if crate::store::decimal::valid(v) => v,
+        Some(_) => return Err(CmdError::NotFloat),
+        None => b"0",
+    };
+    let s = crate::store::decimal::add(cur, &args[2])
+        .map_err(|_| err("increment would produce NaN or Infinity"))?;
     store_keep_ttl(db, &args[1], s.as_bytes(), now, clock);
     ctx.out.bulk(s.as_bytes());
     Ok(())
@@ -379,7 +390,9 @@ pub fn strlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Resolves Redis-style inclusive `start..=end` indices (negative from the end).
+/// Resolves GETRANGE's inclusive `start..=end` byte offsets (negative from
+/// the end). Unlike list and sorted-set ranks ([`super::index_range`]), an
+/// `end` before the start of the string is clamped to 0, as Redis 7.0 does.
 pub fn range_of(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
     let mut s = if start < 0 { len + start } else { start };

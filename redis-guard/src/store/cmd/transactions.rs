@@ -41,6 +41,18 @@ fn end_multi(ctx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// Ends the transaction because `EXEC` itself was rejected (wrong
+/// arity): Redis then discards it and replies `EXECABORT` with the reason.
+pub fn abort_exec(ctx: &mut Ctx<'_, '_>, reason: &str) {
+    if ctx.client.multi.is_some() {
+        end_multi(ctx);
+    }
+    ctx.out.error(&format!(
+        "EXECABORT Transaction discarded because of: {}",
+        reason.strip_prefix("ERR ").unwrap_or(reason)
+    ));
+}
+
 /// MULTI
 pub fn multi(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     if ctx.client.multi.is_some() {

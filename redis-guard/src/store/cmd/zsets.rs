@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::blocking::{BlockOp, minmax, mpop_now, parse_mpop, zpop as pop_n};
+use super::index_range;
 use super::sets::intercard_args;
-use super::strings::range_of;
 use super::{
     CmdError, CmdResult, Ctx, cursor_arg, err, float_arg, int_arg, is, name_of, parse_float,
     scan_collection, scan_opts,
@@ -24,12 +24,27 @@ struct ScoreBound {
 
 fn score_bound(a: &[u8]) -> Result<ScoreBound, CmdError> {
     let bad = || err("min or max is not a float");
-    if let Some(rest) = a.strip_prefix(b"(") {
-        let v = parse_float(rest).ok_or_else(bad)?;
-        Ok(ScoreBound { v, excl: true })
-    } else {
-        let v = parse_float(a).ok_or_else(bad)?;
-        Ok(ScoreBound { v, excl: false })
+    let (text, excl) = match a.strip_prefix(b"(") {
+        Some(rest) => (rest, true),
+        None => (a, false),
+    };
+    let v = strtod_bound(text).ok_or_else(bad)?;
+    Ok(ScoreBound { v, excl })
+}
+
+/// Range bounds go through plain `strtod` in Redis, not its stricter
+/// number parser: leading blanks are skipped, an empty text is 0 (so `(`
+/// alone is "above 0"), and out-of-range numbers become ±inf.
+fn strtod_bound(a: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(a).ok()?.trim_start();
+    if s.is_empty() {
+        return Some(0.0);
+    }
+    match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        l if l.contains("nan") || l.contains("inf") => None,
+        _ => s.parse().ok(),
     }
 }
 
@@ -310,7 +325,7 @@ fn select(z: &ZSetVal, spec: &RangeSpec, rev: bool, offset: i64, count: i64) -> 
     };
     let own = |(s, m): (f64, &[u8])| (Key::from(m), s);
     match spec {
-        RangeSpec::Rank(start, stop) => match range_of(*start, *stop, z.len()) {
+        RangeSpec::Rank(start, stop) => match index_range(*start, *stop, z.len()) {
             // Walk from whichever end is closer (ranks near the tail are common).
             Some((s, e)) if s > z.len() - 1 - e => {
                 let back: ZIter<'_> = if rev {
@@ -396,16 +411,19 @@ pub fn zrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut i = 0;
     while i < opts.len() {
         let a = &opts[i];
-        if is(a, "withscores") && !store && name != "zrangebylex" && name != "zrevrangebylex" {
+        // As in Redis, REV and BYSCORE/BYLEX may each be given once, and
+        // only to ZRANGE/ZRANGESTORE (the legacy commands fix them).
+        let by_free = !legacy && !byscore && !bylex;
+        if is(a, "withscores") && !store {
             withscores = true;
-        } else if is(a, "limit") && i + 2 < opts.len() && name != "zrevrange" {
+        } else if is(a, "limit") && i + 2 < opts.len() {
             limit = Some((int_arg(&opts[i + 1])?, int_arg(&opts[i + 2])?));
             i += 2;
-        } else if !legacy && is(a, "byscore") {
+        } else if by_free && is(a, "byscore") {
             byscore = true;
-        } else if !legacy && is(a, "bylex") {
+        } else if by_free && is(a, "bylex") {
             bylex = true;
-        } else if !legacy && is(a, "rev") {
+        } else if !legacy && !rev && is(a, "rev") {
             rev = true;
         } else {
             return Err(CmdError::Syntax);
@@ -493,7 +511,7 @@ pub fn zpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let max = name_of(args) == "zpopmax";
     let count = match args.get(2) {
         Some(c) => {
-            let n = int_arg(c)?;
+            let n = int_arg(c).map_err(|_| err("value is out of range, must be positive"))?;
             if n < 0 {
                 return Err(err("value is out of range, must be positive"));
             }
@@ -706,8 +724,8 @@ pub fn zrandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         Some(_) => return Err(CmdError::Syntax),
         None => false,
     };
-    if count.is_some_and(|c| c < -(1 << 24)) {
-        return Err(err("value is out of range"));
+    if let Some(c) = count {
+        super::random_count(c)?;
     }
     let (db, clock, now) = ctx.db_clock();
     let picked = db.read::<ZSetVal, _>(&args[1], now, clock, |z| {

@@ -1,0 +1,254 @@
+//! Replies compared byte for byte with redis-server 7.0.15's, for cases a
+//! differential run against the reference found different: float text,
+//! repeated options, set order, error texts, RESP3 shapes, COMMAND.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, q, q_err};
+
+#[test]
+fn incrbyfloat_prints_decimals_as_redis_does() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    for _ in 0..3 {
+        let _: String = q(&mut c, &["INCRBYFLOAT", "f", "0.1"]);
+    }
+    assert_eq!(q::<String>(&mut c, &["GET", "f"]), "0.3");
+    let _: () = q(&mut c, &["SET", "g", "1.1"]);
+    assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "g", "2.2"]), "3.3");
+    let _: () = q(&mut c, &["SET", "h", "100"]);
+    assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "h", "-99.9"]), "0.1");
+    assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "tiny", "1e-20"]), "0");
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "int", "123456789012345678"]),
+        "123456789012345678"
+    );
+    let _: () = q(&mut c, &["SET", "doc", "10.50"]);
+    assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "doc", "0.1"]), "10.6");
+    // long double range: far beyond f64, as in Redis.
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "huge", "1e400"]).len(),
+        401
+    );
+    assert_eq!(
+        q_err(&mut c, &["INCRBYFLOAT", "x", "1e5000"]),
+        "ERR value is not a valid float"
+    );
+    assert_eq!(
+        q_err(&mut c, &["INCRBYFLOAT", "x", "inf"]),
+        "ERR increment would produce NaN or Infinity"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "hh", "f", "0.1"]),
+        "0.1"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "hh", "f", "0.2"]),
+        "0.3"
+    );
+}
+
+#[test]
+fn repeated_options_follow_redis_parser() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "k", "v", "EX", "10", "EX", "2000"]);
+    assert!(q::<i64>(&mut c, &["TTL", "k"]) > 1000);
+    let _: () = q(&mut c, &["SET", "k", "v", "KEEPTTL", "KEEPTTL"]);
+    assert_eq!(
+        q_err(&mut c, &["SET", "k", "v", "EX", "10", "PX", "100"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        q_err(&mut c, &["SET", "k", "v", "KEEPTTL", "EX", "10"]),
+        "ERR syntax error"
+    );
+    let _: String = q(&mut c, &["GETEX", "k", "EX", "100", "EX", "200"]);
+    assert!(q::<i64>(&mut c, &["TTL", "k"]) > 150);
+    let _: String = q(&mut c, &["GETEX", "k", "PERSIST", "PERSIST"]);
+    assert_eq!(q::<i64>(&mut c, &["TTL", "k"]), -1);
+    let _: i64 = q(&mut c, &["SADD", "a", "1", "2", "3", "4"]);
+    assert_eq!(
+        q::<i64>(
+            &mut c,
+            &["SINTERCARD", "1", "a", "LIMIT", "2", "LIMIT", "3"]
+        ),
+        3
+    );
+    let _: i64 = q(&mut c, &["ZADD", "z", "1", "a", "2", "b"]);
+    assert_eq!(
+        q_err(&mut c, &["ZRANGE", "z", "0", "-1", "REV", "REV"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        q_err(&mut c, &["ZRANGE", "z", "0", "1", "BYSCORE", "BYSCORE"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        q_err(&mut c, &["ZRANGEBYLEX", "z", "-", "+", "WITHSCORES"]),
+        "ERR syntax error, WITHSCORES not supported in combination with BYLEX"
+    );
+}
+
+#[test]
+fn integer_sets_list_in_ascending_order_like_an_intset() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["SADD", "s", "3", "1", "2", "-5", "100"]);
+    let sorted = vec!["-5", "1", "2", "3", "100"];
+    assert_eq!(q::<Vec<String>>(&mut c, &["SMEMBERS", "s"]), sorted);
+    assert_eq!(q::<Vec<String>>(&mut c, &["SUNION", "s"]), sorted);
+    assert_eq!(q::<Vec<String>>(&mut c, &["SINTER", "s", "s"]), sorted);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["SRANDMEMBER", "s", "10"]),
+        sorted
+    );
+    let (cursor, members): (String, Vec<String>) = q(&mut c, &["SSCAN", "s", "0"]);
+    assert_eq!(cursor, "0");
+    assert_eq!(members, sorted);
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "s"]), "intset");
+}
+
+#[test]
+fn error_texts_and_edge_replies_match_redis() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    assert_eq!(
+        q_err(&mut c, &["ZADD", "z", "1e1000", "a"]),
+        "ERR value is not a valid float"
+    );
+    assert_eq!(
+        q_err(&mut c, &["ZADD", "z", "1e-400", "a"]),
+        "ERR value is not a valid float"
+    );
+    let _: i64 = q(&mut c, &["ZADD", "z", "inf", "top", "0", "zero", "3", "c"]);
+    // A bare "(" is "above 0", as strtod makes it in Redis.
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["ZRANGE", "z", "(", "3", "BYSCORE"]),
+        vec!["c"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["ZRANGEBYSCORE", "z", "(1e1000", "+inf"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        q_err(&mut c, &["ZINTERCARD", "0", "a"]),
+        "ERR at least 1 input key is needed for 'zintercard' command"
+    );
+    assert_eq!(
+        q_err(&mut c, &["SINTERCARD", "0", "a"]),
+        "ERR numkeys should be greater than 0"
+    );
+    assert_eq!(
+        q_err(&mut c, &["SPOP", "s", "abc"]),
+        "ERR value is out of range, must be positive"
+    );
+    assert_eq!(
+        q_err(&mut c, &["ZPOPMIN", "z", "abc"]),
+        "ERR value is out of range, must be positive"
+    );
+    assert_eq!(
+        q_err(&mut c, &["SRANDMEMBER", "s", "-9223372036854775808"]),
+        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+    );
+    let _: () = q(&mut c, &["SET", "str", "v"]);
+    assert_eq!(q::<i64>(&mut c, &["SMOVE", "missing", "str", "a"]), 0);
+    assert_eq!(
+        q_err(&mut c, &["PUBSUB", "CHANNELS", "a", "b"]),
+        "ERR unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP."
+    );
+    assert_eq!(
+        q_err(&mut c, &["BLPOP", "l", "inf"]),
+        "ERR timeout is negative"
+    );
+    assert_eq!(
+        q_err(&mut c, &["BLPOP", "l", "abc"]),
+        "ERR timeout is not a float or out of range"
+    );
+
+    let mut r = s.raw_authed();
+    r.roundtrip(
+        &["EXEC", "x"],
+        b"-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n",
+    );
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.roundtrip(&["SET", "t", "1"], b"+QUEUED\r\n");
+    r.roundtrip(
+        &["EXEC", "x"],
+        b"-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n",
+    );
+    r.roundtrip(&["EXEC"], b"-ERR EXEC without MULTI\r\n");
+    r.roundtrip(&["EXISTS", "t"], b":0\r\n");
+}
+
+#[test]
+fn resp3_pubsub_numsub_is_a_flat_array() {
+    let s = TestServer::start(|_| {});
+    let mut sub = s.conn();
+    let _: () = q(&mut sub, &["SUBSCRIBE", "news"]);
+    let mut r = s.raw_authed();
+    r.cmd(&["HELLO", "3"]);
+    r.drain();
+    r.roundtrip(
+        &["PUBSUB", "NUMSUB", "news", "zz"],
+        b"*4\r\n$4\r\nnews\r\n:1\r\n$2\r\nzz\r\n:0\r\n",
+    );
+}
+
+#[test]
+fn blmove_to_a_wrong_type_destination_wakes_with_wrongtype() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "dst", "str"]);
+    let mut waiter = s.raw_authed();
+    waiter.cmd(&["BLMOVE", "q", "dst", "LEFT", "LEFT", "5"]);
+    // Let the waiter block before the push.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while q::<String>(&mut c, &["INFO", "clients"]).contains("blocked_clients:0") {
+        assert!(std::time::Instant::now() < deadline, "BLMOVE never blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _: i64 = q(&mut c, &["RPUSH", "q", "a"]);
+    let started = std::time::Instant::now();
+    waiter.expect(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "woke only at the timeout"
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "q", "0", "-1"]),
+        vec!["a"]
+    );
+}
+
+#[test]
+fn command_introspection_matches_redis_shapes() {
+    let s = TestServer::start(|_| {});
+    let mut r = s.raw_authed();
+    r.roundtrip(&["COMMAND", "INFO", "nosuchcommand"], b"*1\r\n$-1\r\n");
+    let mut c = s.conn();
+    let mut zr: Vec<String> = q(
+        &mut c,
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "zrange*"],
+    );
+    zr.sort();
+    assert_eq!(
+        zr,
+        vec!["zrange", "zrangebylex", "zrangebyscore", "zrangestore"]
+    );
+    let lists: Vec<String> = q(&mut c, &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "list"]);
+    assert!(lists.contains(&"lpush".to_string()) && !lists.contains(&"sadd".to_string()));
+    let none: Vec<String> = q(&mut c, &["COMMAND", "LIST", "FILTERBY", "MODULE", "x"]);
+    assert!(none.is_empty());
+    assert_eq!(
+        q_err(&mut c, &["COMMAND", "LIST", "FILTERBY", "COLOR", "x"]),
+        "ERR syntax error"
+    );
+    let keys: Vec<String> = q(
+        &mut c,
+        &["COMMAND", "GETKEYS", "ZUNIONSTORE", "d", "2", "a", "b"],
+    );
+    assert_eq!(keys, vec!["d", "a", "b"]);
+}
