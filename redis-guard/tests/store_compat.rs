@@ -123,6 +123,15 @@ fn error_texts_and_edge_replies_match_redis() {
         q_err(&mut c, &["ZADD", "z", "1e-400", "a"]),
         "ERR value is not a valid float"
     );
+    // strtod's hexadecimal floats.
+    let _: i64 = q(&mut c, &["ZADD", "hex", "0x10", "a", "-0x1.8p1", "b"]);
+    assert_eq!(q::<String>(&mut c, &["ZSCORE", "hex", "a"]), "16");
+    assert_eq!(q::<String>(&mut c, &["ZSCORE", "hex", "b"]), "-3");
+    assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "hexf", "0x10"]), "16");
+    assert_eq!(
+        q_err(&mut c, &["ZADD", "hex", "0x", "c"]),
+        "ERR value is not a valid float"
+    );
     let _: i64 = q(&mut c, &["ZADD", "z", "inf", "top", "0", "zero", "3", "c"]);
     // A bare "(" is "above 0", as strtod makes it in Redis.
     assert_eq!(

@@ -1083,7 +1083,10 @@ pub fn parse_float(a: &[u8]) -> Option<f64> {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
         l if l.contains("nan") || l.contains("inf") => return None,
-        _ => s.parse().ok()?,
+        _ => match parse_hex_float(s) {
+            Some(v) => v,
+            None => s.parse().ok()?,
+        },
     };
     if v.is_infinite() && !s.to_ascii_lowercase().contains("inf") {
         return None;
@@ -1095,6 +1098,38 @@ pub fn parse_float(a: &[u8]) -> Option<f64> {
         }
     }
     Some(v)
+}
+
+/// C's hexadecimal floats (`0x10`, `-0x1.8p3`), which Redis accepts because
+/// it parses with `strtod`; `None` for anything else.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mant, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
 }
 
 /// Parses a float argument (`ERR value is not a valid float`).
