@@ -727,10 +727,14 @@ impl SetVal {
     }
 
     /// All members in the order Redis replies them (see [`intset_order`]).
-    pub fn ordered(&self) -> Vec<&[u8]> {
+    /// Only sets small enough to be an intset are collected and sorted.
+    pub fn ordered(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        if self.len() > INTSET_MAX_ENTRIES {
+            return self.iter();
+        }
         let mut v: Vec<&[u8]> = self.iter().collect();
         intset_order(&mut v);
-        v
+        Box::new(v.into_iter())
     }
 
     fn convert_to_table(&mut self) {

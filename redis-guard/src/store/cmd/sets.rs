@@ -48,7 +48,7 @@ pub fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
         out.set(s.len());
-        s.ordered().into_iter().for_each(|m| out.bulk(m));
+        s.ordered().for_each(|m| out.bulk(m));
     })?;
     if found.is_none() {
         ctx.out.set(0);
@@ -298,12 +298,8 @@ pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
-        let (next, items) = scan_collection(
-            s.ordered().into_iter().map(|m| (m, ())),
-            cursor,
-            count,
-            pat.as_deref(),
-        );
+        let (next, items) =
+            scan_collection(s.ordered().map(|m| (m, ())), cursor, count, pat.as_deref());
         out.array(2);
         out.bulk(next.to_string().as_bytes());
         out.array(items.len());
