@@ -266,8 +266,9 @@ fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, CmdError> {
     if !crate::store::decimal::valid(a) {
         return Err(err("timeout is not a float or out of range"));
     }
-    let t = parse_float(a)
-        .or_else(|| std::str::from_utf8(a).ok()?.parse::<f64>().ok())
+    let t = std::str::from_utf8(a)
+        .ok()
+        .and_then(super::strtod)
         .ok_or_else(|| err("timeout is not a float or out of range"))?;
     if t.is_nan() {
         return Err(err("timeout is not a float or out of range"));

@@ -1079,15 +1079,7 @@ pub fn parse_float(a: &[u8]) -> Option<f64> {
     if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
         return None;
     }
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        l if l.contains("nan") || l.contains("inf") => return None,
-        _ => match parse_hex_float(s) {
-            Some(v) => v,
-            None => s.parse().ok()?,
-        },
-    };
+    let v = strtod(s)?;
     if v.is_infinite() && !s.to_ascii_lowercase().contains("inf") {
         return None;
     }
@@ -1098,6 +1090,18 @@ pub fn parse_float(a: &[u8]) -> Option<f64> {
         }
     }
     Some(v)
+}
+
+/// The whole of `s` as C's `strtod` reads it: decimal or hexadecimal,
+/// `inf`/`infinity` spelled out, no NaN; out-of-range values become ±inf
+/// or 0 (callers that refuse those check for them).
+pub fn strtod(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        l if l.contains("nan") || l.contains("inf") => None,
+        _ => parse_hex_float(s).or_else(|| s.parse().ok()),
+    }
 }
 
 /// C's hexadecimal floats (`0x10`, `-0x1.8p3`), which Redis accepts because

@@ -40,12 +40,7 @@ fn strtod_bound(a: &[u8]) -> Option<f64> {
     if s.is_empty() {
         return Some(0.0);
     }
-    match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        l if l.contains("nan") || l.contains("inf") => None,
-        _ => s.parse().ok(),
-    }
+    super::strtod(s)
 }
 
 fn above_min(s: f64, min: ScoreBound) -> bool {
