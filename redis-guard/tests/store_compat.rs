@@ -261,3 +261,110 @@ fn command_introspection_matches_redis_shapes() {
     );
     assert_eq!(keys, vec!["d", "a", "b"]);
 }
+
+#[test]
+fn moving_a_single_element_onto_its_own_key_keeps_the_ttl() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let cases: [&[&str]; 4] = [
+        &["LMOVE", "l", "l", "LEFT", "RIGHT"],
+        &["RPOPLPUSH", "l", "l"],
+        &["BLMOVE", "l", "l", "RIGHT", "LEFT", "1"],
+        &["BRPOPLPUSH", "l", "l", "1"],
+    ];
+    for cmd in cases {
+        let _: i64 = q(&mut c, &["DEL", "l"]);
+        let _: i64 = q(&mut c, &["RPUSH", "l", "a"]);
+        let _: i64 = q(&mut c, &["EXPIRE", "l", "100"]);
+        assert_eq!(q::<String>(&mut c, cmd), "a", "{cmd:?}");
+        assert!(
+            q::<i64>(&mut c, &["TTL", "l"]) > 90,
+            "{cmd:?} dropped the TTL"
+        );
+        assert_eq!(
+            q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]),
+            vec!["a"]
+        );
+    }
+    let _: i64 = q(&mut c, &["SADD", "s", "a"]);
+    let _: i64 = q(&mut c, &["EXPIRE", "s", "100"]);
+    assert_eq!(q::<i64>(&mut c, &["SMOVE", "s", "s", "a"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["SMOVE", "s", "s", "zz"]), 0);
+    assert!(q::<i64>(&mut c, &["TTL", "s"]) > 90);
+}
+
+#[test]
+fn watch_is_only_broken_by_real_changes() {
+    let s = TestServer::start(|_| {});
+    let mut other = s.conn();
+    let mut r = s.raw_authed();
+    let tx = |r: &mut common::Raw, expect: &[u8]| {
+        r.roundtrip(&["MULTI"], b"+OK\r\n");
+        r.roundtrip(&["PING"], b"+QUEUED\r\n");
+        r.roundtrip(&["EXEC"], expect);
+    };
+    // Flushing or swapping databases that never held the key.
+    for change in [&["FLUSHDB"][..], &["FLUSHALL"], &["SWAPDB", "0", "1"]] {
+        r.roundtrip(&["WATCH", "absent"], b"+OK\r\n");
+        let _: () = q(&mut other, change);
+        tx(&mut r, b"*1\r\n+PONG\r\n");
+    }
+    // PERSIST on a key without a TTL, SMOVE onto itself.
+    let _: () = q(&mut other, &["SET", "k", "1"]);
+    r.roundtrip(&["WATCH", "k"], b"+OK\r\n");
+    let _: String = q(&mut other, &["GETEX", "k", "PERSIST"]);
+    tx(&mut r, b"*1\r\n+PONG\r\n");
+    let _: i64 = q(&mut other, &["SADD", "s", "a"]);
+    r.roundtrip(&["WATCH", "s"], b"+OK\r\n");
+    let _: i64 = q(&mut other, &["SMOVE", "s", "s", "a"]);
+    tx(&mut r, b"*1\r\n+PONG\r\n");
+    // A flush that deletes the watched key does break it.
+    r.roundtrip(&["WATCH", "k"], b"+OK\r\n");
+    let _: () = q(&mut other, &["FLUSHDB"]);
+    tx(&mut r, b"*-1\r\n");
+}
+
+#[test]
+fn client_kill_filters_are_validated() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    assert_eq!(
+        q_err(&mut c, &["CLIENT", "KILL", "ID", "0"]),
+        "ERR client-id should be greater than 0"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLIENT", "KILL", "TYPE", "foo"]),
+        "ERR Unknown client type 'foo'"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLIENT", "KILL", "USER", "nosuch"]),
+        "ERR No such user 'nosuch'"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLIENT", "KILL", "MAXAGE", "100"]),
+        "ERR syntax error"
+    );
+    let mut sub = s.conn();
+    let _: () = q(&mut sub, &["SUBSCRIBE", "ch"]);
+    let mut plain = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["CLIENT", "KILL", "TYPE", "pubsub"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["CLIENT", "KILL", "TYPE", "master"]), 0);
+    assert_eq!(q::<String>(&mut plain, &["PING"]), "PONG");
+}
+
+#[test]
+fn small_edge_replies() {
+    let s = TestServer::start(|_| {});
+    let mut r = s.raw_authed();
+    // A move that cannot block inside MULTI answers a null bulk.
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.roundtrip(&["BRPOPLPUSH", "q", "r", "1"], b"+QUEUED\r\n");
+    r.roundtrip(&["BLPOP", "q", "1"], b"+QUEUED\r\n");
+    r.roundtrip(&["EXEC"], b"*2\r\n$-1\r\n*-1\r\n");
+    r.roundtrip(&["SCAN", ""], b"*2\r\n$1\r\n0\r\n*0\r\n");
+    r.roundtrip(
+        &["SELECT", "4294967296"],
+        b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n",
+    );
+    r.roundtrip(&["SELECT", "99"], b"-ERR DB index is out of range\r\n");
+}

@@ -348,11 +348,13 @@ impl Db {
         true
     }
 
-    /// Deletes everything, invalidating all watchers of this database.
+    /// Deletes everything, invalidating the watchers of the keys it held.
     ///
     /// Large databases are freed on a helper thread so the keyspace lock is
     /// not held while millions of values are deallocated.
     pub fn clear(&mut self) {
+        // Redis touches only the watched keys that were there to delete.
+        self.touch_watched_held(None);
         let old = std::mem::take(&mut self.tables);
         if self.len > 10_000 {
             let spawned = std::thread::Builder::new()
@@ -367,26 +369,38 @@ impl Db {
         self.len = 0;
         self.expires = 0;
         self.mem = 0;
-        for v in self.watched.values() {
-            for f in v {
-                f.store(true, Ordering::Release);
+    }
+
+    /// Whether `key` is stored here, expired or not (Redis's `dictFind`).
+    fn holds(&self, key: &[u8]) -> bool {
+        self.tables
+            .get(slot_of(hash_of(key)))
+            .is_some_and(|t| t.contains_key(key))
+    }
+
+    /// Invalidates the watchers of every watched key held here or in
+    /// `other`: what FLUSHDB and SWAPDB change.
+    fn touch_watched_held(&self, other: Option<&Db>) {
+        for (key, v) in &self.watched {
+            if self.holds(key) || other.is_some_and(|o| o.holds(key)) {
+                for f in v {
+                    f.store(true, Ordering::Release);
+                }
             }
         }
     }
 
     /// Swaps the contents of two databases; watchers and waiters stay with
-    /// their database index and are invalidated / woken.
+    /// their database index: watchers of a key either side held are
+    /// invalidated, waiters woken.
     pub fn swap_contents(a: &mut Db, b: &mut Db) {
+        a.touch_watched_held(Some(b));
+        b.touch_watched_held(Some(a));
         std::mem::swap(&mut a.tables, &mut b.tables);
         std::mem::swap(&mut a.len, &mut b.len);
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.mem, &mut b.mem);
         for db in [a, b] {
-            for v in db.watched.values() {
-                for f in v {
-                    f.store(true, Ordering::Release);
-                }
-            }
             let keys: Vec<Key> = db.blocked.keys().cloned().collect();
             db.ready.extend(keys);
         }

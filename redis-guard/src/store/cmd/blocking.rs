@@ -128,10 +128,26 @@ pub fn try_op(
                 out.error(&CmdError::from(e).to_string());
                 return Ok(Some(buf.to_vec()));
             }
-            let v =
-                ks.dbs[db].write::<ListVal, _>(key, now, clock, false, |l| l.pop(*from_left))?;
+            let v = if **dest == *key {
+                // A rotation: the list never empties, so a one-element list
+                // keeps its key and its TTL, as in Redis.
+                ks.dbs[db].write::<ListVal, _>(key, now, clock, false, |l| {
+                    let v = l.pop(*from_left);
+                    if let Some(x) = &v {
+                        l.push(x, *to_left);
+                    }
+                    v
+                })?
+            } else {
+                let v = ks.dbs[db]
+                    .write::<ListVal, _>(key, now, clock, false, |l| l.pop(*from_left))?;
+                if let Some(Some(x)) = &v {
+                    ks.dbs[db]
+                        .write::<ListVal, _>(dest, now, clock, true, |l| l.push(x, *to_left))?;
+                }
+                v
+            };
             let Some(Some(v)) = v else { return Ok(None) };
-            ks.dbs[db].write::<ListVal, _>(dest, now, clock, true, |l| l.push(&v, *to_left))?;
             out.bulk(&v);
         }
         BlockOp::ZPop { max } => {
@@ -307,7 +323,13 @@ fn block_or_serve(
         }
     }
     if in_exec {
-        ctx.out.null_array();
+        // Redis's "cannot block here" reply: a null bulk for the moves
+        // (their value is a bulk), a null array for the pops.
+        if matches!(op, BlockOp::Move { .. }) {
+            ctx.out.null();
+        } else {
+            ctx.out.null_array();
+        }
         return Ok(());
     }
     let id = ks.next_waiter;

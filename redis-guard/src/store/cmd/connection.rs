@@ -202,6 +202,11 @@ pub fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// SELECT index
 pub fn select(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let db = int_arg(&args[1])?;
+    if i32::try_from(db).is_err() {
+        return Err(err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
     if db < 0 || db as usize >= ctx.shared.config.databases {
         return Err(err("DB index is out of range"));
     }
@@ -466,27 +471,40 @@ fn client_kill(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut addr = None;
     let mut laddr = None;
     let mut user = None;
+    let mut pubsub = None;
     let mut skipme = true;
     let mut i = 2;
     while i + 1 < args.len() {
         let v = String::from_utf8_lossy(&args[i + 1]).into_owned();
         if is(&args[i], "id") {
-            id =
-                Some(int_arg(&args[i + 1]).map_err(|_| err("client-id should be greater than 0"))?);
+            let n = int_arg(&args[i + 1])
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err("client-id should be greater than 0"))?;
+            id = Some(n);
         } else if is(&args[i], "addr") {
             addr = Some(v);
         } else if is(&args[i], "laddr") {
             laddr = Some(v);
         } else if is(&args[i], "user") {
+            if ctx.shared.users.read().get(&v).is_none() {
+                return Err(err(format!("No such user '{v}'")));
+            }
             user = Some(v);
+        } else if is(&args[i], "type") {
+            // No replication here: replica and master clients never exist.
+            pubsub = Some(match v.to_ascii_lowercase().as_str() {
+                "normal" => Some(false),
+                "pubsub" => Some(true),
+                "replica" | "slave" | "master" => None,
+                _ => return Err(err(format!("Unknown client type '{v}'"))),
+            });
         } else if is(&args[i], "skipme") {
             skipme = match v.to_ascii_lowercase().as_str() {
                 "yes" => true,
                 "no" => false,
                 _ => return Err(CmdError::Syntax),
             };
-        } else if is(&args[i], "type") || is(&args[i], "maxage") {
-            // Accepted filters we do not distinguish on.
         } else {
             return Err(CmdError::Syntax);
         }
@@ -502,6 +520,11 @@ fn client_kill(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             || addr.as_ref().is_some_and(|a| h.addr.to_string() != *a)
             || laddr.as_ref().is_some_and(|a| h.laddr.to_string() != *a)
             || user.as_ref().is_some_and(|u| *h.user.lock() != *u)
+            || pubsub.is_some_and(|want| {
+                let subscribed =
+                    h.subs.load(Ordering::Relaxed) + h.psubs.load(Ordering::Relaxed) > 0;
+                want != Some(subscribed)
+            })
             || (skipme && h.id == me)
         {
             continue;

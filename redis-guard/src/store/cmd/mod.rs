@@ -1193,6 +1193,9 @@ pub fn scan_opts(
 pub fn cursor_arg(a: &[u8]) -> Result<u64, CmdError> {
     // Like strtoul: a negative number wraps around (and thus ends the scan).
     let s = std::str::from_utf8(a).map_err(|_| err("invalid cursor"))?;
+    if s.is_empty() {
+        return Ok(0);
+    }
     s.parse::<u64>()
         .or_else(|_| s.parse::<i64>().map(|v| v as u64))
         .map_err(|_| err("invalid cursor"))

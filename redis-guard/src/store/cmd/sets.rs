@@ -154,6 +154,13 @@ pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     db.check::<SetVal>(&args[2], now)?;
+    if args[1] == args[2] {
+        // Moving onto itself changes nothing: no write, no WATCH touched,
+        // and the key (and its TTL) stays, as in Redis.
+        let member = db.read::<SetVal, _>(&args[1], now, clock, |s| s.contains(&args[3]))?;
+        ctx.out.int(i64::from(member.unwrap_or(false)));
+        return Ok(());
+    }
     let removed = db
         .write_changed::<SetVal, _>(&args[1], now, clock, false, |s| {
             let r = s.remove(&args[3]);

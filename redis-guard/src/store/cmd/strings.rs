@@ -269,7 +269,8 @@ pub fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             Ttl::At(ms) => {
                 db.set_expire(&args[1], ms, now);
             }
-            Ttl::Persist => {
+            // Only a TTL actually removed is a change (WATCH, the log).
+            Ttl::Persist if db.peek(&args[1], now).is_some_and(|e| e.expire != 0) => {
                 db.set_expire(&args[1], 0, now);
             }
             _ => {}
