@@ -368,3 +368,35 @@ fn small_edge_replies() {
     );
     r.roundtrip(&["SELECT", "99"], b"-ERR DB index is out of range\r\n");
 }
+
+#[test]
+fn client_unblock_wakes_a_blocked_client() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let wait_blocked = |c: &mut redis::Connection| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while q::<String>(c, &["INFO", "clients"]).contains("blocked_clients:0") {
+            assert!(std::time::Instant::now() < deadline, "never blocked");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let mut w = s.raw_authed();
+    w.cmd(&["CLIENT", "ID"]);
+    let id = w.line().trim_start_matches(':').trim().to_string();
+    w.cmd(&["BLPOP", "q", "0"]);
+    wait_blocked(&mut c);
+    assert_eq!(q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id]), 1);
+    w.expect(b"*-1\r\n");
+    w.cmd(&["BRPOPLPUSH", "q", "r", "0"]);
+    wait_blocked(&mut c);
+    assert_eq!(q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id, "ERROR"]), 1);
+    w.expect(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+    assert_eq!(q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id]), 0);
+    assert_eq!(
+        q_err(&mut c, &["CLIENT", "UNBLOCK", &id, "LATER"]),
+        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    );
+    // The woken client is usable, and nothing was popped or pushed.
+    w.roundtrip(&["PING"], b"+PONG\r\n");
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "q", "r"]), 0);
+}

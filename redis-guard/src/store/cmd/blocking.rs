@@ -67,6 +67,8 @@ pub struct Waiter {
     pub op: BlockOp,
     /// Encode the reply as RESP3.
     pub resp3: bool,
+    /// The blocked client's id (`CLIENT UNBLOCK`).
+    pub client: u64,
     /// Where the encoded reply goes.
     pub tx: oneshot::Sender<Vec<u8>>,
 }
@@ -274,6 +276,31 @@ pub fn serve_ready(ks: &mut Keyspace) {
     }
 }
 
+/// `CLIENT UNBLOCK`: wakes client `id` if it is blocked, as if its timeout
+/// had passed or with an `-UNBLOCKED` error. Returns whether it was.
+pub fn unblock_client(ks: &mut Keyspace, id: u64, error: bool) -> bool {
+    let Some(wid) = ks
+        .waiters
+        .iter()
+        .find(|(_, w)| w.client == id)
+        .map(|(wid, _)| *wid)
+    else {
+        return false;
+    };
+    let Some(w) = remove_waiter(ks, wid) else {
+        return false;
+    };
+    let reply: &[u8] = if error {
+        b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    } else if w.resp3 {
+        b"_\r\n"
+    } else {
+        b"*-1\r\n"
+    };
+    let _ = w.tx.send(reply.to_vec());
+    true
+}
+
 /// Parses a blocking timeout in (fractional) seconds; 0 = forever.
 fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, CmdError> {
     // Redis reads the timeout as a long double, so its range is wider
@@ -314,6 +341,7 @@ fn block_or_serve(
 ) -> CmdResult {
     let db = ctx.client.db;
     let resp3 = ctx.client.resp3;
+    let client = ctx.client.handle.id;
     let in_exec = ctx.in_exec;
     let ks = ctx.ks();
     for k in &keys {
@@ -348,6 +376,7 @@ fn block_or_serve(
             keys,
             op,
             resp3,
+            client,
             tx,
         },
     );

@@ -404,6 +404,19 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             ctx.out.verbatim(s.as_bytes());
         }
         "kill" if n >= 3 => client_kill(ctx, args)?,
+        "unblock" if n == 3 || n == 4 => {
+            let id = int_arg(&args[2])?;
+            let error = match args.get(3) {
+                None => false,
+                Some(r) if is(r, "timeout") => false,
+                Some(r) if is(r, "error") => true,
+                Some(_) => {
+                    return Err(err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"));
+                }
+            };
+            let done = id > 0 && super::blocking::unblock_client(ctx.ks(), id as u64, error);
+            ctx.out.int(i64::from(done));
+        }
         "no-evict" if n == 3 => {
             let on = if is(&args[2], "on") {
                 true
@@ -440,10 +453,12 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 "KILL <ip:port> | KILL <option> <value> [...]",
                 "NO-EVICT (ON|OFF)",
                 "REPLY (ON|OFF|SKIP)",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             ];
             ctx.out.simple_lines(&lines);
         }
-        "id" | "getname" | "setname" | "info" | "no-evict" | "reply" | "kill" | "setinfo" => {
+        "id" | "getname" | "setname" | "info" | "no-evict" | "reply" | "kill" | "setinfo"
+        | "unblock" => {
             return Err(wrong());
         }
         _ => {
