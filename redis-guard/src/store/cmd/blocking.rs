@@ -124,12 +124,7 @@ pub fn try_op(
             if !ks.dbs[db].check::<ListVal>(key, now)? {
                 return Ok(None);
             }
-            if let Err(e) = ks.dbs[db].check::<ListVal>(dest, now) {
-                // Redis wakes the waiter with the error rather than leave it
-                // blocked on a move that can never happen; nothing moves.
-                out.error(&CmdError::from(e).to_string());
-                return Ok(Some(buf.to_vec()));
-            }
+            ks.dbs[db].check::<ListVal>(dest, now)?;
             let v = if **dest == *key {
                 // A rotation: the list never empties, so a one-element list
                 // keeps its key and its TTL, as in Redis.
@@ -265,8 +260,20 @@ pub fn serve_ready(ks: &mut Keyspace) {
                 let (op, resp3) = (w.op.clone(), w.resp3);
                 // A key holding nothing poppable, or another type, leaves its
                 // waiters blocked (like Redis, which only serves matching types).
-                let Ok(Some(reply)) = try_op(ks, dbi, &key, &op, resp3) else {
-                    break;
+                let reply = match try_op(ks, dbi, &key, &op, resp3) {
+                    Ok(Some(reply)) => reply,
+                    // The source is a list but a move's destination is not:
+                    // Redis wakes the waiter with the error rather than leave
+                    // it blocked on a move that can never happen.
+                    Err(e)
+                        if matches!(op, BlockOp::Move { .. })
+                            && ks.dbs[dbi].check::<ListVal>(&key, now_ms()).is_ok() =>
+                    {
+                        let mut buf = BytesMut::new();
+                        Out::new(&mut buf, resp3).error(&e.to_string());
+                        buf.to_vec()
+                    }
+                    _ => break,
                 };
                 if let Some(w) = remove_waiter(ks, wid) {
                     let _ = w.tx.send(reply);
