@@ -21,7 +21,6 @@ pub fn hasher() -> FixedState {
 
 /// Approximate per-element bookkeeping overhead, used by the memory estimate.
 const HASH_FIELD_OVERHEAD: usize = 48;
-const LIST_ITEM_OVERHEAD: usize = 24;
 const SET_MEMBER_OVERHEAD: usize = 40;
 const ZSET_MEMBER_OVERHEAD: usize = 96;
 
@@ -274,6 +273,37 @@ impl Packed {
         })
     }
 
+    /// Appends an item with amortized growth (list chunks, which fill up).
+    fn append(&mut self, item: &[u8]) {
+        self.buf.reserve(item.len() + 2);
+        put_len(&mut self.buf, item.len());
+        self.buf.extend_from_slice(item);
+        self.n += 1;
+    }
+
+    /// Prepends an item with amortized growth (list chunks).
+    fn prepend(&mut self, item: &[u8]) {
+        // The length prefix, encoded as put_len does, without allocating.
+        let (mut prefix, mut k, mut n) = ([0u8; 10], 0, item.len());
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            prefix[k] = if n == 0 { b } else { b | 0x80 };
+            k += 1;
+            if n == 0 {
+                break;
+            }
+        }
+        let add = k + item.len();
+        let old = self.buf.len();
+        self.buf.reserve(add);
+        self.buf.resize(old + add, 0);
+        self.buf.copy_within(0..old, add);
+        self.buf[..k].copy_from_slice(&prefix[..k]);
+        self.buf[k..add].copy_from_slice(item);
+        self.n += 1;
+    }
+
     /// Prepends an item (moves the buffer: only used while packed lists are small).
     pub fn insert_front(&mut self, item: &[u8]) {
         let mut enc = Vec::with_capacity(item.len() + 2);
@@ -506,23 +536,138 @@ impl HashVal {
 #[derive(Debug, Clone)]
 enum ListRepr {
     Small(Packed),
-    Big(VecDeque<Box<[u8]>>),
+    Big(Chunks),
 }
 
-/// A list value: packed while small (≤128 elements of ≤64 bytes), a deque of
-/// boxed elements once large.
+/// Items per chunk of a large list. A pop from the tail walks its chunk's
+/// length prefixes from the front, so chunks stay short: at 128 items RPOP
+/// at redis-benchmark -P 16 fell to 0.77x redis-server, at 32 it measured
+/// 1.08x-1.12x with LPUSH 1.12x-1.26x.
+const CHUNK_ITEMS: usize = 32;
+/// Bytes per chunk, as Redis's default `list-max-listpack-size -2` (8 KB).
+const CHUNK_BYTES: usize = 8 * 1024;
+/// Bookkeeping per chunk, for the memory estimate.
+const CHUNK_OVERHEAD: usize = 48;
+
+/// A large list: a deque of packed chunks, like Redis's quicklist of
+/// listpacks. One allocation per chunk instead of one per element keeps
+/// LPUSH/RPUSH off the allocator and big lists about as small as Redis's.
+#[derive(Debug, Clone, Default)]
+struct Chunks {
+    nodes: VecDeque<Packed>,
+    len: usize,
+    /// The chunks' bytes plus their overhead.
+    bytes: usize,
+}
+
+impl Chunks {
+    fn collect<'a>(items: impl Iterator<Item = &'a [u8]>) -> Chunks {
+        let mut c = Chunks::default();
+        for v in items {
+            c.push(v, false);
+        }
+        c
+    }
+
+    fn push(&mut self, v: &[u8], left: bool) {
+        let end = if left {
+            self.nodes.front_mut()
+        } else {
+            self.nodes.back_mut()
+        };
+        let full = match end {
+            Some(p) if p.len() < CHUNK_ITEMS && p.bytes() + v.len() + 2 <= CHUNK_BYTES => false,
+            Some(p) => {
+                // Sealed for good: give back the growth slack.
+                p.buf.shrink_to_fit();
+                true
+            }
+            None => true,
+        };
+        if full {
+            if left {
+                self.nodes.push_front(Packed::default());
+            } else {
+                self.nodes.push_back(Packed::default());
+            }
+            self.bytes += CHUNK_OVERHEAD;
+        }
+        let p = if left {
+            self.nodes.front_mut()
+        } else {
+            self.nodes.back_mut()
+        };
+        let p = p.expect("a chunk was just ensured");
+        let before = p.bytes();
+        if left {
+            p.prepend(v);
+        } else {
+            p.append(v);
+        }
+        self.bytes += p.bytes() - before;
+        self.len += 1;
+    }
+
+    fn pop(&mut self, left: bool) -> Option<Box<[u8]>> {
+        let p = if left {
+            self.nodes.front_mut()
+        } else {
+            self.nodes.back_mut()
+        }?;
+        let (start, item, end) = if left {
+            p.spans().next()?
+        } else {
+            p.spans().last()?
+        };
+        let v = Box::from(item);
+        let before = p.bytes();
+        p.remove_span(start, end, 1);
+        self.bytes -= before - p.bytes();
+        self.len -= 1;
+        if p.is_empty() {
+            if left {
+                self.nodes.pop_front();
+            } else {
+                self.nodes.pop_back();
+            }
+            self.bytes -= CHUNK_OVERHEAD;
+        }
+        Some(v)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.nodes.iter().flat_map(|p| p.iter())
+    }
+
+    /// Items from index `start` on, skipping whole chunks first.
+    fn iter_from(&self, mut start: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut whole = 0;
+        for p in &self.nodes {
+            if start < p.len() {
+                break;
+            }
+            start -= p.len();
+            whole += 1;
+        }
+        self.nodes
+            .iter()
+            .skip(whole)
+            .flat_map(|p| p.iter())
+            .skip(start)
+    }
+}
+
+/// A list value: packed while small (≤128 elements of ≤64 bytes), a deque
+/// of packed chunks once large.
 #[derive(Debug, Clone)]
 pub struct ListVal {
     repr: ListRepr,
-    /// Estimate for the deque form (the packed form is measured directly).
-    bytes: usize,
 }
 
 impl Default for ListVal {
     fn default() -> Self {
         ListVal {
             repr: ListRepr::Small(Packed::default()),
-            bytes: 0,
         }
     }
 }
@@ -536,7 +681,7 @@ impl ListVal {
     pub fn len(&self) -> usize {
         match &self.repr {
             ListRepr::Small(p) => p.len(),
-            ListRepr::Big(d) => d.len(),
+            ListRepr::Big(c) => c.len,
         }
     }
 
@@ -548,22 +693,13 @@ impl ListVal {
     fn mem(&self) -> usize {
         match &self.repr {
             ListRepr::Small(p) => p.bytes(),
-            ListRepr::Big(_) => self.bytes,
+            ListRepr::Big(c) => c.bytes,
         }
     }
 
-    fn make_deque(&mut self) {
-        let ListRepr::Small(p) = &self.repr else {
-            return;
-        };
-        let d: VecDeque<Box<[u8]>> = p.iter().map(Box::from).collect();
-        self.repr = ListRepr::Big(d);
-        self.recount();
-    }
-
-    fn recount(&mut self) {
-        if let ListRepr::Big(d) = &self.repr {
-            self.bytes = d.iter().map(|v| v.len() + LIST_ITEM_OVERHEAD).sum();
+    fn make_chunks(&mut self) {
+        if let ListRepr::Small(p) = &self.repr {
+            self.repr = ListRepr::Big(Chunks::collect(p.iter()));
         }
     }
 
@@ -572,7 +708,7 @@ impl ListVal {
         if let ListRepr::Small(p) = &self.repr
             && (v.len() > PACKED_MAX_ITEM || p.len() >= PACKED_MAX_ENTRIES)
         {
-            self.make_deque();
+            self.make_chunks();
         }
         match &mut self.repr {
             ListRepr::Small(p) => {
@@ -582,14 +718,7 @@ impl ListVal {
                     p.push(v);
                 }
             }
-            ListRepr::Big(d) => {
-                self.bytes += v.len() + LIST_ITEM_OVERHEAD;
-                if left {
-                    d.push_front(v.into());
-                } else {
-                    d.push_back(v.into());
-                }
-            }
+            ListRepr::Big(c) => c.push(v, left),
         }
     }
 
@@ -606,11 +735,7 @@ impl ListVal {
                 p.remove_span(start, end, 1);
                 Some(v)
             }
-            ListRepr::Big(d) => {
-                let v = if left { d.pop_front() } else { d.pop_back() }?;
-                self.bytes -= v.len() + LIST_ITEM_OVERHEAD;
-                Some(v)
-            }
+            ListRepr::Big(c) => c.pop(left),
         }
     }
 
@@ -618,7 +743,7 @@ impl ListVal {
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         match &self.repr {
             ListRepr::Small(p) => p.iter().nth(i),
-            ListRepr::Big(d) => d.get(i).map(|v| &v[..]),
+            ListRepr::Big(c) => c.iter_from(i).next(),
         }
     }
 
@@ -626,7 +751,7 @@ impl ListVal {
     pub fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match &self.repr {
             ListRepr::Small(p) => Box::new(p.iter()),
-            ListRepr::Big(d) => Box::new(d.iter().map(|v| &v[..])),
+            ListRepr::Big(c) => Box::new(c.iter()),
         }
     }
 
@@ -634,17 +759,14 @@ impl ListVal {
     pub fn range(&self, start: usize, end: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match &self.repr {
             ListRepr::Small(p) => Box::new(p.iter().skip(start).take(end + 1 - start)),
-            ListRepr::Big(d) => Box::new(d.range(start..=end).map(|v| &v[..])),
+            ListRepr::Big(c) => Box::new(c.iter_from(start).take(end + 1 - start)),
         }
     }
 
     /// Runs an arbitrary edit on the elements as a deque (used by the O(n)
-    /// commands: LSET, LINSERT, LREM, LTRIM), then re-packs small results.
+    /// commands: LSET, LINSERT, LREM, LTRIM), then re-packs the result.
     pub fn edit<T>(&mut self, f: impl FnOnce(&mut VecDeque<Box<[u8]>>) -> T) -> T {
-        let mut d = match std::mem::replace(&mut self.repr, ListRepr::Small(Packed::default())) {
-            ListRepr::Small(p) => p.iter().map(Box::from).collect(),
-            ListRepr::Big(d) => d,
-        };
+        let mut d: VecDeque<Box<[u8]>> = self.iter().map(Box::from).collect();
         let out = f(&mut d);
         if packable(d.iter().map(|v| &v[..]), d.len()) {
             let mut p = Packed::default();
@@ -652,10 +774,8 @@ impl ListVal {
                 p.push(v);
             }
             self.repr = ListRepr::Small(p);
-            self.bytes = 0;
         } else {
-            self.repr = ListRepr::Big(d);
-            self.recount();
+            self.repr = ListRepr::Big(Chunks::collect(d.iter().map(|v| &v[..])));
         }
         out
     }
@@ -1133,6 +1253,53 @@ mod tests {
         l.push(&[b'x'; 65], true);
         assert!(matches!(l.repr, ListRepr::Big(_)));
         assert_eq!(l.get(0).map(|v| v.len()), Some(65));
+    }
+
+    #[test]
+    fn chunked_list_matches_a_deque() {
+        use std::collections::VecDeque;
+        let mut l = ListVal::default();
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut x: u64 = 11;
+        for step in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (x >> 33) as usize;
+            // Mostly pushes, with items up to 300 bytes (some past the packed
+            // limit) and the occasional huge one, so chunks seal on both limits.
+            let len = if r.is_multiple_of(997) { 9000 } else { r % 300 };
+            let item: Vec<u8> = (0..len).map(|i| (i + step) as u8).collect();
+            match r % 7 {
+                0..=2 => {
+                    l.push(&item, false);
+                    model.push_back(item);
+                }
+                3..=4 => {
+                    l.push(&item, true);
+                    model.push_front(item);
+                }
+                5 => assert_eq!(l.pop(true).map(Vec::from), model.pop_front()),
+                _ => assert_eq!(l.pop(false).map(Vec::from), model.pop_back()),
+            }
+            assert_eq!(l.len(), model.len());
+            if step.is_multiple_of(1000) && !model.is_empty() {
+                let got: Vec<&[u8]> = l.iter().collect();
+                let want: Vec<&[u8]> = model.iter().map(|v| &v[..]).collect();
+                assert_eq!(got, want);
+                let i = r % model.len();
+                assert_eq!(l.get(i), Some(&model[i][..]));
+                let e = (i + 50).min(model.len() - 1);
+                assert!(l.range(i, e).eq(model.range(i..=e).map(|v| &v[..])));
+            }
+        }
+        // The estimate follows the content: what is left, no stale chunks.
+        let data: usize = model.iter().map(|v| v.len()).sum();
+        if let ListRepr::Big(c) = &l.repr {
+            assert_eq!(c.len, model.len());
+            assert!(c.bytes >= data && c.bytes <= data * 2 + 64 * c.nodes.len() + 4096);
+            assert!(c.nodes.iter().all(|p| !p.is_empty()));
+        }
     }
 
     #[test]
