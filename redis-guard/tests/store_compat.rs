@@ -367,6 +367,27 @@ fn small_edge_replies() {
         b"-ERR value is out of range, value must between -2147483648 and 2147483647\r\n",
     );
     r.roundtrip(&["SELECT", "99"], b"-ERR DB index is out of range\r\n");
+    // The key is looked up before the options or the index are read.
+    r.roundtrip(
+        &["HSCAN", "missing", "0", "COUNT", "0"],
+        b"*2\r\n$1\r\n0\r\n*0\r\n",
+    );
+    r.roundtrip(&["SET", "str", "v"], b"+OK\r\n");
+    r.roundtrip(
+        &["ZSCAN", "str", "0", "COUNT", "0"],
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    r.roundtrip(&["LSET", "missing", "abc", "v"], b"-ERR no such key\r\n");
+    r.roundtrip(
+        &["LSET", "str", "abc", "v"],
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    r.roundtrip(
+        &["SSCAN", "str", "0", "BOGUS"],
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    r.roundtrip(&["SADD", "s", "a"], b":1\r\n");
+    r.roundtrip(&["SSCAN", "s", "0", "BOGUS"], b"-ERR syntax error\r\n");
 }
 
 #[test]

@@ -121,8 +121,12 @@ pub fn lindex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// LSET key index element
 pub fn lset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let i = int_arg(&args[2])?;
     let (db, clock, now) = ctx.db_clock();
+    // Redis looks the key up before it reads the index.
+    if !db.check::<ListVal>(&args[1], now)? {
+        return Err(CmdError::NoSuchKey);
+    }
+    let i = int_arg(&args[2])?;
     let r = db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
         match index_of(i, l.len()) {
             Some(x) => {

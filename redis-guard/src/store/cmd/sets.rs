@@ -302,6 +302,15 @@ pub fn intercard_args(args: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let cursor = cursor_arg(&args[2])?;
+    // As in Redis: a missing key answers an empty scan and another type
+    // WRONGTYPE before the options are looked at.
+    let now = ctx.now;
+    if !ctx.db().check::<SetVal>(&args[1], now)? {
+        ctx.out.array(2);
+        ctx.out.bulk(b"0");
+        ctx.out.array(0);
+        return Ok(());
+    }
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
