@@ -338,6 +338,18 @@ impl Packed {
         self.buf.splice(start..end, enc);
     }
 
+    /// Replaces the `i`th item; false when there is none.
+    fn set_nth(&mut self, i: usize, item: &[u8]) -> bool {
+        let span = self.spans().nth(i).map(|(start, _, end)| (start, end));
+        match span {
+            Some((start, end)) => {
+                self.replace(start, end, item);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes `count` items occupying bytes `start..end`.
     fn remove_span(&mut self, start: usize, end: usize, count: usize) {
         self.buf.drain(start..end);
@@ -639,6 +651,20 @@ impl Chunks {
         self.nodes.iter().flat_map(|p| p.iter())
     }
 
+    /// Replaces element `i` in place (LSET): one chunk is rewritten.
+    fn set(&mut self, mut i: usize, v: &[u8]) -> bool {
+        for p in self.nodes.iter_mut() {
+            if i < p.len() {
+                let before = p.bytes();
+                let done = p.set_nth(i, v);
+                self.bytes = self.bytes + p.bytes() - before;
+                return done;
+            }
+            i -= p.len();
+        }
+        false
+    }
+
     /// Items from index `start` on, skipping whole chunks first.
     fn iter_from(&self, mut start: usize) -> impl Iterator<Item = &[u8]> + '_ {
         let mut whole = 0;
@@ -744,6 +770,21 @@ impl ListVal {
         match &self.repr {
             ListRepr::Small(p) => p.iter().nth(i),
             ListRepr::Big(c) => c.iter_from(i).next(),
+        }
+    }
+
+    /// Replaces element `i` (LSET) without rebuilding the list; false when
+    /// `i` is out of range. A long value in a packed list unpacks it.
+    pub fn set(&mut self, i: usize, v: &[u8]) -> bool {
+        if i >= self.len() {
+            return false;
+        }
+        if v.len() > PACKED_MAX_ITEM {
+            self.make_chunks();
+        }
+        match &mut self.repr {
+            ListRepr::Small(p) => p.set_nth(i, v),
+            ListRepr::Big(c) => c.set(i, v),
         }
     }
 
@@ -1278,6 +1319,11 @@ mod tests {
                 3..=4 => {
                     l.push(&item, true);
                     model.push_front(item);
+                }
+                5 if r.is_multiple_of(3) && !model.is_empty() => {
+                    let i = r % model.len();
+                    assert!(l.set(i, &item));
+                    model[i] = item;
                 }
                 5 => assert_eq!(l.pop(true).map(Vec::from), model.pop_front()),
                 _ => assert_eq!(l.pop(false).map(Vec::from), model.pop_back()),

@@ -129,10 +129,7 @@ pub fn lset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let i = int_arg(&args[2])?;
     let r = db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
         match index_of(i, l.len()) {
-            Some(x) => {
-                l.edit(|items| items[x] = Box::from(&args[3][..]));
-                true
-            }
+            Some(x) => l.set(x, &args[3]),
             None => false,
         }
     })?;
