@@ -651,6 +651,51 @@ impl Chunks {
         self.nodes.iter().flat_map(|p| p.iter())
     }
 
+    /// Drops the first `n` items: whole chunks, then a cut in one.
+    fn drop_front(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(p) = self.nodes.front_mut() else {
+                return;
+            };
+            if n >= p.len() {
+                n -= p.len();
+                self.len -= p.len();
+                self.bytes -= p.bytes() + CHUNK_OVERHEAD;
+                self.nodes.pop_front();
+            } else {
+                let cut = p.spans().nth(n).map_or(p.bytes(), |(start, _, _)| start);
+                let before = p.bytes();
+                p.remove_span(0, cut, n);
+                self.bytes -= before - p.bytes();
+                self.len -= n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Drops the last `n` items.
+    fn drop_back(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(p) = self.nodes.back_mut() else {
+                return;
+            };
+            if n >= p.len() {
+                n -= p.len();
+                self.len -= p.len();
+                self.bytes -= p.bytes() + CHUNK_OVERHEAD;
+                self.nodes.pop_back();
+            } else {
+                let keep = p.len() - n;
+                let cut = p.spans().nth(keep).map_or(p.bytes(), |(start, _, _)| start);
+                let before = p.bytes();
+                p.remove_span(cut, before, n);
+                self.bytes -= before - p.bytes();
+                self.len -= n;
+                n = 0;
+            }
+        }
+    }
+
     /// Replaces element `i` in place (LSET): one chunk is rewritten.
     fn set(&mut self, mut i: usize, v: &[u8]) -> bool {
         for p in self.nodes.iter_mut() {
@@ -770,6 +815,32 @@ impl ListVal {
         match &self.repr {
             ListRepr::Small(p) => p.iter().nth(i),
             ListRepr::Big(c) => c.iter_from(i).next(),
+        }
+    }
+
+    /// Keeps only elements `start..=end` (LTRIM, indices already resolved):
+    /// a large list loses whole chunks at both ends instead of being rebuilt.
+    pub fn trim(&mut self, start: usize, end: usize) {
+        match &mut self.repr {
+            ListRepr::Small(p) => {
+                let mut kept = Packed::default();
+                for v in p.iter().skip(start).take(end + 1 - start) {
+                    kept.push(v);
+                }
+                *p = kept;
+            }
+            ListRepr::Big(c) => {
+                let back = c.len.saturating_sub(end + 1);
+                c.drop_back(back);
+                c.drop_front(start);
+                if packable(c.iter(), c.len) {
+                    let mut p = Packed::default();
+                    for v in c.iter() {
+                        p.push(v);
+                    }
+                    self.repr = ListRepr::Small(p);
+                }
+            }
         }
     }
 
@@ -1319,6 +1390,13 @@ mod tests {
                 3..=4 => {
                     l.push(&item, true);
                     model.push_front(item);
+                }
+                6 if r.is_multiple_of(50) && model.len() > 2 => {
+                    let a = r % (model.len() / 2);
+                    let b = model.len() - 1 - (r / 7) % (model.len() / 2);
+                    l.trim(a, b);
+                    model.truncate(b + 1);
+                    model.drain(..a);
                 }
                 5 if r.is_multiple_of(3) && !model.is_empty() => {
                     let i = r % model.len();

@@ -220,13 +220,10 @@ pub fn ltrim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let stop = int_arg(&args[3])?;
     let (db, clock, now) = ctx.db_clock();
     db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
-        l.edit(|items| match index_range(start, stop, items.len()) {
-            Some((s, e)) => {
-                items.truncate(e + 1);
-                items.drain(..s);
-            }
-            None => items.clear(),
-        })
+        match index_range(start, stop, l.len()) {
+            Some((s, e)) => l.trim(s, e),
+            None => *l = ListVal::default(),
+        }
     })?;
     ctx.out.ok();
     Ok(())
