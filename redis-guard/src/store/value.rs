@@ -651,48 +651,42 @@ impl Chunks {
         self.nodes.iter().flat_map(|p| p.iter())
     }
 
-    /// Drops the first `n` items: whole chunks, then a cut in one.
-    fn drop_front(&mut self, mut n: usize) {
+    /// Drops `n` items from the head (`left`) or the tail: whole chunks,
+    /// then a cut in the chunk at that end.
+    fn drop_end(&mut self, mut n: usize, left: bool) {
         while n > 0 {
-            let Some(p) = self.nodes.front_mut() else {
+            let end = if left {
+                self.nodes.front_mut()
+            } else {
+                self.nodes.back_mut()
+            };
+            let Some(p) = end else {
                 return;
             };
             if n >= p.len() {
                 n -= p.len();
                 self.len -= p.len();
                 self.bytes -= p.bytes() + CHUNK_OVERHEAD;
-                self.nodes.pop_front();
-            } else {
-                let cut = p.spans().nth(n).map_or(p.bytes(), |(start, _, _)| start);
-                let before = p.bytes();
+                if left {
+                    self.nodes.pop_front();
+                } else {
+                    self.nodes.pop_back();
+                }
+                continue;
+            }
+            // The byte offset where the first kept (head) or first dropped
+            // (tail) item starts.
+            let at = if left { n } else { p.len() - n };
+            let cut = p.spans().nth(at).map_or(p.bytes(), |(start, _, _)| start);
+            let before = p.bytes();
+            if left {
                 p.remove_span(0, cut, n);
-                self.bytes -= before - p.bytes();
-                self.len -= n;
-                n = 0;
-            }
-        }
-    }
-
-    /// Drops the last `n` items.
-    fn drop_back(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(p) = self.nodes.back_mut() else {
-                return;
-            };
-            if n >= p.len() {
-                n -= p.len();
-                self.len -= p.len();
-                self.bytes -= p.bytes() + CHUNK_OVERHEAD;
-                self.nodes.pop_back();
             } else {
-                let keep = p.len() - n;
-                let cut = p.spans().nth(keep).map_or(p.bytes(), |(start, _, _)| start);
-                let before = p.bytes();
                 p.remove_span(cut, before, n);
-                self.bytes -= before - p.bytes();
-                self.len -= n;
-                n = 0;
             }
+            self.bytes -= before - p.bytes();
+            self.len -= n;
+            return;
         }
     }
 
@@ -831,8 +825,8 @@ impl ListVal {
             }
             ListRepr::Big(c) => {
                 let back = c.len.saturating_sub(end + 1);
-                c.drop_back(back);
-                c.drop_front(start);
+                c.drop_end(back, false);
+                c.drop_end(start, true);
                 if packable(c.iter(), c.len) {
                     let mut p = Packed::default();
                     for v in c.iter() {
