@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, q, q_err};
+use common::{TestServer, q, q_err, wait_blocked};
 
 #[test]
 fn incrbyfloat_prints_decimals_as_redis_does() {
@@ -214,11 +214,7 @@ fn blmove_to_a_wrong_type_destination_wakes_with_wrongtype() {
     let mut waiter = s.raw_authed();
     waiter.cmd(&["BLMOVE", "q", "dst", "LEFT", "LEFT", "5"]);
     // Let the waiter block before the push.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while q::<String>(&mut c, &["INFO", "clients"]).contains("blocked_clients:0") {
-        assert!(std::time::Instant::now() < deadline, "BLMOVE never blocked");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_blocked(&mut c);
     let _: i64 = q(&mut c, &["RPUSH", "q", "a"]);
     let started = std::time::Instant::now();
     waiter.expect(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
@@ -394,13 +390,6 @@ fn small_edge_replies() {
 fn client_unblock_wakes_a_blocked_client() {
     let s = TestServer::start(|_| {});
     let mut c = s.conn();
-    let wait_blocked = |c: &mut redis::Connection| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while q::<String>(c, &["INFO", "clients"]).contains("blocked_clients:0") {
-            assert!(std::time::Instant::now() < deadline, "never blocked");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
     let mut w = s.raw_authed();
     w.cmd(&["CLIENT", "ID"]);
     let id = w.line().trim_start_matches(':').trim().to_string();

@@ -317,6 +317,16 @@ pub fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -
         .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
 }
 
+/// Waits (up to 5 s) until the server reports a blocked client, so that a
+/// test pushes only after its waiter blocked.
+pub fn wait_blocked(con: &mut redis::Connection) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while q::<String>(con, &["INFO", "clients"]).contains("blocked_clients:0") {
+        assert!(Instant::now() < deadline, "no client ever blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs a redis-rs command expecting an error; returns its text.
 pub fn q_err(con: &mut redis::Connection, args: &[&str]) -> String {
     let mut c = redis::cmd(args[0]);
