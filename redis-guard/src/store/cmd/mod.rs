@@ -805,27 +805,37 @@ pub fn count_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdRe
 }
 
 /// Name → index into [`COMMANDS`].
-pub static INDEX: LazyLock<
-    hashbrown::HashMap<&'static str, usize, crate::store::value::FixedState>,
-> = LazyLock::new(|| {
-    let mut m = hashbrown::HashMap::with_hasher(crate::store::value::hasher());
+/// Command indexes bucketed by name length and lowercase first byte. A
+/// request's name is matched against the few names in its bucket, case
+/// folded on the fly: no copy, no hash and no UTF-8 check on the path every
+/// request takes (a hash-map lookup was 3% of the store's CPU at `-P 16`).
+static BY_SHAPE: LazyLock<Vec<Vec<usize>>> = LazyLock::new(|| {
+    let mut t = vec![Vec::new(); (NAME_MAX + 1) * 26];
     for (i, c) in COMMANDS.iter().enumerate() {
-        m.insert(c.name, i);
+        if let Some(b) = shape(c.name.as_bytes()) {
+            t[b].push(i);
+        }
     }
-    m
+    t
 });
+
+/// Longest command name the table holds.
+const NAME_MAX: usize = 32;
+
+fn shape(name: &[u8]) -> Option<usize> {
+    let first = name.first()?.to_ascii_lowercase();
+    if name.len() > NAME_MAX || !first.is_ascii_lowercase() {
+        return None;
+    }
+    Some(name.len() * 26 + (first - b'a') as usize)
+}
 
 /// Finds a command by (any-case) name without allocating.
 pub fn lookup(name: &[u8]) -> Option<usize> {
-    let mut buf = [0u8; 32];
-    if name.len() > buf.len() {
-        return None;
-    }
-    for (d, s) in buf.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    let s = std::str::from_utf8(&buf[..name.len()]).ok()?;
-    INDEX.get(s).copied()
+    BY_SHAPE[shape(name)?]
+        .iter()
+        .copied()
+        .find(|&i| COMMANDS[i].name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// A request to block, registered under the keyspace lock by a blocking command.
@@ -1243,4 +1253,48 @@ pub fn scan_collection<'a, T: 'a>(
         }
     }
     (0, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_found_in_any_case() {
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert_eq!(lookup(c.name.as_bytes()), Some(i), "{}", c.name);
+            let upper = c.name.to_ascii_uppercase();
+            assert_eq!(lookup(upper.as_bytes()), Some(i), "{upper}");
+            let mixed: Vec<u8> = c
+                .name
+                .bytes()
+                .enumerate()
+                .map(|(n, b)| {
+                    if n % 2 == 0 {
+                        b.to_ascii_uppercase()
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            assert_eq!(lookup(&mixed), Some(i), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn near_misses_are_unknown() {
+        for name in [
+            &b""[..],
+            b"ge",
+            b"gett",
+            b"g\xc3\xa9t",
+            b"1get",
+            b"\xffget",
+            b"get\0",
+            b"flushallx",
+            &[b'g'; 40],
+        ] {
+            assert_eq!(lookup(name), None, "{:?}", String::from_utf8_lossy(name));
+        }
+    }
 }
