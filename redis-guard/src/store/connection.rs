@@ -151,6 +151,12 @@ pub struct OutputLimitExceeded {
 /// Commands of one pipeline executed under one acquisition of the keyspace lock.
 const LOCK_BATCH: usize = 32;
 
+/// Consecutive pipelined commands that share one clock reading. Reading the
+/// clock per command was 4-5% of the store's CPU at `-P 16`; Redis itself
+/// freezes the clock across a whole `EXEC`, and a stale reading here is
+/// bounded by the run time of the few commands before it.
+const CLOCK_EVERY: usize = 8;
+
 /// Why [`Conn::run_batch`] stopped.
 enum Batch {
     NeedInput,
@@ -498,6 +504,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     ) -> Batch {
         let mut guard: Option<MutexGuard<'_, Keyspace>> = None;
         let mut n = 0;
+        let mut now = 0;
         loop {
             let authed = state.user.is_some();
             match parser.parse(&mut self.rbuf, args, authed) {
@@ -505,7 +512,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     if args.is_empty() {
                         continue;
                     }
-                    if let Some(b) = process(shared, state, &mut self.wbuf, args, &mut guard) {
+                    if n % CLOCK_EVERY == 0 {
+                        now = now_ms();
+                    }
+                    if let Some(b) = process(shared, state, &mut self.wbuf, args, &mut guard, now) {
                         return Batch::Block(b);
                     }
                     if state.close {
@@ -656,6 +666,7 @@ pub fn process<'s>(
     wbuf: &mut BytesMut,
     args: &[Bytes],
     guard: &mut Option<MutexGuard<'s, Keyspace>>,
+    now: u64,
 ) -> Option<BlockRequest> {
     let reply_start = wbuf.len();
     let resp3 = state.resp3;
@@ -664,7 +675,7 @@ pub fn process<'s>(
         client: state,
         out: Out::new(wbuf, resp3),
         guard: guard.take(),
-        now: now_ms(),
+        now,
         in_exec: false,
         block: None,
     };
