@@ -48,6 +48,43 @@ fn incrbyfloat_prints_decimals_as_redis_does() {
         q::<String>(&mut c, &["HINCRBYFLOAT", "hh", "f", "0.2"]),
         "0.3"
     );
+    // Larger magnitudes show long double's representation error, and
+    // redis-server 7.0.15 prints it: these are its replies.
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "s", "1234.56"]),
+        "1234.56000000000000005"
+    );
+    let _: () = q(&mut c, &["SET", "p", "1000.10"]);
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "p", "0.2"]),
+        "1000.29999999999999999"
+    );
+    let _: () = q(&mut c, &["SET", "fl", "1.5"]);
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "fl", "123456789.123456789"]),
+        "123456790.62345678899873747"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "h2", "f", "25000.75"]),
+        "25000.75"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "h2", "f", "0.1"]),
+        "25000.84999999999999964"
+    );
+    let _: () = q(&mut c, &["SET", "one", "1.5"]);
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "one", "1e-400"]),
+        "1.5"
+    );
+    assert!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "big", "1e309"])
+            .starts_with("999999999999999999986349424581256454766")
+    );
+    assert_eq!(
+        q_err(&mut c, &["HINCRBYFLOAT", "hh", "f", "-inf"]),
+        "ERR value is NaN or Infinity"
+    );
 }
 
 #[test]

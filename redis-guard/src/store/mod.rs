@@ -29,7 +29,7 @@
 //! - [`snapshot`]: the versioned, checksummed snapshot format.
 //! - [`value`]: compact value representations.
 //! - [`glob`]: Redis glob patterns.
-//! - [`decimal`]: `INCRBYFLOAT`'s exact decimal sums, printed as Redis prints them.
+//! - [`long_double`]: `INCRBYFLOAT`'s x87 `long double` arithmetic and text, emulated exactly.
 //! - [`cmd`]: the command table and one module per command family.
 
 pub mod acllog;
@@ -40,10 +40,10 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod connection;
-pub mod decimal;
 pub mod frame;
 pub mod glob;
 pub mod keyspace;
+pub mod long_double;
 pub mod oplog;
 pub mod persist;
 pub mod protocol;

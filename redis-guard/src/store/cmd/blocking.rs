@@ -313,7 +313,7 @@ fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, CmdError> {
     // Redis reads the timeout as a long double, so its range is wider
     // than f64's; what overflows its milliseconds counter it calls
     // negative (Redis 7.0's own wording).
-    if !crate::store::decimal::valid(a) {
+    if !crate::store::long_double::valid(a) {
         return Err(err("timeout is not a float or out of range"));
     }
     let t = std::str::from_utf8(a)

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 
 use super::{
-    CmdError, CmdResult, Ctx, cursor_arg, err, float_arg, int_arg, is, name_of, scan_collection,
-    scan_opts, wrong_args,
+    CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_collection, scan_opts,
+    wrong_args,
 };
 use crate::store::protocol::parse_int;
 use crate::store::value::HashVal;
@@ -160,10 +160,10 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// HINCRBYFLOAT key field increment
 pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    if !crate::store::decimal::valid(&args[3]) {
+    if !crate::store::long_double::valid(&args[3]) {
         return Err(super::CmdError::NotFloat);
     }
-    if float_arg(&args[3]).is_ok_and(|d| !d.is_finite()) {
+    if crate::store::long_double::is_infinite(&args[3]) {
         return Err(err("value is NaN or Infinity"));
     }
     let (db, clock, now) = ctx.db_clock();
@@ -173,11 +173,11 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         })?
         .flatten();
     let cur: &[u8] = match &cur {
-        Some(v) if crate::store::decimal::valid(v) => v,
+        Some(v) if crate::store::long_double::valid(v) => v,
         Some(_) => return Err(err("hash value is not a float")),
         None => b"0",
     };
-    let s = crate::store::decimal::add(cur, &args[3])
+    let s = crate::store::long_double::add(cur, &args[3])
         .map_err(|_| err("increment would produce NaN or Infinity"))?;
     db.write::<HashVal, _>(&args[1], now, clock, true, |h| {
         h.insert(&args[2], s.as_bytes())

@@ -339,17 +339,17 @@ pub fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// INCRBYFLOAT key increment
 pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    if !crate::store::decimal::valid(&args[2]) {
+    if !crate::store::long_double::valid(&args[2]) {
         return Err(CmdError::NotFloat);
     }
     let (db, clock, now) = ctx.db_clock();
     let cur = get_str(db, &args[1], now, clock)?;
     let cur: &[u8] = match &cur {
-        Some(v) if crate::store::decimal::valid(v) => v,
+        Some(v) if crate::store::long_double::valid(v) => v,
         Some(_) => return Err(CmdError::NotFloat),
         None => b"0",
     };
-    let s = crate::store::decimal::add(cur, &args[2])
+    let s = crate::store::long_double::add(cur, &args[2])
         .map_err(|_| err("increment would produce NaN or Infinity"))?;
     store_keep_ttl(db, &args[1], s.as_bytes(), now, clock);
     ctx.out.bulk(s.as_bytes());
