@@ -442,8 +442,10 @@ fn compact_encodings_convert_like_redis() {
     let s = TestServer::start(|_| {});
     let mut c = s.conn();
     let mut p = redis::pipe();
-    for i in 0..128 {
+    for i in 0..512 {
         p.cmd("HSET").arg("h").arg(format!("f{i}")).arg(i).ignore();
+    }
+    for i in 0..128 {
         p.cmd("ZADD").arg("z").arg(i).arg(format!("m{i}")).ignore();
         p.cmd("RPUSH").arg("l").arg(i).ignore();
     }
@@ -456,7 +458,7 @@ fn compact_encodings_convert_like_redis() {
         q::<String>(&mut c, &["OBJECT", "ENCODING", "z"]),
         "listpack"
     );
-    let _: i64 = q(&mut c, &["HSET", "h", "f129", "x"]);
+    let _: i64 = q(&mut c, &["HSET", "h", "f513", "x"]);
     let _: i64 = q(&mut c, &["ZADD", "z", "0.5", "m129"]);
     assert_eq!(
         q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]),
@@ -467,7 +469,7 @@ fn compact_encodings_convert_like_redis() {
         "skiplist"
     );
     // Content and order survive the conversion.
-    assert_eq!(q::<i64>(&mut c, &["HLEN", "h"]), 129);
+    assert_eq!(q::<i64>(&mut c, &["HLEN", "h"]), 513);
     assert_eq!(q::<String>(&mut c, &["HGET", "h", "f7"]), "7");
     assert_eq!(
         q::<Vec<String>>(&mut c, &["ZRANGE", "z", "0", "2"]),

@@ -146,6 +146,40 @@ fn integer_sets_list_in_ascending_order_like_an_intset() {
     assert_eq!(cursor, "0");
     assert_eq!(members, sorted);
     assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "s"]), "intset");
+    // Redis never turns a hashtable set back into an intset.
+    let _: i64 = q(&mut c, &["SADD", "t", "a", "1"]);
+    let _: i64 = q(&mut c, &["SREM", "t", "a"]);
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "t"]),
+        "hashtable"
+    );
+}
+
+#[test]
+fn hashes_stay_listpack_up_to_512_fields() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..512 {
+        p.cmd("HSET").arg("h").arg(format!("f{i}")).arg(i).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]),
+        "listpack"
+    );
+    let fields: Vec<String> = q(&mut c, &["HKEYS", "h"]);
+    assert_eq!(
+        fields[..3],
+        ["f0", "f1", "f2"],
+        "listpack keeps insertion order"
+    );
+    let _: i64 = q(&mut c, &["HSET", "h", "f512", "x"]);
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]),
+        "hashtable"
+    );
+    assert_eq!(q::<i64>(&mut c, &["HLEN", "h"]), 513);
 }
 
 #[test]

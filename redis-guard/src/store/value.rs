@@ -98,14 +98,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Set(s) => {
                 // Redis 7.0 only has intset as a compact set encoding.
-                if s.len() <= INTSET_MAX_ENTRIES
-                    && s.iter()
-                        .all(|m| crate::store::protocol::parse_int(m).is_some())
-                {
-                    "intset"
-                } else {
-                    "hashtable"
-                }
+                if s.is_intset() { "intset" } else { "hashtable" }
             }
             Value::ZSet(z) => {
                 if z.is_packed() {
@@ -200,8 +193,12 @@ impl Kind for Box<[u8]> {
     }
 }
 
-/// Small hashes are kept packed, like Redis's listpack encoding.
+/// Small lists, sets and sorted sets are kept packed up to this many
+/// elements (Redis's listpack limit for sorted sets).
 const PACKED_MAX_ENTRIES: usize = 128;
+/// Hashes stay packed up to this many fields, as Redis 7.0's
+/// `hash-max-listpack-entries 512`: `OBJECT ENCODING` shows the switch.
+const HASH_PACKED_MAX_ENTRIES: usize = 512;
 /// Fields or values longer than this switch a hash to the hashtable form.
 const PACKED_MAX_ITEM: usize = 64;
 
@@ -466,7 +463,7 @@ impl HashVal {
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
         if let HashRepr::Small(p) = &self.repr {
             let item_too_big = field.len() > PACKED_MAX_ITEM || value.len() > PACKED_MAX_ITEM;
-            let full = p.len() / 2 >= PACKED_MAX_ENTRIES && !self.contains(field);
+            let full = p.len() / 2 >= HASH_PACKED_MAX_ENTRIES && !self.contains(field);
             if item_too_big || full {
                 self.convert_to_table();
             }
@@ -899,6 +896,11 @@ pub struct SetVal {
     repr: SetRepr,
     /// Estimate for the table form (the packed form is measured directly).
     bytes: usize,
+    /// Whether Redis would hold this set as a hashtable rather than an
+    /// intset: a non-integer member or more than 512 members ever joined
+    /// it. Redis never converts back, even once the set shrinks, and
+    /// `OBJECT ENCODING` and the member order show which one it is.
+    hashtable: bool,
 }
 
 impl Default for SetVal {
@@ -906,6 +908,7 @@ impl Default for SetVal {
         SetVal {
             repr: SetRepr::Small(Packed::default()),
             bytes: 0,
+            hashtable: false,
         }
     }
 }
@@ -927,6 +930,11 @@ impl SetVal {
     /// Whether the compact encoding is in use.
     pub fn is_packed(&self) -> bool {
         matches!(self.repr, SetRepr::Small(_))
+    }
+
+    /// Whether Redis 7.0 would report this set as an `intset`.
+    pub fn is_intset(&self) -> bool {
+        !self.hashtable
     }
 
     fn mem(&self) -> usize {
@@ -955,7 +963,7 @@ impl SetVal {
     /// All members in the order Redis replies them (see [`intset_order`]).
     /// Only sets small enough to be an intset are collected and sorted.
     pub fn ordered(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
-        if self.len() > INTSET_MAX_ENTRIES {
+        if self.hashtable {
             return self.iter();
         }
         let mut v: Vec<&[u8]> = self.iter().collect();
@@ -984,6 +992,11 @@ impl SetVal {
     pub fn insert(&mut self, m: &[u8]) -> bool {
         if self.contains(m) {
             return false;
+        }
+        if !self.hashtable
+            && (self.len() >= INTSET_MAX_ENTRIES || crate::store::protocol::parse_int(m).is_none())
+        {
+            self.hashtable = true;
         }
         if let SetRepr::Small(p) = &self.repr
             && (m.len() > PACKED_MAX_ITEM || p.len() >= PACKED_MAX_ENTRIES)
@@ -1302,6 +1315,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_set_that_was_a_hashtable_stays_one() {
+        let mut s = SetVal::default();
+        s.insert(b"3");
+        s.insert(b"1");
+        assert!(s.is_intset());
+        assert_eq!(s.ordered().collect::<Vec<_>>(), vec![&b"1"[..], b"3"]);
+        s.insert(b"a");
+        s.remove(b"a");
+        assert!(!s.is_intset(), "no way back, as in Redis");
+        let mut big = SetVal::default();
+        for i in 0..513 {
+            big.insert(i.to_string().as_bytes());
+        }
+        assert!(!big.is_intset());
+        for i in 0..600 {
+            big.remove(i.to_string().as_bytes());
+        }
+        big.insert(b"7");
+        assert!(!big.is_intset());
+        let mut full = SetVal::default();
+        for i in 0..512 {
+            full.insert(i.to_string().as_bytes());
+        }
+        assert!(full.is_intset(), "512 members still fit an intset");
+    }
+
+    #[test]
     fn packed_hash_behaves_like_a_map() {
         let mut h = HashVal::default();
         assert!(h.insert(b"a", b"1"));
@@ -1315,11 +1355,14 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert_eq!(h.iter().collect::<Vec<_>>(), vec![(&b"b"[..], &b"2"[..])]);
         // Many fields or a long value switch to the table form, keeping content.
-        for i in 0..200 {
+        // Redis 7.0's hash-max-listpack-entries is 512.
+        for i in 0..511 {
             h.insert(format!("f{i}").as_bytes(), b"v");
         }
+        assert!(h.is_packed());
+        h.insert(b"one more", b"v");
         assert!(!h.is_packed());
-        assert_eq!(h.len(), 201);
+        assert_eq!(h.len(), 513);
         assert_eq!(h.get(b"b"), Some(&b"2"[..]));
         let mut g = HashVal::default();
         g.insert(b"x", &[b'y'; 100]);

@@ -125,7 +125,7 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             .map(Key::from)
             .collect::<Vec<Key>>();
         // The whole set: Redis lists it as SMEMBERS does.
-        if count.is_some_and(|c| c > 0 && c as u64 >= s.len() as u64) {
+        if s.is_intset() && count.is_some_and(|c| c > 0 && c as u64 >= s.len() as u64) {
             intset_order(&mut v);
         }
         v
