@@ -481,3 +481,58 @@ fn client_unblock_wakes_a_blocked_client() {
     w.roundtrip(&["PING"], b"+PONG\r\n");
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "q", "r"]), 0);
 }
+
+#[test]
+fn patterns_never_match_an_empty_name_but_a_lone_star_lists_it() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "", "empty"]);
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let mut all: Vec<String> = q(&mut c, &["KEYS", "*"]);
+    all.sort();
+    assert_eq!(all, ["", "k"]);
+    assert_eq!(q::<Vec<String>>(&mut c, &["KEYS", "**"]), ["k"]);
+    let (_, mut scanned): (String, Vec<String>) = q(&mut c, &["SCAN", "0", "MATCH", "*"]);
+    scanned.sort();
+    assert_eq!(scanned, ["", "k"]);
+    let (_, scanned): (String, Vec<String>) = q(&mut c, &["SCAN", "0", "MATCH", "**"]);
+    assert_eq!(scanned, ["k"]);
+    // A pattern subscription to `*` hears every channel but the empty one.
+    let mut sub = s.conn();
+    let _: () = redis::cmd("PSUBSCRIBE").arg("*").exec(&mut sub).unwrap();
+    assert_eq!(q::<i64>(&mut c, &["PUBLISH", "", "m"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["PUBLISH", "x", "m"]), 1);
+}
+
+#[test]
+fn key_types_are_checked_before_later_arguments() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "str", "v"]);
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    for cmd in [
+        &["ZUNION", "1", "str", "AGGREGATE", "FOO"][..],
+        &["ZINTER", "1", "str", "WEIGHTS", "a"],
+        &["ZDIFF", "1", "str", "FOO"],
+        &["ZINTERSTORE", "d", "1", "str", "AGGREGATE"],
+        &["ZINTERCARD", "1", "str", "LIMIT", "-1"],
+        &["LINDEX", "str", "a"],
+    ] {
+        assert_eq!(q_err(&mut c, cmd), wrongtype, "{cmd:?}");
+    }
+    // A missing list is null before its index is read.
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["LINDEX", "missing", "a"]),
+        None
+    );
+    let _: i64 = q(&mut c, &["RPUSH", "l", "x"]);
+    assert_eq!(
+        q_err(&mut c, &["LINDEX", "l", "a"]),
+        "ERR value is not an integer or out of range"
+    );
+    let _: i64 = q(&mut c, &["ZADD", "z", "1", "m"]);
+    assert_eq!(
+        q_err(&mut c, &["ZUNION", "1", "z", "AGGREGATE", "FOO"]),
+        "ERR syntax error"
+    );
+}

@@ -218,9 +218,12 @@ impl Selector {
     }
 
     fn allows_key(&self, key: &[u8], need: KeyPerm) -> bool {
-        self.keys
-            .iter()
-            .any(|p| p.perm.covers(need) && glob::matches(&p.pattern, key))
+        self.keys.iter().any(|p| {
+            // `~*` is Redis's allkeys flag and so covers the empty key
+            // name, which the pattern `*` itself (as in `%R~*`) does not.
+            p.perm.covers(need)
+                && ((p.perm == KeyPerm::RW && p.pattern == b"*") || glob::matches(&p.pattern, key))
+        })
     }
 
     fn allows_channel(&self, channel: &[u8], literal: bool) -> bool {

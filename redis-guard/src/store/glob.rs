@@ -5,7 +5,10 @@
 //! pattern). Matching is iterative with backtracking only to the last `*`,
 //! so a hostile pattern cannot cause exponential work.
 
-/// Returns whether `s` matches `pattern`.
+/// Returns whether `s` matches `pattern`. As in Redis, an empty string
+/// matches only the empty pattern, not even `*` (`PSUBSCRIBE *` gets no
+/// message for the channel `""`); `KEYS *` and `SCAN MATCH *` list empty
+/// names because their callers treat a lone `*` as no filter at all.
 pub fn matches(pattern: &[u8], s: &[u8]) -> bool {
     glob(pattern, s, false)
 }
@@ -92,6 +95,9 @@ fn single(pattern: &[u8], mut p: usize, c: u8, nocase: bool) -> Option<usize> {
 }
 
 fn glob(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    if s.is_empty() {
+        return pattern.is_empty();
+    }
     let (mut p, mut i) = (0usize, 0usize);
     // Position after the last `*` and the string index it is currently trying.
     let mut star: Option<(usize, usize)> = None;
@@ -133,8 +139,14 @@ mod tests {
 
     #[test]
     fn basics() {
-        assert!(m(b"*", b""));
         assert!(m(b"*", b"abc"));
+        // Redis's stringmatchlen: an empty string matches only an empty
+        // pattern, while trailing stars still match nothing at the end.
+        assert!(!m(b"*", b""));
+        assert!(!m(b"**", b""));
+        assert!(m(b"", b""));
+        assert!(m(b"a*", b"a"));
+        assert!(m(b"a**", b"a"));
         assert!(m(b"h?llo", b"hello"));
         assert!(!m(b"h?llo", b"hllo"));
         assert!(m(b"h*llo", b"heeeello"));

@@ -105,8 +105,14 @@ fn index_of(i: i64, len: usize) -> Option<usize> {
 
 /// LINDEX key index
 pub fn lindex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let i = int_arg(&args[2])?;
     let (db, clock, now) = ctx.db_clock();
+    // Redis looks the key up before it reads the index: a missing key is
+    // null and a wrong type WRONGTYPE whatever the index says.
+    if !db.check::<ListVal>(&args[1], now)? {
+        ctx.out.null();
+        return Ok(());
+    }
+    let i = int_arg(&args[2])?;
     let v = db
         .read::<ListVal, _>(&args[1], now, clock, |l| {
             index_of(i, l.len()).and_then(|x| l.get(x).map(Box::<[u8]>::from))

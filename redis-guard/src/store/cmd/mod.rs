@@ -1180,7 +1180,9 @@ pub fn scan_opts(
     while i < args.len() {
         let a = &args[i];
         if is(a, "match") && i + 1 < args.len() {
-            pat = Some(args[i + 1].clone());
+            // A lone `*` is no filter in Redis: it also lists an empty
+            // name, which no other pattern matches.
+            pat = (&args[i + 1][..] != b"*").then(|| args[i + 1].clone());
             i += 2;
         } else if is(a, "count") && i + 1 < args.len() {
             let n = int_arg(&args[i + 1])?;

@@ -574,6 +574,20 @@ fn load_scores(
     }
 }
 
+/// Fails with WRONGTYPE when an input is neither a sorted set nor a set.
+/// Redis checks the inputs before it parses the options after them, so a
+/// wrong type wins over a bad option.
+fn check_inputs(db: &mut Db, keys: &[Bytes], now: u64, clock: u32) -> CmdResult {
+    for k in keys {
+        if let Some(e) = db.get(k, now, clock)
+            && !matches!(e.value, Value::ZSet(_) | Value::Set(_))
+        {
+            return Err(CmdError::WrongType);
+        }
+    }
+    Ok(())
+}
+
 /// ZUNION/ZINTER/ZDIFF numkeys key... [WEIGHTS ...] [AGGREGATE ...] [WITHSCORES], and STORE variants.
 pub fn zsetop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let name = name_of(args);
@@ -591,6 +605,10 @@ pub fn zsetop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let keys = &args[nk_at + 1..nk_at + 1 + n];
+    {
+        let (db, clock, now) = ctx.db_clock();
+        check_inputs(db, keys, now, clock)?;
+    }
     let mut weights = vec![1.0; n];
     let mut aggregate = Agg::Sum;
     let mut withscores = false;
@@ -684,6 +702,14 @@ pub fn zsetop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// ZINTERCARD numkeys key [key ...] [LIMIT limit]
 pub fn zintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    // The keys' types are checked before LIMIT is parsed, as in Redis.
+    if let Ok(n) = usize::try_from(int_arg(&args[1])?)
+        && n >= 1
+        && args.len() >= 2 + n
+    {
+        let (db, clock, now) = ctx.db_clock();
+        check_inputs(db, &args[2..2 + n], now, clock)?;
+    }
     let (keys, limit) = intercard_args(args)?;
     let (db, clock, now) = ctx.db_clock();
     let mut sets: Vec<Option<Vec<(Key, f64)>>> = Vec::new();
