@@ -448,4 +448,17 @@ fn monitor_is_dangerous_and_never_shows_passwords() {
         "{all}"
     );
     assert!(!all.contains("apppw"), "{all}");
+    // Administrative subcommands stay out of the feed, a client's own
+    // CLIENT calls do not (Redis judges the subcommand).
+    let mut admin = s.raw();
+    admin.roundtrip(&["AUTH", "admin", "adminpw"], b"+OK\r\n");
+    admin.roundtrip(&["ACL", "LOG", "RESET"], b"+OK\r\n");
+    admin.roundtrip(&["CLIENT", "SETNAME", "watched"], b"+OK\r\n");
+    let next = mon.line().trim_end().to_ascii_lowercase();
+    assert!(next.contains("\"auth\" \"(redacted)\""), "{next}");
+    let next = mon.line().trim_end().to_ascii_lowercase();
+    assert!(
+        next.ends_with("\"client\" \"setname\" \"watched\""),
+        "{next}"
+    );
 }

@@ -536,3 +536,66 @@ fn key_types_are_checked_before_later_arguments() {
         "ERR syntax error"
     );
 }
+
+#[test]
+fn small_texts_match_redis() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    // Range bounds: strtod skips leading blanks, but blanks alone are no number.
+    let _: i64 = q(&mut c, &["ZADD", "y", "1", "a"]);
+    assert_eq!(
+        q_err(&mut c, &["ZCOUNT", "y", "(  ", "+inf"]),
+        "ERR min or max is not a float"
+    );
+    assert_eq!(q::<i64>(&mut c, &["ZCOUNT", "y", " 1", "+inf"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["ZCOUNT", "y", "", "+inf"]), 1);
+    // A name without glob characters comes back as it was asked for.
+    let got: Vec<String> = q(&mut c, &["CONFIG", "GET", "MAXMEMORY"]);
+    assert_eq!(got, ["MAXMEMORY", "0"]);
+    let got: Vec<String> = q(&mut c, &["CONFIG", "GET", "hash-max-listpack-entries"]);
+    assert_eq!(got, ["hash-max-listpack-entries", "512"]);
+    assert!(q::<Vec<String>>(&mut c, &["CONFIG", "HELP"]).len() > 2);
+    for (cmd, name) in [
+        ("OBJECT", "object"),
+        ("CLIENT", "client"),
+        ("CONFIG", "config"),
+    ] {
+        assert_eq!(
+            q_err(&mut c, &[cmd, "HELP", "x"]),
+            format!("ERR wrong number of arguments for '{name}|help' command")
+        );
+    }
+    // Unknown names are cut the way C's "%.128s" cuts them.
+    let long = "x".repeat(300);
+    assert_eq!(
+        q_err(&mut c, &["OBJECT", &long]),
+        format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            &long[..128]
+        )
+    );
+    let (a, b) = ("a".repeat(100), "b".repeat(100));
+    assert_eq!(
+        q_err(&mut c, &["FOO", &a, &b, "c"]),
+        format!(
+            "ERR unknown command 'FOO', with args beginning with: '{a}' '{}' ",
+            &b[..25]
+        )
+    );
+    assert_eq!(
+        q_err(&mut c, &["FOO\0bar", "a\0b", "c\r\nd"]),
+        "ERR unknown command 'FOO', with args beginning with: 'a' 'c  d' "
+    );
+    // A refused EXEC aborts the transaction in Redis's words.
+    let mut sub = s.raw_authed();
+    sub.roundtrip(&["MULTI"], b"+OK\r\n");
+    sub.roundtrip(&["SUBSCRIBE", "c"], b"+QUEUED\r\n");
+    sub.cmd(&["EXEC"]);
+    let _ = sub.drain();
+    sub.cmd(&["EXEC"]);
+    let reply = String::from_utf8_lossy(&sub.drain()).into_owned();
+    assert!(
+        reply.starts_with("-EXECABORT Transaction discarded because of: Can't execute 'exec'"),
+        "{reply}"
+    );
+}

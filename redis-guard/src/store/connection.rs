@@ -781,7 +781,11 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     let idx = lookup(&args[0]);
     if ctx.client.user.is_none() && idx.is_none_or(|i| !COMMANDS[i].no_auth) {
-        ctx.out.error("NOAUTH Authentication required.");
+        if idx.is_some_and(|i| COMMANDS[i].name == "exec") {
+            cmd::transactions::abort_exec(ctx, "NOAUTH Authentication required.");
+        } else {
+            ctx.out.error("NOAUTH Authentication required.");
+        }
         return;
     }
     // Only unknown names and CONFIG can be refused ones: the hot path of
@@ -831,6 +835,24 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         } else {
             ctx.out.error(&e.to_string());
         }
+        return;
+    }
+    // `X HELP` takes no arguments; Redis checks that arity before the
+    // container command runs.
+    if args.len() > 2
+        && cmd::is(&args[1], "help")
+        && matches!(
+            cmd.name,
+            "acl" | "client" | "command" | "config" | "memory" | "object" | "pubsub"
+        )
+    {
+        if ctx.client.multi.is_some() {
+            ctx.client.multi_error = true;
+        }
+        ctx.out.error(&format!(
+            "ERR wrong number of arguments for '{}|help' command",
+            cmd.name
+        ));
         return;
     }
     ctx.client.handle.touch(idx, ctx.now);

@@ -154,10 +154,7 @@ pub fn acl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         "whoami" | "users" | "list" | "cat" | "getuser" | "dryrun" | "log" | "genpass"
         | "setuser" | "deluser" | "save" | "load" | "help" => return Err(wrong()),
         _ => {
-            return Err(err(format!(
-                "unknown subcommand '{}'. Try ACL HELP.",
-                String::from_utf8_lossy(&args[1])
-            )));
+            return Err(super::unknown_subcommand(&args[1], "acl"));
         }
     }
     Ok(())

@@ -462,10 +462,7 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             return Err(wrong());
         }
         _ => {
-            return Err(err(format!(
-                "unknown subcommand '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(&args[1])
-            )));
+            return Err(super::unknown_subcommand(&args[1], "client"));
         }
     }
     Ok(())

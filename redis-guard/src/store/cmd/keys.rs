@@ -307,10 +307,7 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     if !matches!(sub.as_str(), "encoding" | "freq" | "idletime" | "refcount") {
-        return Err(err(format!(
-            "unknown subcommand '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(&args[1])
-        )));
+        return Err(super::unknown_subcommand(&args[1], "object"));
     }
     if args.len() != 3 {
         return Err(err(format!(

@@ -899,28 +899,43 @@ impl<'a, 's> Ctx<'a, 's> {
     }
 }
 
-/// Builds Redis's unknown-command error text.
+/// Builds Redis's unknown-command error text: the name and then quoted
+/// arguments until the list reaches 128 bytes, each shown as C's `%.*s`
+/// prints it (cut at a NUL byte and at the room left).
 pub fn unknown_command(args: &[Bytes]) -> String {
-    let mut s = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        trunc(&args[0])
-    );
+    let mut list = String::new();
     for a in args.iter().skip(1) {
-        if s.len() >= 256 {
+        if list.len() >= 128 {
             break;
         }
-        s.push('\'');
-        s.push_str(&trunc(a));
-        s.push_str("' ");
+        list.push('\'');
+        list.push_str(&c_text(a, 128 - list.len() + 1));
+        list.push_str("' ");
     }
-    s
+    format!(
+        "ERR unknown command '{}', with args beginning with: {list}",
+        c_text(&args[0], 128)
+    )
 }
 
-fn trunc(b: &[u8]) -> String {
-    let b = &b[..b.len().min(128)];
+/// `ERR unknown subcommand '…'. Try X HELP.` with Redis's 128-byte cut.
+pub fn unknown_subcommand(sub: &[u8], container: &str) -> CmdError {
+    err(format!(
+        "unknown subcommand '{}'. Try {} HELP.",
+        c_text(sub, 128),
+        container.to_ascii_uppercase()
+    ))
+}
+
+/// An argument as Redis's error replies show it: up to the first NUL and
+/// at most `max` bytes, with CR and LF as spaces so the reply stays one
+/// line.
+fn c_text(b: &[u8], max: usize) -> String {
+    let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
+    let b = &b[..b.len().min(max)];
     String::from_utf8_lossy(b)
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
         .collect()
 }
 
@@ -978,14 +993,15 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
         let req = acl_request(cmd, args, &mut name_buf);
         if let Err(denied) = user.check(&req) {
             acl::log_denied(ctx, &user.name, &denied);
-            return Err(CmdError::Msg(denied.noperm()));
+            return reject(ctx, cmd, CmdError::Msg(denied.noperm()));
         }
     }
     if ctx.client.in_subscribed_mode() && !cmd.pubsub_ok {
-        return Err(err(format!(
+        let e = err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             cmd.name
-        )));
+        ));
+        return reject(ctx, cmd, e);
     }
     if ctx.client.multi.is_some() && !cmd.tx_control {
         if cmd.deny_oom && !ctx.ks().make_room() {
@@ -1004,6 +1020,17 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
         return Ok(());
     }
     run_handler(ctx, cmd, args)
+}
+
+/// Refuses a command before it runs. Redis words a refused `EXEC` as the
+/// transaction's abort (`EXECABORT Transaction discarded because of: …`)
+/// and discards the queue; other commands get the error itself.
+fn reject(ctx: &mut Ctx<'_, '_>, cmd: &Command, e: CmdError) -> CmdResult {
+    if cmd.name == "exec" {
+        transactions::abort_exec(ctx, &e.to_string());
+        return Ok(());
+    }
+    Err(e)
 }
 
 /// Runs the handler itself (also used by `EXEC` for queued commands).

@@ -43,7 +43,7 @@ pub fn remove(shared: &Shared, id: u64) {
 /// Feeds one executed command to every monitor. Callers check
 /// `monitor_count` first, so the common case costs one atomic load.
 pub fn feed(shared: &Shared, from: &ClientHandle, db: usize, cmd: &Command, args: &[Bytes]) {
-    if cmd.has_flag("admin") {
+    if is_admin(cmd, args) {
         return;
     }
     let line = Bytes::from(format_line(from, db, cmd, args));
@@ -61,6 +61,20 @@ pub fn feed(shared: &Shared, from: &ClientHandle, db: usize, cmd: &Command, args
     for h in slow {
         disconnect_slow(shared, &h);
     }
+}
+
+/// Whether Redis would keep this call out of the feed as administrative.
+/// The flag belongs to the subcommand: `ACL LIST` and `CLIENT KILL` are
+/// hidden, `ACL WHOAMI` and `CLIENT SETNAME` are shown.
+fn is_admin(cmd: &Command, args: &[Bytes]) -> bool {
+    if super::CONTAINERS.contains(&cmd.name)
+        && let Some(sub) = args.get(1)
+        && let Some(cats) =
+            super::sub_categories(cmd.name, &String::from_utf8_lossy(sub).to_ascii_lowercase())
+    {
+        return cats.contains(&"admin");
+    }
+    cmd.has_flag("admin")
 }
 
 fn disconnect_slow(shared: &Shared, h: &Arc<ClientHandle>) {

@@ -249,10 +249,7 @@ pub fn pubsub(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             )));
         }
         _ => {
-            return Err(err(format!(
-                "unknown subcommand '{}'. Try PUBSUB HELP.",
-                String::from_utf8_lossy(&args[1])
-            )));
+            return Err(super::unknown_subcommand(&args[1], "pubsub"));
         }
     }
     Ok(())

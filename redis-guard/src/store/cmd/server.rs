@@ -493,21 +493,29 @@ pub fn command(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             ctx.out.bulk(k);
         }
     } else {
-        return Err(err(format!(
-            "unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(super::unknown_subcommand(sub, "command"));
     }
     Ok(())
 }
 
 /// CONFIG GET parameter [parameter ...] (read-only).
 pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if is(&args[1], "help") && args.len() == 2 {
+        let lines = [
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET, REWRITE and RESETSTAT do not exist in redis-guard: the store's",
+            "    configuration comes from its file and is fixed at start.",
+            "HELP",
+            "    Print this help.",
+        ];
+        ctx.out.array(lines.len());
+        lines.iter().for_each(|l| ctx.out.simple(l));
+        return Ok(());
+    }
     if !is(&args[1], "get") {
-        return Err(err(format!(
-            "unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(&args[1])
-        )));
+        return Err(super::unknown_subcommand(&args[1], "config"));
     }
     if args.len() < 3 {
         return Err(err("wrong number of arguments for 'config|get' command"));
@@ -546,18 +554,50 @@ pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ("protected-mode", "yes".into()),
         ("lua-time-limit", "5000".into()),
         ("cluster-enabled", "no".into()),
+        // The thresholds of the compact encodings OBJECT ENCODING reports
+        // (fixed; with Redis 7.0's names and their ziplist-era aliases).
+        ("hash-max-listpack-entries", "512".into()),
+        ("hash-max-listpack-value", "64".into()),
+        ("hash-max-ziplist-entries", "512".into()),
+        ("hash-max-ziplist-value", "64".into()),
+        ("zset-max-listpack-entries", "128".into()),
+        ("zset-max-listpack-value", "64".into()),
+        ("zset-max-ziplist-entries", "128".into()),
+        ("zset-max-ziplist-value", "64".into()),
+        ("set-max-intset-entries", "512".into()),
+        ("list-max-listpack-size", "-2".into()),
+        ("list-max-ziplist-size", "-2".into()),
+        ("list-compress-depth", "0".into()),
+        // No keyspace notifications are published.
+        ("notify-keyspace-events", String::new()),
     ];
-    let mut hits: Vec<&(&str, String)> = Vec::new();
+    // A name without glob characters comes back spelled as asked, as in
+    // Redis; patterns list the parameters' own names.
+    let mut hits: Vec<(&[u8], &str)> = Vec::new();
     for pat in &args[2..] {
+        if !pat.iter().any(|c| b"[*?".contains(c)) {
+            if let Some(p) = params
+                .iter()
+                .find(|p| p.0.as_bytes().eq_ignore_ascii_case(pat))
+                && !hits.iter().any(|h| h.0.eq_ignore_ascii_case(pat))
+            {
+                hits.push((pat, &p.1));
+            }
+            continue;
+        }
         for p in &params {
-            if glob::matches_nocase(pat, p.0.as_bytes()) && !hits.iter().any(|h| h.0 == p.0) {
-                hits.push(p);
+            if glob::matches_nocase(pat, p.0.as_bytes())
+                && !hits
+                    .iter()
+                    .any(|h| h.0.eq_ignore_ascii_case(p.0.as_bytes()))
+            {
+                hits.push((p.0.as_bytes(), &p.1));
             }
         }
     }
     ctx.out.map(hits.len());
     for (k, v) in hits {
-        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(k);
         ctx.out.bulk(v.as_bytes());
     }
     Ok(())
@@ -593,8 +633,5 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if is(&args[1], "usage") {
         return Err(err("wrong number of arguments for 'memory|usage' command"));
     }
-    Err(err(format!(
-        "unknown subcommand '{}'. Try MEMORY HELP.",
-        String::from_utf8_lossy(&args[1])
-    )))
+    Err(super::unknown_subcommand(&args[1], "memory"))
 }

@@ -33,12 +33,19 @@ fn score_bound(a: &[u8]) -> Result<ScoreBound, CmdError> {
 }
 
 /// Range bounds go through plain `strtod` in Redis, not its stricter
-/// number parser: leading blanks are skipped, an empty text is 0 (so `(`
-/// alone is "above 0"), and out-of-range numbers become ±inf.
+/// number parser: leading blanks (C's `isspace`) are skipped, an empty
+/// text is 0 (so `(` alone is "above 0"), and out-of-range numbers become
+/// ±inf. Blanks alone are no number: strtod converts nothing and Redis
+/// sees the blank where the text should have ended.
 fn strtod_bound(a: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(a).ok()?.trim_start();
-    if s.is_empty() {
+    if a.is_empty() {
         return Some(0.0);
+    }
+    let s = std::str::from_utf8(a)
+        .ok()?
+        .trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    if s.is_empty() {
+        return None;
     }
     super::strtod(s)
 }
