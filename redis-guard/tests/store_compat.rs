@@ -599,3 +599,71 @@ fn small_texts_match_redis() {
         "{reply}"
     );
 }
+
+#[test]
+fn slowlog_records_slow_commands_without_secrets() {
+    let s = TestServer::start(|c| {
+        c.slowlog_log_slower_than = 0;
+        c.slowlog_max_len = 3;
+    });
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SLOWLOG", "RESET"]);
+    let _: () = q(&mut c, &["CLIENT", "SETNAME", "worker"]);
+    let _: () = q(&mut c, &["SET", "k", &"v".repeat(200)]);
+    let _: Option<String> = q(&mut c, &["GET", "k"]);
+    // Passwords never reach the log.
+    let _ = redis::cmd("AUTH")
+        .arg("default")
+        .arg("guess")
+        .query::<redis::Value>(&mut c);
+    assert_eq!(q::<i64>(&mut c, &["SLOWLOG", "LEN"]), 3);
+    type Row = (i64, i64, i64, Vec<String>, String, String);
+    let rows: Vec<Row> = q(&mut c, &["SLOWLOG", "GET", "-1"]);
+    assert_eq!(rows.len(), 3, "bounded by slowlog_max_len");
+    let (id_get, _, _, get, peer, name) = &rows[1];
+    assert_eq!(get, &["GET", "k"]);
+    assert_eq!(name, "worker");
+    assert!(peer.starts_with("127.0.0.1:"), "{peer}");
+    let (id_set, ts, _, set, _, _) = &rows[2];
+    assert!(id_set < id_get, "newest first");
+    assert!(*ts > 1_700_000_000);
+    assert_eq!(set[2], format!("{}... (72 more bytes)", "v".repeat(128)));
+    let all = format!("{rows:?}");
+    assert!(
+        !all.contains("guess") && !all.to_lowercase().contains("auth"),
+        "{all}"
+    );
+    assert_eq!(q::<Vec<Row>>(&mut c, &["SLOWLOG", "GET", "1"]).len(), 1);
+    assert_eq!(
+        q_err(&mut c, &["SLOWLOG", "GET", "-2"]),
+        "ERR count should be greater than or equal to -1"
+    );
+    let _: () = q(&mut c, &["SLOWLOG", "RESET"]);
+    assert!(q::<i64>(&mut c, &["SLOWLOG", "LEN"]) <= 1);
+    let got: Vec<String> = q(&mut c, &["CONFIG", "GET", "slowlog-max-len"]);
+    assert_eq!(got, ["slowlog-max-len", "3"]);
+    // The latency monitor is off, as by default in Redis: nothing sampled.
+    assert!(q::<Vec<String>>(&mut c, &["LATENCY", "LATEST"]).is_empty());
+    assert_eq!(q::<i64>(&mut c, &["LATENCY", "RESET"]), 0);
+}
+
+#[test]
+fn slowlog_times_only_non_fast_commands_above_zero() {
+    let s = TestServer::start(|c| c.slowlog_log_slower_than = 1);
+    let mut c = s.conn();
+    for i in 0..2000 {
+        let _: () = q(&mut c, &["SET", &format!("k{i}"), "v"]);
+    }
+    let _: () = q(&mut c, &["SLOWLOG", "RESET"]);
+    let _: Option<String> = q(&mut c, &["GET", "k1"]);
+    let _: Vec<String> = q(&mut c, &["KEYS", "*"]);
+    type Row = (i64, i64, i64, Vec<String>, String, String);
+    let rows: Vec<Row> = q(&mut c, &["SLOWLOG", "GET"]);
+    let names: Vec<&str> = rows.iter().map(|r| r.3[0].as_str()).collect();
+    assert!(names.contains(&"KEYS"), "{names:?}");
+    assert!(!names.contains(&"GET"), "GET is flagged fast: {names:?}");
+    let disabled = TestServer::start(|c| c.slowlog_log_slower_than = -1);
+    let mut d = disabled.conn();
+    let _: Vec<String> = q(&mut d, &["KEYS", "*"]);
+    assert_eq!(q::<i64>(&mut d, &["SLOWLOG", "LEN"]), 0);
+}

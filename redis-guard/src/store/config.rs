@@ -21,6 +21,8 @@ pub const MAX_AUTH_DELAY_MS: u64 = 60_000;
 /// Upper bound of `auth_failure_window_secs` and `auth_ban_secs` (one year),
 /// so that deadlines computed from them can never overflow a clock.
 pub const MAX_AUTH_SECS: u64 = 365 * 24 * 3600;
+/// Largest `slowlog_max_len`: about 50 MB of entries at most.
+pub const MAX_SLOWLOG_LEN: usize = 10_000;
 /// Upper bound for `threads`.
 pub const MAX_THREADS: usize = 1024;
 
@@ -97,6 +99,12 @@ pub struct StoreConfig {
     /// File that security events are appended to (JSON lines), besides
     /// stderr. Opened once at start with mode 0600.
     pub audit_log: Option<PathBuf>,
+    /// Commands running at least this many microseconds are recorded in
+    /// the slow log (`SLOWLOG GET`); negative disables it, 0 records every
+    /// command. Commands Redis flags `fast` are timed only at 0.
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps (the oldest go first).
+    pub slowlog_max_len: usize,
     /// TLS listeners (`[store.tls]`); absent means no TLS.
     pub tls: Option<TlsConfig>,
 }
@@ -177,6 +185,8 @@ impl Default for StoreConfig {
             max_connections_per_source_per_sec: 2000,
             auth_timeout_secs: 10,
             audit_log: None,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
             tls: None,
         }
     }
@@ -458,6 +468,12 @@ impl StoreConfig {
                     format!("soft_seconds must be at most {MAX_AUTH_SECS}"),
                 ));
             }
+        }
+        if self.slowlog_max_len > MAX_SLOWLOG_LEN {
+            return Err(bad(
+                "slowlog_max_len",
+                format!("must be at most {MAX_SLOWLOG_LEN} (each entry holds up to ~5 KB)"),
+            ));
         }
         if self.auth_timeout_secs > MAX_AUTH_SECS {
             return Err(bad(

@@ -21,6 +21,7 @@
 //! - [`client`]: per-client state and the handle other clients see.
 //! - [`auth`]: users, password digests, Redis 7 ACL rules and selectors.
 //! - [`acllog`]: `ACL LOG`, the recent refusals and failed logins.
+//! - [`slowlog`]: `SLOWLOG`, the recent commands that ran long.
 //! - [`authguard`]: failed-authentication counting per source address and bans.
 //! - [`keyspace`]: databases, lazy expiry, memory accounting, eviction, `SCAN`.
 //! - [`oplog`]: command log record format and the in-keyspace record buffer.
@@ -48,6 +49,7 @@ pub mod oplog;
 pub mod persist;
 pub mod protocol;
 pub mod server;
+pub mod slowlog;
 pub mod snapshot;
 pub mod tls;
 pub mod value;

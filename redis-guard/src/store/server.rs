@@ -52,6 +52,8 @@ pub struct Shared {
     pub acl_epoch: AtomicU64,
     /// Recent refusals and failed logins, for `ACL LOG`.
     pub acl_log: Mutex<AclLog>,
+    /// `SLOWLOG` entries (touched only by slow commands and `SLOWLOG`).
+    pub slowlog: Mutex<crate::store::slowlog::SlowLog>,
     /// Failed-authentication counters and bans per source address.
     pub auth_guard: AuthGuard,
     /// The data.
@@ -158,6 +160,7 @@ impl Server {
             users: RwLock::new(users),
             acl_epoch: AtomicU64::new(0),
             acl_log: Mutex::new(AclLog::default()),
+            slowlog: Mutex::new(Default::default()),
             auth_guard,
             ks: Mutex::new(ks),
             pubsub: Mutex::new(PubSub::default()),

@@ -102,6 +102,10 @@ pub struct Command {
     pub tx_control: bool,
     /// Has the `write` flag: a successful run is recorded in the command log.
     pub write: bool,
+    /// Has the `fast` flag (O(1) or O(log N)).
+    pub fast: bool,
+    /// May appear in the slow log (its arguments never carry a secret).
+    pub recordable: bool,
 }
 
 impl Command {
@@ -172,8 +176,8 @@ pub fn key_perm(cmd: &Command, args: &[Bytes], pos: usize) -> KeyPerm {
 
 /// Commands whose first argument names a subcommand that ACL rules can
 /// address on its own (`+config|get`).
-const CONTAINERS: [&str; 7] = [
-    "acl", "client", "config", "command", "object", "memory", "pubsub",
+const CONTAINERS: [&str; 9] = [
+    "acl", "client", "config", "command", "object", "memory", "pubsub", "slowlog", "latency",
 ];
 
 /// Categories of a subcommand where they differ from its container's:
@@ -190,6 +194,7 @@ pub fn sub_categories(parent: &str, sub: &str) -> Option<&'static [&'static str]
             | "tracking" | "trackinginfo" | "no-touch" | "help",
         ) => Some(&["slow", "connection"]),
         ("client", _) => Some(&["admin", "slow", "dangerous", "connection"]),
+        ("slowlog" | "latency", "help") => Some(&["slow"]),
         _ => None,
     }
 }
@@ -344,6 +349,8 @@ fn c(
             "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
         ),
         write: flags.contains(&"write"),
+        fast: flags.contains(&"fast"),
+        recordable: crate::store::slowlog::recordable(name),
         flags,
         first_key: keys.0,
         last_key: keys.1,
@@ -413,6 +420,8 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         ),
         c("memory", -2, "readonly", (2, 2, 1), "", sv::memory),
         c("config", -2, "admin", NOKEY, "", sv::config),
+        c("slowlog", -2, "admin", NOKEY, "", sv::slowlog),
+        c("latency", -2, "admin", NOKEY, "", sv::latency),
         c(
             "flushdb",
             -1,

@@ -570,6 +570,13 @@ pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ("list-compress-depth", "0".into()),
         // No keyspace notifications are published.
         ("notify-keyspace-events", String::new()),
+        (
+            "slowlog-log-slower-than",
+            c.slowlog_log_slower_than.to_string(),
+        ),
+        ("slowlog-max-len", c.slowlog_max_len.to_string()),
+        ("latency-monitor-threshold", "0".into()),
+        ("latency-tracking", "no".into()),
     ];
     // A name without glob characters comes back spelled as asked, as in
     // Redis; patterns list the parameters' own names.
@@ -634,4 +641,122 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(err("wrong number of arguments for 'memory|usage' command"));
     }
     Err(super::unknown_subcommand(&args[1], "memory"))
+}
+
+/// SLOWLOG GET [count] | LEN | RESET | HELP
+pub fn slowlog(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("get", 2 | 3) => {
+            let count = match args.get(2) {
+                None => 10,
+                Some(a) => match int_arg(a) {
+                    Ok(-1) => usize::MAX,
+                    Ok(n) if n >= 0 => n as usize,
+                    _ => return Err(err("count should be greater than or equal to -1")),
+                },
+            };
+            let log = ctx.shared.slowlog.lock();
+            let entries: Vec<_> = log.newest(count).collect();
+            ctx.out.array(entries.len());
+            for e in entries {
+                ctx.out.array(6);
+                ctx.out.int(e.id as i64);
+                ctx.out.int(e.time as i64);
+                ctx.out.int(e.micros as i64);
+                ctx.out.array(e.args.len());
+                e.args.iter().for_each(|a| ctx.out.bulk(a));
+                ctx.out.bulk(e.peer.as_bytes());
+                ctx.out.bulk(&e.name);
+            }
+        }
+        ("get", _) => {
+            return Err(err(
+                "unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.",
+            ));
+        }
+        ("len", 2) => {
+            let n = ctx.shared.slowlog.lock().len();
+            ctx.out.int(n as i64);
+        }
+        ("reset", 2) => {
+            ctx.shared.slowlog.lock().reset();
+            ctx.out.ok();
+        }
+        ("len" | "reset", _) => return Err(super::wrong_args(&format!("slowlog|{sub}"))),
+        ("help", 2) => {
+            let lines = [
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+                "HELP",
+                "    Prints this help.",
+            ];
+            ctx.out.array(lines.len());
+            lines.iter().for_each(|l| ctx.out.simple(l));
+        }
+        _ => return Err(super::unknown_subcommand(&args[1], "slowlog")),
+    }
+    Ok(())
+}
+
+/// LATENCY LATEST | HISTORY | RESET | GRAPH | DOCTOR | HISTOGRAM | HELP.
+///
+/// The latency monitor is off, as it is by default in Redis
+/// (`latency-monitor-threshold 0`), and per-command histograms are not
+/// tracked: the subcommands answer as Redis does when nothing was
+/// sampled, so monitoring tools that poll them keep working.
+pub fn latency(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("latest", 2) | ("history", 3) => ctx.out.array(0),
+        ("reset", _) => ctx.out.int(0),
+        ("histogram", _) => ctx.out.map(0),
+        ("graph", 3) => {
+            return Err(err(format!(
+                "No samples available for event '{}'",
+                String::from_utf8_lossy(&args[2])
+            )));
+        }
+        ("doctor", 2) => ctx.out.verbatim(
+            b"Latency monitoring is disabled in this redis-guard store \
+(latency-monitor-threshold 0), so no latency spikes were sampled. \
+SLOWLOG GET lists the commands that ran longer than slowlog_log_slower_than.\n",
+        ),
+        ("help", 2) => {
+            let lines = [
+                "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DOCTOR",
+                "    Return a human readable latency analysis report.",
+                "GRAPH <event>",
+                "    Return an ASCII latency graph for the <event> class.",
+                "HISTORY <event>",
+                "    Return time-latency samples for the <event> class.",
+                "LATEST",
+                "    Return the latest latency samples for all events.",
+                "RESET [<event> ...]",
+                "    Reset latency data of one or more <event> classes.",
+                "    (default: reset all data for all event classes)",
+                "HISTOGRAM [COMMAND ...]",
+                "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+                "    If no commands are specified then all histograms are replied.",
+                "HELP",
+                "    Prints this help.",
+            ];
+            ctx.out.array(lines.len());
+            lines.iter().for_each(|l| ctx.out.simple(l));
+        }
+        ("latest" | "history" | "graph" | "doctor", _) => {
+            return Err(super::wrong_args(&format!("latency|{sub}")));
+        }
+        _ => return Err(super::unknown_subcommand(&args[1], "latency")),
+    }
+    Ok(())
 }
