@@ -271,6 +271,10 @@ fn acl_log_records_refusals_and_failed_logins() {
     let newest = entry(0);
     assert_eq!(newest["reason"], "auth");
     assert_eq!(newest["username"], "admin");
+    assert_eq!(
+        newest["object"], "AUTH",
+        "the command as the client spelled it"
+    );
     let keys_refusal = entry(1);
     assert_eq!(
         (
@@ -293,6 +297,15 @@ fn acl_log_records_refusals_and_failed_logins() {
     assert_eq!(
         q::<Vec<redis::Value>>(&mut admin, &["ACL", "LOG", "1"]).len(),
         1
+    );
+    // Redis counts a negative number down forever: every entry.
+    assert_eq!(
+        q::<Vec<redis::Value>>(&mut admin, &["ACL", "LOG", "-1"]).len(),
+        3
+    );
+    assert_eq!(
+        q_err(&mut admin, &["ACL", "LOG", "abc"]),
+        "ERR value is not an integer or out of range"
     );
     q::<()>(&mut admin, &["ACL", "LOG", "RESET"]);
     assert!(q::<Vec<redis::Value>>(&mut admin, &["ACL", "LOG"]).is_empty());

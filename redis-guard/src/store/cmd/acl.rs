@@ -282,12 +282,9 @@ fn log(ctx: &mut Ctx<'_, '_>, arg: Option<&Bytes>) -> CmdResult {
             return Ok(());
         }
         Some(a) => {
-            let n =
-                super::int_arg(a).map_err(|_| err("value is out of range, must be positive"))?;
-            if n < 0 {
-                return Err(err("value is out of range, must be positive"));
-            }
-            n as usize
+            // Redis counts a negative number down without reaching zero:
+            // every entry.
+            usize::try_from(super::int_arg(a)?).unwrap_or(usize::MAX)
         }
     };
     let entries = ctx.shared.acl_log.lock().recent(count);

@@ -42,7 +42,9 @@ fn set_user(ctx: &mut Ctx<'_, '_>, user: std::sync::Arc<crate::store::auth::User
     ctx.client.user = Some(user);
 }
 
-fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
+/// Checks a password; `via` is the command as the client spelled it
+/// (`AUTH` or `HELLO`), which Redis's ACL LOG shows as the object.
+fn try_auth(ctx: &mut Ctx<'_, '_>, via: &[u8], user: &[u8], pass: &[u8]) -> CmdResult {
     let peer = ctx.client.handle.addr.ip();
     // Bounded: the name goes into logs and events, and it is attacker input.
     let shown = String::from_utf8_lossy(&user[..user.len().min(64)]).into_owned();
@@ -68,7 +70,7 @@ fn try_auth(ctx: &mut Ctx<'_, '_>, user: &[u8], pass: &[u8]) -> CmdResult {
                 } else {
                     "toplevel"
                 },
-                "AUTH".into(),
+                String::from_utf8_lossy(&via[..via.len().min(64)]).into_owned(),
                 shown,
                 info,
                 ctx.now,
@@ -111,9 +113,9 @@ pub fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
             }
-            try_auth(ctx, b"default", &args[1])?;
+            try_auth(ctx, &args[0], b"default", &args[1])?;
         }
-        3 => try_auth(ctx, &args[1], &args[2])?,
+        3 => try_auth(ctx, &args[0], &args[1], &args[2])?,
         _ => return Err(CmdError::Syntax),
     }
     ctx.out.ok();
@@ -154,7 +156,7 @@ pub fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((u, p)) = &auth {
-        try_auth(ctx, u, p)?;
+        try_auth(ctx, &args[0], u, p)?;
     }
     if ctx.client.user.is_none() {
         return Err(CmdError::Msg(
