@@ -839,21 +839,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     // `X HELP` takes no arguments; Redis checks that arity before the
     // container command runs.
-    if args.len() > 2
-        && cmd::is(&args[1], "help")
-        && matches!(
-            cmd.name,
-            "acl"
-                | "client"
-                | "command"
-                | "config"
-                | "memory"
-                | "object"
-                | "pubsub"
-                | "slowlog"
-                | "latency"
-        )
-    {
+    if args.len() > 2 && cmd::is(&args[1], "help") && cmd::CONTAINERS.contains(&cmd.name) {
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }

@@ -176,7 +176,7 @@ pub fn key_perm(cmd: &Command, args: &[Bytes], pos: usize) -> KeyPerm {
 
 /// Commands whose first argument names a subcommand that ACL rules can
 /// address on its own (`+config|get`).
-const CONTAINERS: [&str; 9] = [
+pub const CONTAINERS: [&str; 9] = [
     "acl", "client", "config", "command", "object", "memory", "pubsub", "slowlog", "latency",
 ];
 

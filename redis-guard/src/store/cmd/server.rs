@@ -510,8 +510,7 @@ pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             "HELP",
             "    Print this help.",
         ];
-        ctx.out.array(lines.len());
-        lines.iter().for_each(|l| ctx.out.simple(l));
+        ctx.out.simple_lines(&lines);
         return Ok(());
     }
     if !is(&args[1], "get") {
@@ -699,8 +698,7 @@ pub fn slowlog(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 "HELP",
                 "    Prints this help.",
             ];
-            ctx.out.array(lines.len());
-            lines.iter().for_each(|l| ctx.out.simple(l));
+            ctx.out.simple_lines(&lines);
         }
         _ => return Err(super::unknown_subcommand(&args[1], "slowlog")),
     }
@@ -750,8 +748,7 @@ SLOWLOG GET lists the commands that ran longer than slowlog_log_slower_than.\n",
                 "HELP",
                 "    Prints this help.",
             ];
-            ctx.out.array(lines.len());
-            lines.iter().for_each(|l| ctx.out.simple(l));
+            ctx.out.simple_lines(&lines);
         }
         ("latest" | "history" | "graph" | "doctor", _) => {
             return Err(super::wrong_args(&format!("latency|{sub}")));
