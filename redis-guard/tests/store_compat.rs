@@ -667,3 +667,26 @@ fn slowlog_times_only_non_fast_commands_above_zero() {
     let _: Vec<String> = q(&mut d, &["KEYS", "*"]);
     assert_eq!(q::<i64>(&mut d, &["SLOWLOG", "LEN"]), 0);
 }
+
+#[test]
+fn small_integers_report_redis_shared_refcount() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "small", "42"]);
+    let _: () = q(&mut c, &["SET", "big", "10000"]);
+    let _: () = q(&mut c, &["SET", "text", "abc"]);
+    assert_eq!(
+        q::<i64>(&mut c, &["OBJECT", "REFCOUNT", "small"]),
+        2147483647
+    );
+    assert_eq!(q::<i64>(&mut c, &["OBJECT", "REFCOUNT", "big"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["OBJECT", "REFCOUNT", "text"]), 1);
+    // An LRU policy needs an object per key, so Redis stops sharing.
+    let lru = TestServer::start(|c| {
+        c.maxmemory = redis_guard::store::config::ByteSize(100 << 20);
+        c.maxmemory_policy = redis_guard::store::config::EvictionPolicy::AllkeysLru;
+    });
+    let mut l = lru.conn();
+    let _: () = q(&mut l, &["SET", "small", "42"]);
+    assert_eq!(q::<i64>(&mut l, &["OBJECT", "REFCOUNT", "small"]), 1);
+}

@@ -4,8 +4,10 @@
 use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_opts};
+use crate::store::config::EvictionPolicy;
 use crate::store::glob;
 use crate::store::keyspace::{Entry, free_later};
+use crate::store::value::Value;
 
 /// DEL / UNLINK key [key ...]
 pub fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -316,7 +318,14 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now;
     let ks = ctx.ks();
-    let clock = ks.clock();
+    let clock = ks.clock_at(now);
+    // Redis shares one object per small integer (refcount INT_MAX) unless
+    // an LRU policy needs per-key access times.
+    let shares_integers = ks.maxmemory == 0
+        || !matches!(
+            ks.policy,
+            EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru
+        );
     let db = ctx.client.db;
     let Some(e) = ctx.ks().dbs[db].peek(&args[2], now) else {
         ctx.out.null();
@@ -327,7 +336,17 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             let enc = e.value.encoding();
             ctx.out.bulk(enc.as_bytes());
         }
-        "refcount" => ctx.out.int(1),
+        "refcount" => {
+            let shared = match &e.value {
+                Value::Str(s) => {
+                    shares_integers
+                        && crate::store::protocol::parse_int(s)
+                            .is_some_and(|n| (0..10_000).contains(&n))
+                }
+                _ => false,
+            };
+            ctx.out.int(if shared { i64::from(i32::MAX) } else { 1 });
+        }
         "idletime" => {
             let idle = clock.wrapping_sub(e.lru) / 1000;
             ctx.out.int(idle as i64);
