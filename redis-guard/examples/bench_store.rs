@@ -16,8 +16,9 @@
 //!    the full count, once replaying the log alone and once after a
 //!    compaction (`BGREWRITEAOF`: RDB-preamble base / our snapshot).
 //!
-//! Prints a Markdown report and writes it to target/bench/store.md (or
-//! store-persistence.md).
+//! `--threads N` runs the store with `threads = N` instead of its default
+//! (one worker per CPU). Prints a Markdown report and writes it to
+//! target/bench/store.md (or store-persistence.md).
 
 use std::{
     fmt::Write as _,
@@ -44,6 +45,11 @@ struct Args {
     keys: u32,
 }
 
+/// `store.threads` for the store under test (`--threads N`); unset keeps
+/// the store's default (one worker per CPU). Global because every way of
+/// starting the store reads it.
+static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 fn parse_args() -> Args {
     let mut args = Args {
         requests: 200_000,
@@ -58,6 +64,9 @@ fn parse_args() -> Args {
             "--requests" => args.requests = v.parse().expect("--requests N"),
             "--rounds" => args.rounds = v.parse().expect("--rounds N"),
             "--keys" => args.keys = v.parse().expect("--keys N"),
+            "--threads" => {
+                let _ = THREADS.set(v.parse().expect("--threads N"));
+            }
             // Flags without a value (`--persistence`, `--memory-only`).
             _ => {
                 i += 1;
@@ -142,12 +151,24 @@ fn start_ours_with(bin: &Path, dir: &Path, d: Durability) -> anyhow::Result<Chil
     Ok(guard)
 }
 
+/// Which worker count the store ran with, for the report.
+fn threads_note() -> String {
+    match THREADS.get() {
+        Some(n) => format!("redis-guard with `threads = {n}`"),
+        None => "redis-guard with its default `threads` (one worker per CPU)".into(),
+    }
+}
+
 fn spawn_ours(bin: &Path, dir: &Path, d: Durability) -> anyhow::Result<ChildGuard> {
     let config = dir.join("store.toml");
-    let persistence = match d {
+    let mut persistence = match d {
         Durability::Off => "appendonly = false",
         Durability::Everysec => "appendonly = true\nappendfsync = \"everysec\"",
-    };
+    }
+    .to_string();
+    if let Some(n) = THREADS.get() {
+        persistence.push_str(&format!("\nthreads = {n}"));
+    }
     std::fs::write(
         &config,
         format!(
@@ -311,8 +332,9 @@ fn persistence(args: &Args, bin: &Path) -> anyhow::Result<()> {
     writeln!(report, "## `cargo xtask bench store --persistence`\n")?;
     writeln!(
         report,
-        "Machine: {}; both servers on 127.0.0.1 requiring a password, logging every write with `appendfsync everysec` (redis-server: `--appendonly yes --appendfsync everysec --save \"\"`), runs alternating.\n",
-        machine_summary()
+        "Machine: {}; both servers on 127.0.0.1 requiring a password, logging every write with `appendfsync everysec` (redis-server: `--appendonly yes --appendfsync everysec --save \"\"`), runs alternating; {}.\n",
+        machine_summary(),
+        threads_note()
     )?;
     {
         let _redis = start_redis_with(&redis_dir, e)?;
@@ -436,8 +458,9 @@ fn main() -> anyhow::Result<()> {
     writeln!(report, "## `cargo xtask bench store`\n")?;
     writeln!(
         report,
-        "Machine: {}; both servers on 127.0.0.1 requiring a password (`-a`), runs alternating.\n",
-        machine_summary()
+        "Machine: {}; both servers on 127.0.0.1 requiring a password (`-a`), runs alternating; {}.\n",
+        machine_summary(),
+        threads_note()
     )?;
 
     let skip_throughput = std::env::args().any(|a| a == "--memory-only");
