@@ -813,7 +813,6 @@ pub fn count_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdRe
     Ok(())
 }
 
-/// Name → index into [`COMMANDS`].
 /// Command indexes bucketed by name length and lowercase first byte. A
 /// request's name is matched against the few names in its bucket, case
 /// folded on the fly: no copy, no hash and no UTF-8 check on the path every
