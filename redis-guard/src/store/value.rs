@@ -195,12 +195,12 @@ impl Kind for Box<[u8]> {
 
 /// Small lists, sets and sorted sets are kept packed up to this many
 /// elements (Redis's listpack limit for sorted sets).
-const PACKED_MAX_ENTRIES: usize = 128;
+pub const PACKED_MAX_ENTRIES: usize = 128;
 /// Hashes stay packed up to this many fields, as Redis 7.0's
 /// `hash-max-listpack-entries 512`: `OBJECT ENCODING` shows the switch.
-const HASH_PACKED_MAX_ENTRIES: usize = 512;
+pub const HASH_PACKED_MAX_ENTRIES: usize = 512;
 /// Fields or values longer than this switch a hash to the hashtable form.
-const PACKED_MAX_ITEM: usize = 64;
+pub const PACKED_MAX_ITEM: usize = 64;
 
 /// Length-prefixed byte strings in one buffer: a compact sequence for small
 /// collections (one allocation instead of one or two per element).

@@ -15,6 +15,9 @@ use crate::store::frame::Out;
 use crate::store::glob;
 use crate::store::keyspace::Db;
 use crate::store::persist::{self, Started};
+use crate::store::value::{
+    HASH_PACKED_MAX_ENTRIES, INTSET_MAX_ENTRIES, PACKED_MAX_ENTRIES, PACKED_MAX_ITEM,
+};
 
 /// DBSIZE
 pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
@@ -555,15 +558,22 @@ pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ("cluster-enabled", "no".into()),
         // The thresholds of the compact encodings OBJECT ENCODING reports
         // (fixed; with Redis 7.0's names and their ziplist-era aliases).
-        ("hash-max-listpack-entries", "512".into()),
-        ("hash-max-listpack-value", "64".into()),
-        ("hash-max-ziplist-entries", "512".into()),
-        ("hash-max-ziplist-value", "64".into()),
-        ("zset-max-listpack-entries", "128".into()),
-        ("zset-max-listpack-value", "64".into()),
-        ("zset-max-ziplist-entries", "128".into()),
-        ("zset-max-ziplist-value", "64".into()),
-        ("set-max-intset-entries", "512".into()),
+        (
+            "hash-max-listpack-entries",
+            HASH_PACKED_MAX_ENTRIES.to_string(),
+        ),
+        ("hash-max-listpack-value", PACKED_MAX_ITEM.to_string()),
+        (
+            "hash-max-ziplist-entries",
+            HASH_PACKED_MAX_ENTRIES.to_string(),
+        ),
+        ("hash-max-ziplist-value", PACKED_MAX_ITEM.to_string()),
+        ("zset-max-listpack-entries", PACKED_MAX_ENTRIES.to_string()),
+        ("zset-max-listpack-value", PACKED_MAX_ITEM.to_string()),
+        ("zset-max-ziplist-entries", PACKED_MAX_ENTRIES.to_string()),
+        ("zset-max-ziplist-value", PACKED_MAX_ITEM.to_string()),
+        ("set-max-intset-entries", INTSET_MAX_ENTRIES.to_string()),
+        // -2: list chunks of up to 8 KB, as the store's chunks are.
         ("list-max-listpack-size", "-2".into()),
         ("list-max-ziplist-size", "-2".into()),
         ("list-compress-depth", "0".into()),
