@@ -690,3 +690,34 @@ fn small_integers_report_redis_shared_refcount() {
     let _: () = q(&mut l, &["SET", "small", "42"]);
     assert_eq!(q::<i64>(&mut l, &["OBJECT", "REFCOUNT", "small"]), 1);
 }
+
+#[test]
+fn info_reports_live_rates_and_cpu_time() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let field = |info: &str, name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // Keep commands flowing for more than one 100 ms sample.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(600);
+    while std::time::Instant::now() < until {
+        let mut p = redis::pipe();
+        for _ in 0..50 {
+            p.cmd("INCR").arg("n").ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let info: String = q(&mut c, &["INFO", "stats"]);
+    assert!(field(&info, "instantaneous_ops_per_sec") > 0.0, "{info}");
+    assert!(field(&info, "instantaneous_input_kbps") > 0.0, "{info}");
+    let cpu: String = q(&mut c, &["INFO", "cpu"]);
+    assert!(
+        field(&cpu, "used_cpu_user") + field(&cpu, "used_cpu_sys") > 0.0,
+        "{cpu}"
+    );
+}

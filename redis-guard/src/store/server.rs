@@ -40,6 +40,64 @@ pub struct ServerStats {
     pub net_out: AtomicU64,
 }
 
+/// Samples kept for the `instantaneous_*` figures of `INFO stats`: 16
+/// samples 100 ms apart, averaged, as Redis does.
+const RATE_SAMPLES: usize = 16;
+
+/// Recent per-second rates of commands, input bytes and output bytes.
+#[derive(Debug, Default)]
+pub struct Rates {
+    samples: [[u64; 3]; RATE_SAMPLES],
+    next: usize,
+    last: Option<(Instant, [u64; 3])>,
+}
+
+impl Rates {
+    /// Records the totals seen at `now`, as a rate since the previous call.
+    fn sample(&mut self, now: Instant, totals: [u64; 3]) {
+        if let Some((then, prev)) = self.last {
+            let ms = now.duration_since(then).as_millis().max(1) as u64;
+            let mut rate = [0; 3];
+            for i in 0..3 {
+                rate[i] = totals[i].saturating_sub(prev[i]) * 1000 / ms;
+            }
+            self.samples[self.next] = rate;
+            self.next = (self.next + 1) % RATE_SAMPLES;
+        }
+        self.last = Some((now, totals));
+    }
+
+    /// Average per-second rates: commands, input bytes, output bytes.
+    pub fn average(&self) -> [u64; 3] {
+        let mut sum = [0; 3];
+        for s in &self.samples {
+            for i in 0..3 {
+                sum[i] += s[i];
+            }
+        }
+        sum.map(|x| x / RATE_SAMPLES as u64)
+    }
+}
+
+impl Shared {
+    /// Commands processed and bytes read and written since start: the
+    /// closed connections' totals plus every open connection's counters.
+    pub fn totals(&self) -> [u64; 3] {
+        let st = &self.stats;
+        let mut t = [
+            st.commands.load(Ordering::Relaxed),
+            st.net_in.load(Ordering::Relaxed),
+            st.net_out.load(Ordering::Relaxed),
+        ];
+        for h in self.clients.lock().values() {
+            t[0] += h.commands.load(Ordering::Relaxed);
+            t[1] += h.net_in.load(Ordering::Relaxed);
+            t[2] += h.net_out.load(Ordering::Relaxed);
+        }
+        t
+    }
+}
+
 /// State shared by all connections.
 pub struct Shared {
     /// The configuration the server was started with.
@@ -70,6 +128,8 @@ pub struct Shared {
     pub next_id: AtomicU64,
     /// Counters.
     pub stats: ServerStats,
+    /// Recent rates for `INFO`'s `instantaneous_*` fields.
+    pub rates: Mutex<Rates>,
     /// When the server started.
     pub started: Instant,
     /// Random 40-hex-digit id of this run, like Redis's `run_id`.
@@ -169,6 +229,7 @@ impl Server {
             clients: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             stats: ServerStats::default(),
+            rates: Mutex::new(Rates::default()),
             started: Instant::now(),
             run_id,
             addrs,
@@ -471,6 +532,9 @@ async fn active_expire(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let started = Instant::now();
+        // The same 100 ms beat samples INFO's instantaneous rates.
+        let totals = shared.totals();
+        shared.rates.lock().sample(started, totals);
         let ndb = shared.config.databases;
         for db in 0..ndb {
             loop {

@@ -233,7 +233,7 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let max = shared.config.maxmemory.0;
         let _ = write!(
             s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_dataset:{used}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_dataset:{used}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
             human(used),
             human(rss),
             human(max),
@@ -283,23 +283,17 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             (p.channel_count(), p.pattern_count())
         };
         let st = &shared.stats;
-        let (mut cmds, mut nin, mut nout) = (
-            st.commands.load(Ordering::Relaxed),
-            st.net_in.load(Ordering::Relaxed),
-            st.net_out.load(Ordering::Relaxed),
-        );
-        for h in shared.clients.lock().values() {
-            cmds += h.commands.load(Ordering::Relaxed);
-            nin += h.net_in.load(Ordering::Relaxed);
-            nout += h.net_out.load(Ordering::Relaxed);
-        }
+        let [cmds, nin, nout] = shared.totals();
+        let [ops, in_rate, out_rate] = shared.rates.lock().average();
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{chans}\r\npubsub_patterns:{pats}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{chans}\r\npubsub_patterns:{pats}\r\n\r\n",
             st.connections.load(Ordering::Relaxed),
             cmds,
             nin,
             nout,
+            in_rate as f64 / 1024.0,
+            out_rate as f64 / 1024.0,
             st.rejected.load(Ordering::Relaxed),
         );
     }
@@ -307,7 +301,19 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     }
     if want("cpu") {
-        s.push_str("# CPU\r\nused_cpu_sys:0.000000\r\nused_cpu_user:0.000000\r\n\r\n");
+        let usage = |who| {
+            // SAFETY: getrusage only writes the struct it is given.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(who, &mut ru) };
+            let secs = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
+            (secs(ru.ru_stime), secs(ru.ru_utime))
+        };
+        let (sys, user) = usage(libc::RUSAGE_SELF);
+        let (csys, cuser) = usage(libc::RUSAGE_CHILDREN);
+        let _ = write!(
+            s,
+            "# CPU\r\nused_cpu_sys:{sys}\r\nused_cpu_user:{user}\r\nused_cpu_sys_children:{csys}\r\nused_cpu_user_children:{cuser}\r\n\r\n"
+        );
     }
     if want("security") {
         // True totals: the audit lines themselves are rate-limited.
