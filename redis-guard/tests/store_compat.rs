@@ -715,6 +715,16 @@ fn info_reports_live_rates_and_cpu_time() {
     let info: String = q(&mut c, &["INFO", "stats"]);
     assert!(field(&info, "instantaneous_ops_per_sec") > 0.0, "{info}");
     assert!(field(&info, "instantaneous_input_kbps") > 0.0, "{info}");
+    // Error replies are counted by code, as INFO errorstats shows them.
+    let _: () = q(&mut c, &["SET", "s", "x"]);
+    q_err(&mut c, &["LPUSH", "s", "x"]);
+    q_err(&mut c, &["NOSUCHCOMMAND"]);
+    q_err(&mut c, &["INCR", "s"]);
+    let errors: String = q(&mut c, &["INFO", "errorstats"]);
+    assert!(errors.contains("errorstat_ERR:count=2"), "{errors}");
+    assert!(errors.contains("errorstat_WRONGTYPE:count=1"), "{errors}");
+    let stats: String = q(&mut c, &["INFO", "stats"]);
+    assert_eq!(field(&stats, "total_error_replies"), 3.0);
     let cpu: String = q(&mut c, &["INFO", "cpu"]);
     assert!(
         field(&cpu, "used_cpu_user") + field(&cpu, "used_cpu_sys") > 0.0,

@@ -388,7 +388,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                         return Ok(());
                     }
                     Batch::Malformed(e) => {
-                        Out::new(&mut self.wbuf, state.resp3).error(&e.message());
+                        let text = e.message();
+                        shared.count_error(text.as_bytes());
+                        Out::new(&mut self.wbuf, state.resp3).error(&text);
                         self.flush_delayed(shared, state).await?;
                         let _ = self.wr.shutdown().await;
                         return Ok(());
@@ -680,6 +682,9 @@ pub fn process<'s>(
         block: None,
     };
     dispatch(&mut ctx, args);
+    if ctx.out.buf.get(reply_start) == Some(&b'-') {
+        shared.count_error(&ctx.out.buf[reply_start + 1..]);
+    }
     cmd::finish(&mut ctx, reply_start);
     *guard = ctx.guard.take();
     ctx.block.take()

@@ -79,7 +79,37 @@ impl Rates {
     }
 }
 
+/// Error replies by their code (`ERR`, `WRONGTYPE`, ...), for `INFO
+/// errorstats` and `total_error_replies`.
+#[derive(Debug, Default)]
+pub struct ErrorStats {
+    /// Every error reply sent.
+    pub total: u64,
+    /// Per code, sorted as Redis lists them. At most [`ERROR_CODES_MAX`]
+    /// codes are tracked (as in Redis), so made-up codes cannot grow it.
+    pub by_code: std::collections::BTreeMap<String, u64>,
+}
+
+/// Distinct error codes `INFO errorstats` tracks.
+pub const ERROR_CODES_MAX: usize = 128;
+
 impl Shared {
+    /// Counts one error reply; `reply` is its text after the `-`.
+    pub fn count_error(&self, reply: &[u8]) {
+        let end = reply
+            .iter()
+            .position(|&c| c == b' ' || c == b'\r')
+            .unwrap_or(reply.len());
+        let code = String::from_utf8_lossy(&reply[..end.min(64)]);
+        let mut e = self.errors.lock();
+        e.total += 1;
+        if let Some(n) = e.by_code.get_mut(code.as_ref()) {
+            *n += 1;
+        } else if e.by_code.len() < ERROR_CODES_MAX {
+            e.by_code.insert(code.into_owned(), 1);
+        }
+    }
+
     /// Commands processed and bytes read and written since start: the
     /// closed connections' totals plus every open connection's counters.
     pub fn totals(&self) -> [u64; 3] {
@@ -130,6 +160,8 @@ pub struct Shared {
     pub stats: ServerStats,
     /// Recent rates for `INFO`'s `instantaneous_*` fields.
     pub rates: Mutex<Rates>,
+    /// Error replies sent, by code.
+    pub errors: Mutex<ErrorStats>,
     /// When the server started.
     pub started: Instant,
     /// Random 40-hex-digit id of this run, like Redis's `run_id`.
@@ -230,6 +262,7 @@ impl Server {
             next_id: AtomicU64::new(1),
             stats: ServerStats::default(),
             rates: Mutex::new(Rates::default()),
+            errors: Mutex::new(ErrorStats::default()),
             started: Instant::now(),
             run_id,
             addrs,

@@ -285,9 +285,10 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let st = &shared.stats;
         let [cmds, nin, nout] = shared.totals();
         let [ops, in_rate, out_rate] = shared.rates.lock().average();
+        let error_replies = shared.errors.lock().total;
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{chans}\r\npubsub_patterns:{pats}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{chans}\r\npubsub_patterns:{pats}\r\ntotal_error_replies:{error_replies}\r\n\r\n",
             st.connections.load(Ordering::Relaxed),
             cmds,
             nin,
@@ -320,6 +321,13 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         s.push_str("# Security\r\n");
         for (kind, n) in shared.audit.counts() {
             let _ = write!(s, "security_events_{kind}:{n}\r\n");
+        }
+        s.push_str("\r\n");
+    }
+    if want("errorstats") {
+        s.push_str("# Errorstats\r\n");
+        for (code, n) in &shared.errors.lock().by_code {
+            let _ = write!(s, "errorstat_{code}:count={n}\r\n");
         }
         s.push_str("\r\n");
     }
