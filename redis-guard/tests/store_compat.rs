@@ -725,6 +725,42 @@ fn info_reports_live_rates_and_cpu_time() {
     assert!(errors.contains("errorstat_WRONGTYPE:count=1"), "{errors}");
     let stats: String = q(&mut c, &["INFO", "stats"]);
     assert_eq!(field(&stats, "total_error_replies"), 3.0);
+    // avg_ttl is estimated by active expiry's sampling, as in Redis.
+    for i in 0..20 {
+        let _: () = q(&mut c, &["SET", &format!("t{i}"), "v", "EX", "1000"]);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let avg_ttl = loop {
+        let ks: String = q(&mut c, &["INFO", "keyspace"]);
+        let line = ks
+            .lines()
+            .find(|l| l.starts_with("db0:"))
+            .unwrap()
+            .to_string();
+        let avg: u64 = line
+            .rsplit("avg_ttl=")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if avg > 0 || std::time::Instant::now() > deadline {
+            break avg;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(avg_ttl > 900_000 && avg_ttl <= 1_000_000, "{avg_ttl}");
+    let all: String = q(&mut c, &["INFO"]);
+    for needle in [
+        "# Modules",
+        "cluster_enabled:0",
+        "master_repl_offset:0",
+        "used_memory_peak:",
+        "total_system_memory:",
+        "lru_clock:",
+    ] {
+        assert!(all.contains(needle), "{needle} missing from INFO");
+    }
     let cpu: String = q(&mut c, &["INFO", "cpu"]);
     assert!(
         field(&cpu, "used_cpu_user") + field(&cpu, "used_cpu_sys") > 0.0,

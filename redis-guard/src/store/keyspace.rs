@@ -109,6 +109,9 @@ pub struct Db {
     /// Keys with blocked clients that were written since the last wake-up pass.
     pub ready: Vec<Key>,
     expire_cursor: usize,
+    /// Running estimate of the remaining TTL (ms) of keys with one, from
+    /// the keys active expiry samples, as Redis keeps it for `avg_ttl`.
+    avg_ttl: u64,
     /// Keys removed by expiry or eviction since the last log append: they
     /// go to the command log as `DEL`, since replay cannot know about them.
     pub dels: Vec<Key>,
@@ -120,6 +123,11 @@ impl Db {
     /// Number of keys (including logically expired ones not yet reclaimed).
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Estimated average remaining TTL (ms) of keys with one (`avg_ttl`).
+    pub fn avg_ttl(&self) -> u64 {
+        self.avg_ttl
     }
 
     /// Whether the database holds no keys.
@@ -540,12 +548,14 @@ impl Db {
     /// continuing where the last round stopped. Returns (examined, expired).
     pub fn expire_round(&mut self, now: u64, limit: usize) -> (usize, usize) {
         if self.expires == 0 {
+            self.avg_ttl = 0;
             return (0, 0);
         }
         let mut examined = 0;
         let mut doomed: Vec<(usize, Key)> = Vec::new();
         let mut visited = 0;
         let mut entries = 0;
+        let (mut ttl_sum, mut ttl_n) = (0u64, 0u64);
         // Bound the work when TTL keys are rare among many persistent ones.
         while examined < limit && visited < TABLES && entries < limit * 100 {
             let t = self.expire_cursor;
@@ -555,11 +565,22 @@ impl Db {
                     examined += 1;
                     if e.expire <= now {
                         doomed.push((t, k.clone()));
+                    } else {
+                        ttl_sum = ttl_sum.saturating_add(e.expire - now);
+                        ttl_n += 1;
                     }
                 }
             }
             self.expire_cursor = (self.expire_cursor + 1) % TABLES;
             visited += 1;
+        }
+        if let Some(avg) = ttl_sum.checked_div(ttl_n) {
+            // Redis's smoothing: each round moves the estimate 2% of the way.
+            self.avg_ttl = if self.avg_ttl == 0 {
+                avg
+            } else {
+                self.avg_ttl / 50 * 49 + avg / 50
+            };
         }
         let n = doomed.len();
         for (t, k) in doomed {

@@ -162,6 +162,8 @@ pub struct Shared {
     pub rates: Mutex<Rates>,
     /// Error replies sent, by code.
     pub errors: Mutex<ErrorStats>,
+    /// Highest dataset size seen (`used_memory_peak`), sampled every 100 ms.
+    pub mem_peak: AtomicU64,
     /// When the server started.
     pub started: Instant,
     /// Random 40-hex-digit id of this run, like Redis's `run_id`.
@@ -263,6 +265,7 @@ impl Server {
             stats: ServerStats::default(),
             rates: Mutex::new(Rates::default()),
             errors: Mutex::new(ErrorStats::default()),
+            mem_peak: AtomicU64::new(0),
             started: Instant::now(),
             run_id,
             addrs,
@@ -565,9 +568,13 @@ async fn active_expire(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let started = Instant::now();
-        // The same 100 ms beat samples INFO's instantaneous rates.
+        // The same 100 ms beat samples INFO's instantaneous rates and peak.
         let totals = shared.totals();
         shared.rates.lock().sample(started, totals);
+        if !shared.persist.loading.load(Ordering::Acquire) {
+            let used = shared.ks.lock().used_memory();
+            shared.mem_peak.fetch_max(used, Ordering::Relaxed);
+        }
         let ndb = shared.config.databases;
         for db in 0..ndb {
             loop {

@@ -69,6 +69,8 @@ pub struct Waiter {
     pub resp3: bool,
     /// The blocked client's id (`CLIENT UNBLOCK`).
     pub client: u64,
+    /// Whether it waits with a timeout (`INFO`'s `clients_in_timeout_table`).
+    pub timed: bool,
     /// Where the encoded reply goes.
     pub tx: oneshot::Sender<Vec<u8>>,
 }
@@ -384,6 +386,7 @@ fn block_or_serve(
             op,
             resp3,
             client,
+            timed: timeout.is_some(),
             tx,
         },
     );

@@ -180,6 +180,39 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Physical memory of the host, for `total_system_memory`.
+fn total_system_memory() -> u64 {
+    // SAFETY: sysinfo only writes the struct it is given.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return 0;
+    }
+    si.totalram as u64 * u64::from(si.mem_unit)
+}
+
+/// `os:` as Redis prints it: the kernel's name, release and machine.
+fn os_name() -> String {
+    // SAFETY: uname only writes the struct it is given.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return format!("{} {}", std::env::consts::OS, std::env::consts::ARCH);
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!(
+        "{} {} {}",
+        field(&u.sysname),
+        field(&u.release),
+        field(&u.machine)
+    )
+}
+
 /// INFO [section ...]
 pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let wanted: Vec<String> = args[1..]
@@ -202,13 +235,15 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let port = shared.addrs.first().map(|a| a.port()).unwrap_or(0);
         let _ = write!(
             s,
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:redis-guard\r\nserver_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:redis-guard\r\nconfig_file:\r\n\r\n",
-            std::env::consts::OS,
-            std::env::consts::ARCH,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:redis-guard\r\nserver_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{}\r\nexecutable:redis-guard\r\nconfig_file:\r\nio_threads_active:0\r\n\r\n",
+            os_name(),
             env!("CARGO_PKG_VERSION"),
             std::process::id(),
             shared.run_id,
-            uptime / 86400
+            ctx.now * 1000,
+            uptime / 86400,
+            // Redis's LRU clock: seconds, 24 bits.
+            (ctx.now / 1000) & ((1 << 24) - 1),
         );
     }
     if want("clients") {
@@ -220,22 +255,31 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 .count();
             (c.len(), p)
         };
-        let blocked = if loading { 0 } else { ctx.ks().waiters.len() };
+        let (blocked, timed) = if loading {
+            (0, 0)
+        } else {
+            let w = &ctx.ks().waiters;
+            (w.len(), w.values().filter(|w| w.timed).count())
+        };
         let _ = write!(
             s,
-            "# Clients\r\nconnected_clients:{n}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\nclients_in_timeout_table:{blocked}\r\npubsub_clients:{pubsub}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{n}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\nclients_in_timeout_table:{timed}\r\npubsub_clients:{pubsub}\r\n\r\n",
             shared.config.maxclients
         );
     }
     if want("memory") {
         let used = if loading { 0 } else { ctx.ks().used_memory() };
+        let peak = shared.mem_peak.fetch_max(used, Ordering::Relaxed).max(used);
         let rss = rss_bytes();
         let max = shared.config.maxmemory.0;
+        let system = total_system_memory();
         let _ = write!(
             s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_dataset:{used}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{used}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
             human(used),
             human(rss),
+            human(peak),
+            human(system),
             human(max),
             shared.config.maxmemory_policy.as_str()
         );
@@ -299,7 +343,12 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("replication") {
-        s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        // A primary without replicas and without a backlog, as Redis shows one.
+        let _ = write!(
+            s,
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
+            shared.run_id
+        );
     }
     if want("cpu") {
         let usage = |who| {
@@ -316,6 +365,9 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             "# CPU\r\nused_cpu_sys:{sys}\r\nused_cpu_user:{user}\r\nused_cpu_sys_children:{csys}\r\nused_cpu_user_children:{cuser}\r\n\r\n"
         );
     }
+    if want("modules") {
+        s.push_str("# Modules\r\n\r\n");
+    }
     if want("security") {
         // True totals: the audit lines themselves are rate-limited.
         s.push_str("# Security\r\n");
@@ -331,6 +383,9 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         s.push_str("\r\n");
     }
+    if want("cluster") {
+        s.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
+    }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");
         let dbs: &[_] = if loading { &[] } else { &ctx.ks().dbs };
@@ -338,9 +393,10 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             if !db.is_empty() {
                 let _ = write!(
                     s,
-                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                    "db{i}:keys={},expires={},avg_ttl={}\r\n",
                     db.len(),
-                    db.expires()
+                    db.expires(),
+                    db.avg_ttl()
                 );
             }
         }
