@@ -767,3 +767,35 @@ fn info_reports_live_rates_and_cpu_time() {
         "{cpu}"
     );
 }
+
+#[test]
+fn read_lookups_count_as_keyspace_hits_and_misses() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let stat = |c: &mut redis::Connection, name: &str| -> i64 {
+        let info: String = q(c, &["INFO", "stats"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let _: () = q(&mut c, &["SET", "s", "v"]);
+    let _: i64 = q(&mut c, &["HSET", "h", "f", "v"]);
+    let (h0, m0) = (
+        stat(&mut c, "keyspace_hits"),
+        stat(&mut c, "keyspace_misses"),
+    );
+    // As in Redis: MGET s nope s is two hits and a miss; HGET, EXISTS,
+    // TYPE and TTL count too, and a key of another type is a hit.
+    let _: Vec<Option<String>> = q(&mut c, &["MGET", "s", "nope", "s"]);
+    let _: Option<String> = q(&mut c, &["HGET", "h", "f"]);
+    let _: Option<String> = q(&mut c, &["HGET", "missing", "f"]);
+    let _: i64 = q(&mut c, &["EXISTS", "s", "nope"]);
+    let _: String = q(&mut c, &["TYPE", "h"]);
+    let _: i64 = q(&mut c, &["TTL", "s"]);
+    q_err(&mut c, &["LRANGE", "s", "0", "-1"]);
+    assert_eq!(stat(&mut c, "keyspace_hits") - h0, 7);
+    assert_eq!(stat(&mut c, "keyspace_misses") - m0, 3);
+}

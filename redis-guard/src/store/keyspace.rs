@@ -112,6 +112,10 @@ pub struct Db {
     /// Running estimate of the remaining TTL (ms) of keys with one, from
     /// the keys active expiry samples, as Redis keeps it for `avg_ttl`.
     avg_ttl: u64,
+    /// Read lookups that found their key (`keyspace_hits`).
+    hits: u64,
+    /// Read lookups that did not (`keyspace_misses`).
+    misses: u64,
     /// Keys removed by expiry or eviction since the last log append: they
     /// go to the command log as `DEL`, since replay cannot know about them.
     pub dels: Vec<Key>,
@@ -200,6 +204,38 @@ impl Db {
         Some(e)
     }
 
+    /// [`Db::get`] for a command that reads the key, counted in
+    /// `keyspace_hits`/`keyspace_misses` as Redis counts its read lookups
+    /// (a key of another type is a hit). Writes look keys up uncounted.
+    pub fn get_read(&mut self, key: &[u8], now: u64, clock: u32) -> Option<&mut Entry> {
+        let t = self.live_slot(key, now);
+        self.count_read(t.is_some());
+        let e = self.tables[t?].get_mut(key)?;
+        e.lru = clock;
+        Some(e)
+    }
+
+    /// [`Db::peek`] for a command that reads the key, counted like
+    /// [`Db::get_read`] (`TYPE`, `TTL`, `EXISTS`).
+    pub fn peek_read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let t = self.live_slot(key, now);
+        self.count_read(t.is_some());
+        self.tables[t?].get(key)
+    }
+
+    fn count_read(&mut self, found: bool) {
+        if found {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+    }
+
+    /// Counted read lookups: (hits, misses).
+    pub fn read_stats(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
     /// Like [`Db::get`] without touching the access clock (`OBJECT`, `TYPE`-like probes).
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         let t = self.live_slot(key, now)?;
@@ -219,7 +255,7 @@ impl Db {
         clock: u32,
         f: impl FnOnce(&K) -> T,
     ) -> Result<Option<T>, WrongType> {
-        match self.get(key, now, clock) {
+        match self.get_read(key, now, clock) {
             None => Ok(None),
             Some(e) => K::get(&e.value).map(|v| Some(f(v))).ok_or(WrongType),
         }

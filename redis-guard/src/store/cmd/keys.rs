@@ -26,7 +26,10 @@ pub fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// EXISTS key [key ...]
 pub fn exists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, _, now) = ctx.db_clock();
-    let n = args[1..].iter().filter(|k| db.exists(k, now)).count();
+    let n = args[1..]
+        .iter()
+        .filter(|k| db.peek_read(k, now).is_some())
+        .count();
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -47,7 +50,7 @@ pub fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     let t = ctx
         .db()
-        .peek(&args[1], now)
+        .peek_read(&args[1], now)
         .map(|e| e.value.type_name())
         .unwrap_or("none");
     ctx.out.simple(t);
@@ -128,7 +131,7 @@ pub fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let name = name_of(args);
     let now = ctx.now;
-    let r = match ctx.db().peek(&args[1], now).map(|e| e.expire) {
+    let r = match ctx.db().peek_read(&args[1], now).map(|e| e.expire) {
         None => -2,
         Some(0) => -1,
         Some(exp) => match name {

@@ -315,11 +315,15 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             (0, 0, 0, 0)
         } else {
             let ks = ctx.ks();
+            let (hits, misses) = ks.dbs.iter().fold((0, 0), |(h, m), db| {
+                let (dh, dm) = db.read_stats();
+                (h + dh, m + dm)
+            });
             (
                 ks.expired_keys(),
                 ks.stats.evicted_keys,
-                ks.stats.hits,
-                ks.stats.misses,
+                ks.stats.hits + hits,
+                ks.stats.misses + misses,
             )
         };
         let (chans, pats) = {

@@ -190,7 +190,7 @@ pub fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let vals: Vec<Option<Str>> = args[1..]
         .iter()
-        .map(|k| match db.get(k, now, clock) {
+        .map(|k| match db.get_read(k, now, clock) {
             Some(e) => match &e.value {
                 Value::Str(s) => Some(s.clone()),
                 _ => None,
