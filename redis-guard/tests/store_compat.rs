@@ -799,3 +799,36 @@ fn read_lookups_count_as_keyspace_hits_and_misses() {
     assert_eq!(stat(&mut c, "keyspace_hits") - h0, 7);
     assert_eq!(stat(&mut c, "keyspace_misses") - m0, 3);
 }
+
+#[test]
+fn background_save_and_rewrite_refuse_each_other_as_redis_does() {
+    let s = TestServer::start(|c| c.appendonly = true);
+    let mut c = s.conn();
+    // Enough data that writing the snapshot outlasts the commands below.
+    let value = "v".repeat(200);
+    for chunk in 0..20 {
+        let mut p = redis::pipe();
+        for i in 0..5000 {
+            p.cmd("SET")
+                .arg(format!("k{chunk}:{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let mut raw = s.raw_authed();
+    raw.cmd(&["BGREWRITEAOF"]);
+    raw.cmd(&["BGREWRITEAOF"]);
+    raw.cmd(&["BGSAVE"]);
+    raw.cmd(&["BGSAVE", "SCHEDULE"]);
+    let replies: Vec<String> = (0..4).map(|_| raw.line().trim_end().to_string()).collect();
+    assert_eq!(
+        replies,
+        [
+            "+Background append only file rewriting started",
+            "-ERR Background append only file rewriting already in progress",
+            "-ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+            "+Background saving scheduled",
+        ]
+    );
+}

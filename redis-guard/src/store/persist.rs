@@ -317,6 +317,10 @@ pub struct Persist {
     pub loading: AtomicBool,
     /// A snapshot/compaction is being written.
     pub bg_in_progress: AtomicBool,
+    /// The running one was asked for as a snapshot (`SAVE`/`BGSAVE`) rather
+    /// than a log rewrite (`BGREWRITEAOF`, automatic compaction): it is the
+    /// same work here, but Redis reports and refuses the two differently.
+    pub bg_is_save: AtomicBool,
     /// A snapshot was asked for while one ran (`BGSAVE SCHEDULE`); it starts after.
     pub bg_scheduled: AtomicBool,
     /// Unix seconds of the last successful snapshot (start time before any).
@@ -369,6 +373,7 @@ impl Persist {
             stop: AtomicBool::new(false),
             loading: AtomicBool::new(false),
             bg_in_progress: AtomicBool::new(false),
+            bg_is_save: AtomicBool::new(false),
             bg_scheduled: AtomicBool::new(false),
             lastsave: AtomicU64::new(now_ms() / 1000),
             last_bg_ok: AtomicBool::new(true),
@@ -639,6 +644,8 @@ pub fn compact(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<Started> {
     if p.bg_in_progress.swap(true, Ordering::AcqRel) {
         return Ok(Started::Busy);
     }
+    // A rewrite unless the command that asked says otherwise.
+    p.bg_is_save.store(false, Ordering::Relaxed);
     let r = (|| -> anyhow::Result<std::thread::JoinHandle<()>> {
         let old = p.files.lock().clone();
         let gen_ = old.generation() + 1;

@@ -53,10 +53,19 @@ fn snapshot_now(ctx: &mut Ctx<'_, '_>, what: &str, wait: bool) -> Result<Started
     }
     // Lock order is log writer, then keyspace: let go of the keyspace.
     ctx.guard = None;
-    persist::compact(ctx.shared, wait).map_err(|e| {
+    let started = persist::compact(ctx.shared, wait).map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "{what} failed");
         err(format!("{what} failed: {e:#}"))
-    })
+    })?;
+    if matches!(started, Started::Yes) && what != "BGREWRITEAOF" {
+        ctx.shared.persist.bg_is_save.store(true, Ordering::Relaxed);
+    }
+    Ok(started)
+}
+
+/// Whether the background work now running is a snapshot (else a rewrite).
+fn saving(ctx: &Ctx<'_, '_>) -> bool {
+    ctx.shared.persist.bg_is_save.load(Ordering::Relaxed)
 }
 
 /// SAVE
@@ -77,13 +86,16 @@ pub fn bgsave(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     match snapshot_now(ctx, "BGSAVE", false)? {
         Started::Yes => ctx.out.simple("Background saving started"),
+        Started::Busy if saving(ctx) => {
+            return Err(err("Background save already in progress"));
+        }
         Started::Busy if schedule => {
             persist::schedule(ctx.shared);
             ctx.out.simple("Background saving scheduled");
         }
         Started::Busy => {
             return Err(err(
-                "Background save already in progress. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+                "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
             ));
         }
     }
@@ -96,6 +108,11 @@ pub fn bgrewriteaof(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
         Started::Yes => ctx
             .out
             .simple("Background append only file rewriting started"),
+        Started::Busy if !saving(ctx) => {
+            return Err(err(
+                "Background append only file rewriting already in progress",
+            ));
+        }
         Started::Busy => {
             persist::schedule(ctx.shared);
             ctx.out
@@ -292,14 +309,16 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             ctx.ks().oplog.seq()
         };
         let changes = seq.saturating_sub(p.saved_seq.load(Ordering::Relaxed));
-        let bg = p.bg_in_progress.load(Ordering::Relaxed) as u8;
+        let running = p.bg_in_progress.load(Ordering::Relaxed);
+        let is_save = p.bg_is_save.load(Ordering::Relaxed);
+        let (bg, rewriting) = ((running && is_save) as u8, (running && !is_save) as u8);
         let status = |ok: bool| if ok { "ok" } else { "err" };
         let bg_ok = status(p.last_bg_ok.load(Ordering::Relaxed));
         let tail = p.tail_size.load(Ordering::Relaxed);
         let base = p.base_size.load(Ordering::Relaxed);
         let _ = write!(
             s,
-            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{bg_ok}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{bg}\r\naof_rewrite_scheduled:{}\r\naof_last_bgrewrite_status:{bg_ok}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
+            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{bg_ok}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:{}\r\naof_last_bgrewrite_status:{bg_ok}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
             p.loading.load(Ordering::Relaxed) as u8,
             p.lastsave.load(Ordering::Relaxed),
             p.saves.load(Ordering::Relaxed),
@@ -754,9 +773,10 @@ pub fn slowlog(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             }
         }
         ("get", _) => {
-            return Err(err(
-                "unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.",
-            ));
+            return Err(err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+                String::from_utf8_lossy(&args[1])
+            )));
         }
         ("len", 2) => {
             let n = ctx.shared.slowlog.lock().len();
