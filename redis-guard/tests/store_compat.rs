@@ -832,3 +832,58 @@ fn background_save_and_rewrite_refuse_each_other_as_redis_does() {
         ]
     );
 }
+
+#[test]
+fn client_list_shows_blocked_monitor_and_pending_output() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let mut blocked = s.raw_authed();
+    blocked.cmd(&["CLIENT", "SETNAME", "waiter"]);
+    let _ = blocked.line();
+    blocked.cmd(&["BLPOP", "nothing", "0"]);
+    wait_blocked(&mut c);
+    let mut mon = s.raw_authed();
+    mon.cmd(&["CLIENT", "SETNAME", "watcher"]);
+    let _ = mon.line();
+    mon.roundtrip(&["MONITOR"], b"+OK\r\n");
+    let list: String = q(&mut c, &["CLIENT", "LIST"]);
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.contains(&format!(" name={name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {list}"))
+            .to_string()
+    };
+    assert!(line("waiter").contains(" flags=b "), "{list}");
+    assert!(line("watcher").contains(" flags=O "), "{list}");
+    let info: String = q(&mut c, &["INFO", "clients"]);
+    assert!(info.contains("clients_in_timeout_table:0"), "{info}");
+    // A client that does not read its reply shows it pending in omem.
+    let value = "x".repeat(100);
+    for _ in 0..10 {
+        let mut p = redis::pipe();
+        for _ in 0..10_000 {
+            p.cmd("RPUSH").arg("big").arg(&value).ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let mut slow = s.raw_authed();
+    slow.cmd(&["CLIENT", "SETNAME", "slow"]);
+    slow.cmd(&["LRANGE", "big", "0", "-1"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let list: String = q(&mut c, &["CLIENT", "LIST"]);
+        let mine = list
+            .lines()
+            .find(|l| l.contains(" name=slow "))
+            .map(str::to_string);
+        if let Some(l) = mine.filter(|l| !l.contains(" omem=0 ")) {
+            assert!(l.contains(" events=rw "), "{l}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "omem stayed 0: {list}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -105,6 +105,13 @@ pub struct ClientHandle {
     pub push_bytes: AtomicUsize,
     /// `CLIENT NO-EVICT` flag (informational: clients are never evicted).
     pub no_evict: AtomicBool,
+    /// Blocked in `BLPOP` and friends (`flags=b` in `CLIENT LIST`).
+    pub blocked: AtomicBool,
+    /// In `MONITOR` mode (`flags=O`).
+    pub monitor: AtomicBool,
+    /// Reply bytes produced and not yet taken by the socket, as of the last
+    /// write attempt (`omem`).
+    pub out_pending: AtomicUsize,
     /// Commands executed (per client so the hot path never shares a cache line).
     pub commands: AtomicU64,
     /// Bytes read.
@@ -142,6 +149,9 @@ impl ClientHandle {
             push,
             push_bytes: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
+            out_pending: AtomicUsize::new(0),
             commands: AtomicU64::new(0),
             net_in: AtomicU64::new(0),
             net_out: AtomicU64::new(0),

@@ -239,6 +239,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             0 => usize::MAX,
             n => usize::try_from(n).unwrap_or(usize::MAX),
         };
+        self.handle
+            .out_pending
+            .store(self.wbuf.len(), Ordering::Relaxed);
         let pending = self.wbuf.len() + self.handle.push_bytes.load(Ordering::Relaxed);
         let (hard, soft) = (bytes(l.hard), bytes(l.soft));
         let limit = if pending > hard {
@@ -550,11 +553,27 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         shared: &Arc<Shared>,
         state: &mut ClientState,
         mut b: BlockRequest,
-        mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+        stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> anyhow::Result<bool> {
         let far = Duration::from_secs(365 * 24 * 3600);
         let sleep = tokio::time::sleep(b.timeout.unwrap_or(far));
         tokio::pin!(sleep);
+        self.handle.blocked.store(true, Ordering::Relaxed);
+        let r = self
+            .wait_blocked_inner(shared, state, &mut b, stop, sleep)
+            .await;
+        self.handle.blocked.store(false, Ordering::Relaxed);
+        r
+    }
+
+    async fn wait_blocked_inner(
+        &mut self,
+        shared: &Arc<Shared>,
+        state: &mut ClientState,
+        b: &mut BlockRequest,
+        mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+        mut sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> anyhow::Result<bool> {
         loop {
             enum W {
                 Served(Vec<u8>),

@@ -289,12 +289,20 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
         usize::MAX => -1,
         n => n as i64,
     };
+    let omem = h.out_pending.load(Ordering::Relaxed) + h.push_bytes.load(Ordering::Relaxed);
+    // In Redis's order: O (monitor), P, x, b, e.
     let mut flags = String::new();
+    if h.monitor.load(Ordering::Relaxed) {
+        flags.push('O');
+    }
     if subs + psubs > 0 {
         flags.push('P');
     }
     if multi >= 0 {
         flags.push('x');
+    }
+    if h.blocked.load(Ordering::Relaxed) {
+        flags.push('b');
     }
     if h.no_evict.load(Ordering::Relaxed) {
         flags.push('e');
@@ -303,7 +311,7 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={omem} tot-mem={omem} events={} cmd={} user={} redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -315,6 +323,9 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
         subs - psubs.min(subs),
         psubs,
         multi,
+        // Redis's reply list holds 16 KB blocks.
+        omem.div_ceil(16 * 1024),
+        if omem > 0 { "rw" } else { "r" },
         cmd,
         h.user.lock(),
         h.resp.load(Ordering::Relaxed),

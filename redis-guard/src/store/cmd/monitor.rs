@@ -25,6 +25,7 @@ pub fn monitor(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     }
     if !ctx.client.monitor {
         ctx.client.monitor = true;
+        ctx.client.handle.monitor.store(true, Ordering::Relaxed);
         let mut m = ctx.shared.monitors.lock();
         m.push(ctx.client.handle.clone());
         ctx.shared.monitor_count.store(m.len(), Ordering::Release);
