@@ -1248,6 +1248,23 @@ pub fn cursor_arg(a: &[u8]) -> Result<u64, CmdError> {
         .map_err(|_| err("invalid cursor"))
 }
 
+/// For HSCAN/SSCAN/ZSCAN: as in Redis, a missing key answers an empty scan
+/// and another type WRONGTYPE before the options are looked at. False when
+/// the reply is already written.
+pub fn scan_target<K: crate::store::value::Kind>(
+    ctx: &mut Ctx<'_, '_>,
+    key: &[u8],
+) -> Result<bool, CmdError> {
+    let now = ctx.now;
+    if !ctx.db().check::<K>(key, now)? {
+        ctx.out.array(2);
+        ctx.out.bulk(b"0");
+        ctx.out.array(0);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Iterates a collection in `SCAN` fashion: items are ordered by a fixed hash,
 /// the cursor is the next hash to visit. Returns (next cursor, items).
 pub fn scan_collection<'a, T: 'a>(

@@ -302,13 +302,7 @@ pub fn intercard_args(args: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let cursor = cursor_arg(&args[2])?;
-    // As in Redis: a missing key answers an empty scan and another type
-    // WRONGTYPE before the options are looked at.
-    let now = ctx.now;
-    if !ctx.db().check::<SetVal>(&args[1], now)? {
-        ctx.out.array(2);
-        ctx.out.bulk(b"0");
-        ctx.out.array(0);
+    if !super::scan_target::<SetVal>(ctx, &args[1])? {
         return Ok(());
     }
     let (pat, count, _) = scan_opts(&args[3..], false)?;
