@@ -887,3 +887,23 @@ fn client_list_shows_blocked_monitor_and_pending_output() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn memory_subcommands_operators_run() {
+    let s = TestServer::start(|c| c.maxmemory = redis_guard::store::config::ByteSize(64 << 20));
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let doctor: String = q(&mut c, &["MEMORY", "DOCTOR"]);
+    assert!(
+        doctor.contains("Dataset:") && doctor.contains("maxmemory is 64.00M"),
+        "{doctor}"
+    );
+    let _: () = q(&mut c, &["MEMORY", "PURGE"]);
+    let stats: String = q(&mut c, &["MEMORY", "MALLOC-STATS"]);
+    assert!(!stats.is_empty());
+    assert_eq!(
+        q_err(&mut c, &["MEMORY", "PURGE", "x"]),
+        "ERR wrong number of arguments for 'memory|purge' command"
+    );
+    assert!(q::<i64>(&mut c, &["MEMORY", "USAGE", "k"]) > 0);
+}

@@ -733,14 +733,64 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     if is(&args[1], "help") {
-        ctx.out.array(2);
-        ctx.out
-            .simple("MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
-        ctx.out.simple("USAGE <key> [SAMPLES <count>]");
+        ctx.out.simple_lines(&[
+            "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value.",
+        ]);
         return Ok(());
     }
     if is(&args[1], "usage") {
         return Err(err("wrong number of arguments for 'memory|usage' command"));
+    }
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    if matches!(sub.as_str(), "doctor" | "malloc-stats" | "purge") && args.len() != 2 {
+        return Err(super::wrong_args(&format!("memory|{sub}")));
+    }
+    match sub.as_str() {
+        "doctor" => {
+            let used = ctx.ks().used_memory();
+            let peak = ctx.shared.mem_peak.load(Ordering::Relaxed).max(used);
+            let max = ctx.shared.config.maxmemory.0;
+            let limit = if max == 0 {
+                "no maxmemory limit is set".to_string()
+            } else {
+                format!(
+                    "maxmemory is {} ({}% used, policy {})",
+                    human(max),
+                    used * 100 / max,
+                    ctx.shared.config.maxmemory_policy.as_str()
+                )
+            };
+            let report = format!(
+                "Dataset: {} (estimated), peak {}; process RSS: {}; {limit}. The allocator (jemalloc) returns freed pages to the system in the background.\n",
+                human(used),
+                human(peak),
+                human(rss_bytes()),
+            );
+            ctx.out.verbatim(report.as_bytes());
+            return Ok(());
+        }
+        // Redis's reply when its allocator keeps no statistics, as this
+        // build's jemalloc does not.
+        "malloc-stats" => {
+            ctx.out
+                .verbatim(b"Stats not supported for the current allocator\n");
+            return Ok(());
+        }
+        // jemalloc's background thread already returns dirty pages within
+        // about a second (1 s decay); there is nothing to force.
+        "purge" => {
+            ctx.out.ok();
+            return Ok(());
+        }
+        _ => {}
     }
     Err(super::unknown_subcommand(&args[1], "memory"))
 }
