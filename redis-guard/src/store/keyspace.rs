@@ -413,6 +413,7 @@ impl Db {
         self.len = 0;
         self.expires = 0;
         self.mem = 0;
+        self.avg_ttl = 0;
     }
 
     /// Whether `key` is stored here, expired or not (Redis's `dictFind`).
@@ -444,6 +445,9 @@ impl Db {
         std::mem::swap(&mut a.len, &mut b.len);
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.mem, &mut b.mem);
+        // The TTL estimate describes the keys, so it moves with them; the
+        // hit counters are server-wide totals and stay.
+        std::mem::swap(&mut a.avg_ttl, &mut b.avg_ttl);
         for db in [a, b] {
             let keys: Vec<Key> = db.blocked.keys().cloned().collect();
             db.ready.extend(keys);
