@@ -907,3 +907,32 @@ fn memory_subcommands_operators_run() {
     );
     assert!(q::<i64>(&mut c, &["MEMORY", "USAGE", "k"]) > 0);
 }
+
+#[test]
+fn avg_ttl_follows_its_keys_through_swapdb() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    for i in 0..10 {
+        let _: () = q(&mut c, &["SET", &format!("long{i}"), "v", "EX", "100000"]);
+    }
+    let _: () = q(&mut c, &["SELECT", "1"]);
+    for i in 0..10 {
+        let _: () = q(&mut c, &["SET", &format!("short{i}"), "v", "EX", "100"]);
+    }
+    let avg = |c: &mut redis::Connection, db: usize| -> u64 {
+        let ks: String = q(c, &["INFO", "keyspace"]);
+        ks.lines()
+            .find(|l| l.starts_with(&format!("db{db}:")))
+            .and_then(|l| l.rsplit("avg_ttl=").next())
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while avg(&mut c, 0) == 0 || avg(&mut c, 1) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no estimate");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _: () = q(&mut c, &["SWAPDB", "0", "1"]);
+    assert!(avg(&mut c, 0) <= 100_000, "db0 now holds the short TTLs");
+    assert!(avg(&mut c, 1) > 1_000_000, "db1 now holds the long TTLs");
+}
