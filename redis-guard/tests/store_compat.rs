@@ -831,6 +831,22 @@ fn background_save_and_rewrite_refuse_each_other_as_redis_does() {
             "+Background saving scheduled",
         ]
     );
+    // Once idle, INFO persistence tells how long the rewrite took.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let info = loop {
+        let info: String = q(&mut c, &["INFO", "persistence"]);
+        let idle = info.contains("aof_rewrite_in_progress:0")
+            && info.contains("aof_rewrite_scheduled:0")
+            && info.contains("rdb_bgsave_in_progress:0");
+        if idle && !info.contains("aof_rewrites:0") {
+            break info;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(info.contains("aof_current_rewrite_time_sec:-1"), "{info}");
+    assert!(info.contains("rdb_current_bgsave_time_sec:-1"), "{info}");
+    assert!(!info.contains("aof_last_rewrite_time_sec:-1"), "{info}");
 }
 
 #[test]

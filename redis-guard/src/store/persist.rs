@@ -321,6 +321,14 @@ pub struct Persist {
     /// than a log rewrite (`BGREWRITEAOF`, automatic compaction): it is the
     /// same work here, but Redis reports and refuses the two differently.
     pub bg_is_save: AtomicBool,
+    /// Unix ms when the running snapshot/compaction started.
+    pub bg_started_ms: AtomicU64,
+    /// Seconds the last `BGSAVE`/`SAVE` took (-1 before the first).
+    pub last_save_secs: std::sync::atomic::AtomicI64,
+    /// Seconds the last log rewrite (compaction) took (-1 before the first).
+    pub last_rewrite_secs: std::sync::atomic::AtomicI64,
+    /// Log rewrites finished since start (`aof_rewrites`).
+    pub rewrites: AtomicU64,
     /// A snapshot was asked for while one ran (`BGSAVE SCHEDULE`); it starts after.
     pub bg_scheduled: AtomicBool,
     /// Unix seconds of the last successful snapshot (start time before any).
@@ -374,6 +382,10 @@ impl Persist {
             loading: AtomicBool::new(false),
             bg_in_progress: AtomicBool::new(false),
             bg_is_save: AtomicBool::new(false),
+            bg_started_ms: AtomicU64::new(0),
+            last_save_secs: std::sync::atomic::AtomicI64::new(-1),
+            last_rewrite_secs: std::sync::atomic::AtomicI64::new(-1),
+            rewrites: AtomicU64::new(0),
             bg_scheduled: AtomicBool::new(false),
             lastsave: AtomicU64::new(now_ms() / 1000),
             last_bg_ok: AtomicBool::new(true),
@@ -613,7 +625,7 @@ fn background(shared: Arc<Shared>) {
         if may_retry && (scheduled || p.wants_auto_compaction()) {
             p.bg_scheduled.store(false, Ordering::Relaxed);
             retry_at = None;
-            if let Err(e) = compact(&shared, false) {
+            if let Err(e) = compact(&shared, false, false) {
                 tracing::error!(error = %format!("{e:#}"), "automatic compaction failed; retrying in 10 s");
                 retry_at = Some(std::time::Instant::now() + Duration::from_secs(10));
             }
@@ -636,16 +648,18 @@ pub fn schedule(shared: &Shared) {
 }
 
 /// Writes a new snapshot and starts a new log tail (see the module docs).
-/// With `wait`, returns once the snapshot and manifest are durable. Must be
-/// called without the keyspace lock held.
-pub fn compact(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<Started> {
+/// With `wait`, returns once the snapshot and manifest are durable. `save`
+/// says it was asked for as a snapshot (`SAVE`/`BGSAVE`) rather than a log
+/// rewrite, which `INFO` and the refusals report apart. Must be called
+/// without the keyspace lock held.
+pub fn compact(shared: &Arc<Shared>, wait: bool, save: bool) -> anyhow::Result<Started> {
     use anyhow::Context;
     let p = &shared.persist;
     if p.bg_in_progress.swap(true, Ordering::AcqRel) {
         return Ok(Started::Busy);
     }
-    // A rewrite unless the command that asked says otherwise.
-    p.bg_is_save.store(false, Ordering::Relaxed);
+    p.bg_is_save.store(save, Ordering::Relaxed);
+    p.bg_started_ms.store(now_ms(), Ordering::Relaxed);
     let r = (|| -> anyhow::Result<std::thread::JoinHandle<()>> {
         let old = p.files.lock().clone();
         let gen_ = old.generation() + 1;
@@ -710,6 +724,14 @@ pub fn compact(shared: &Arc<Shared>, wait: bool) -> anyhow::Result<Started> {
                         p.last_bg_ok.store(false, Ordering::Relaxed);
                         tracing::error!(error = %format!("{e:#}"), "writing the snapshot failed");
                     }
+                }
+                let secs = (now_ms().saturating_sub(p.bg_started_ms.load(Ordering::Relaxed)) / 1000)
+                    as i64;
+                if p.bg_is_save.load(Ordering::Relaxed) {
+                    p.last_save_secs.store(secs, Ordering::Relaxed);
+                } else {
+                    p.last_rewrite_secs.store(secs, Ordering::Relaxed);
+                    p.rewrites.fetch_add(1, Ordering::Relaxed);
                 }
                 p.bg_in_progress.store(false, Ordering::Release);
             })

@@ -53,14 +53,10 @@ fn snapshot_now(ctx: &mut Ctx<'_, '_>, what: &str, wait: bool) -> Result<Started
     }
     // Lock order is log writer, then keyspace: let go of the keyspace.
     ctx.guard = None;
-    let started = persist::compact(ctx.shared, wait).map_err(|e| {
+    persist::compact(ctx.shared, wait, what != "BGREWRITEAOF").map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "{what} failed");
         err(format!("{what} failed: {e:#}"))
-    })?;
-    if matches!(started, Started::Yes) && what != "BGREWRITEAOF" {
-        ctx.shared.persist.bg_is_save.store(true, Ordering::Relaxed);
-    }
-    Ok(started)
+    })
 }
 
 /// Whether the background work now running is a snapshot (else a rewrite).
@@ -314,16 +310,25 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let (bg, rewriting) = ((running && is_save) as u8, (running && !is_save) as u8);
         let status = |ok: bool| if ok { "ok" } else { "err" };
         let bg_ok = status(p.last_bg_ok.load(Ordering::Relaxed));
+        let running_secs = (ctx
+            .now
+            .saturating_sub(p.bg_started_ms.load(Ordering::Relaxed))
+            / 1000) as i64;
+        let current = |on: u8| if on == 1 { running_secs } else { -1 };
+        let (save_now, rewrite_now) = (current(bg), current(rewriting));
         let tail = p.tail_size.load(Ordering::Relaxed);
         let base = p.base_size.load(Ordering::Relaxed);
         let _ = write!(
             s,
-            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{bg_ok}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:{}\r\naof_last_bgrewrite_status:{bg_ok}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
+            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{bg_ok}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{save_now}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{rewrite_now}\r\naof_last_bgrewrite_status:{bg_ok}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
             p.loading.load(Ordering::Relaxed) as u8,
             p.lastsave.load(Ordering::Relaxed),
+            p.last_save_secs.load(Ordering::Relaxed),
             p.saves.load(Ordering::Relaxed),
             p.appendonly as u8,
             p.bg_scheduled.load(Ordering::Relaxed) as u8,
+            p.last_rewrite_secs.load(Ordering::Relaxed),
+            p.rewrites.load(Ordering::Relaxed),
             status(p.last_write_ok.load(Ordering::Relaxed)),
             base + tail,
             p.fsync.as_str(),
