@@ -952,3 +952,56 @@ fn avg_ttl_follows_its_keys_through_swapdb() {
     assert!(avg(&mut c, 0) <= 100_000, "db0 now holds the short TTLs");
     assert!(avg(&mut c, 1) > 1_000_000, "db1 now holds the long TTLs");
 }
+
+#[test]
+fn client_pause_holds_commands_until_it_ends() {
+    use std::time::{Duration, Instant};
+    let s = TestServer::start(|_| {});
+    let mut admin = s.conn();
+    let mut other = s.conn();
+    let _: () = q(&mut admin, &["SET", "k", "1"]);
+    // WRITE: reads go on, writes wait until the pause ends, then run.
+    let start = Instant::now();
+    let _: () = q(&mut admin, &["CLIENT", "PAUSE", "1500", "WRITE"]);
+    assert_eq!(q::<String>(&mut other, &["GET", "k"]), "1");
+    assert!(start.elapsed() < Duration::from_millis(1000));
+    assert_eq!(q::<i64>(&mut other, &["INCR", "k"]), 2);
+    assert!(start.elapsed() >= Duration::from_millis(1400));
+    // UNPAUSE (not a write) releases a waiting writer at once.
+    let _: () = q(&mut admin, &["CLIENT", "PAUSE", "60000", "WRITE"]);
+    let mut c = s.conn();
+    let writer = std::thread::spawn(move || {
+        let start = Instant::now();
+        let n: i64 = q(&mut c, &["INCR", "k"]);
+        (n, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _: () = q(&mut admin, &["CLIENT", "UNPAUSE"]);
+    let (n, waited) = writer.join().unwrap();
+    assert_eq!(n, 3);
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    // A client that leaves while its write waits takes the write with it.
+    let _: () = q(&mut admin, &["CLIENT", "PAUSE", "600", "WRITE"]);
+    let mut gone = s.raw_authed();
+    gone.cmd(&["SET", "gone", "1"]);
+    std::thread::sleep(Duration::from_millis(100));
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(q::<Option<String>>(&mut other, &["GET", "gone"]), None);
+    // ALL holds reads too.
+    let start = Instant::now();
+    let _: () = q(&mut admin, &["CLIENT", "PAUSE", "500", "ALL"]);
+    assert_eq!(q::<String>(&mut other, &["GET", "k"]), "3");
+    assert!(start.elapsed() >= Duration::from_millis(400));
+    assert_eq!(
+        q_err(&mut admin, &["CLIENT", "PAUSE", "10", "SOME"]),
+        "ERR CLIENT PAUSE mode must be WRITE or ALL"
+    );
+    assert_eq!(
+        q_err(&mut admin, &["CLIENT", "PAUSE", "-1"]),
+        "ERR timeout is negative"
+    );
+}

@@ -243,6 +243,9 @@ pub struct ClientState {
     pub reply: ReplyMode,
     /// Close after flushing the current replies (`QUIT`, protocol errors).
     pub close: bool,
+    /// The last command was held back by `CLIENT PAUSE`: it runs again
+    /// once the pause ends.
+    pub postponed: bool,
     /// Wait owed before the pending replies go out: failed authentications
     /// add `auth_failure_delay_ms` each, so that pipelining (or queueing in
     /// `MULTI`) many guesses does not share one delay.
@@ -273,6 +276,7 @@ impl ClientState {
             psubs: HashSet::new(),
             reply: ReplyMode::On,
             close: false,
+            postponed: false,
             reply_delay: Duration::ZERO,
             acl_epoch: 0,
             monitor: false,

@@ -88,6 +88,7 @@ where
         wbuf: BytesMut::with_capacity(BUF_START),
         unflushed: false,
         over_soft_since: None,
+        resume: false,
         push_rx,
     };
     if let Err(e) = conn.run(&shared, &mut state).await {
@@ -135,6 +136,9 @@ struct Conn<R, W> {
     unflushed: bool,
     /// Since when the pending output has been over the soft limit.
     over_soft_since: Option<Instant>,
+    /// `args` holds a command `CLIENT PAUSE` postponed: run it before
+    /// parsing more input.
+    resume: bool,
     push_rx: mpsc::Receiver<PushMsg>,
 }
 
@@ -162,6 +166,8 @@ enum Batch {
     NeedInput,
     Flush,
     Block(BlockRequest),
+    /// `CLIENT PAUSE` holds the command in `args` back until it ends.
+    Postponed,
     Close,
     Malformed(ProtoError),
 }
@@ -386,6 +392,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                             return Ok(());
                         }
                     }
+                    Batch::Postponed => {
+                        self.flush_delayed(shared, state).await?;
+                        if !self.wait_unpaused(shared, stop.as_mut()).await {
+                            return Ok(());
+                        }
+                    }
                     Batch::Close => {
                         self.flush_delayed(shared, state).await?;
                         return Ok(());
@@ -510,9 +522,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
         let mut guard: Option<MutexGuard<'_, Keyspace>> = None;
         let mut n = 0;
         let mut now = 0;
+        // A command postponed by CLIENT PAUSE is still in `args`.
+        let mut resume = std::mem::take(&mut self.resume);
         loop {
             let authed = state.user.is_some();
-            match parser.parse(&mut self.rbuf, args, authed) {
+            let parsed = if resume {
+                resume = false;
+                Ok(true)
+            } else {
+                parser.parse(&mut self.rbuf, args, authed)
+            };
+            match parsed {
                 Ok(true) => {
                     if args.is_empty() {
                         continue;
@@ -522,6 +542,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                     if let Some(b) = process(shared, state, &mut self.wbuf, args, &mut guard, now) {
                         return Batch::Block(b);
+                    }
+                    if std::mem::take(&mut state.postponed) {
+                        self.resume = true;
+                        return Batch::Postponed;
                     }
                     if state.close {
                         return Batch::Close;
@@ -542,6 +566,46 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
                 Ok(false) => return Batch::NeedInput,
                 Err(e) => return Batch::Malformed(e),
+            }
+        }
+    }
+
+    /// Waits until `CLIENT PAUSE` no longer holds clients back (its time
+    /// runs out or `CLIENT UNPAUSE`). False when the client must close
+    /// instead: killed, shut down, or gone, in which case its postponed
+    /// command is dropped unexecuted, as Redis drops it.
+    async fn wait_unpaused(
+        &mut self,
+        shared: &Shared,
+        mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> bool {
+        loop {
+            let until = shared.pause_until.load(Ordering::Acquire);
+            let now = now_ms();
+            if until == 0 || now >= until {
+                return true;
+            }
+            // Armed before the re-check, so an UNPAUSE in between is not missed.
+            let lifted = shared.pause_notify.notified();
+            tokio::pin!(lifted);
+            lifted.as_mut().enable();
+            if shared.pause_until.load(Ordering::Acquire) != until {
+                continue;
+            }
+            self.prepare_read();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(until - now)) => {}
+                _ = &mut lifted => {}
+                r = self.rd.read_buf(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => return false,
+                    // Pipelined input waits in the buffer, within its limit.
+                    Ok(_) => {
+                        if self.rbuf.len() > shared.config.client_query_buffer_limit.0 as usize {
+                            return false;
+                        }
+                    }
+                },
+                _ = &mut stop => return false,
             }
         }
     }
@@ -871,6 +935,15 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
             "ERR wrong number of arguments for '{}|help' command",
             cmd.name
         ));
+        return;
+    }
+    // CLIENT PAUSE: the command waits (no reply yet) and runs once the
+    // pause ends; PUBLISH counts as a write, as in Redis.
+    if ctx
+        .shared
+        .paused_for(cmd.write || cmd.name == "publish", ctx.now)
+    {
+        ctx.client.postponed = true;
         return;
     }
     ctx.client.handle.touch(idx, ctx.now);

@@ -94,6 +94,37 @@ pub struct ErrorStats {
 pub const ERROR_CODES_MAX: usize = 128;
 
 impl Shared {
+    /// Whether a command must wait for `CLIENT PAUSE` to end at Unix ms
+    /// `now`: every command under `ALL`, writes (and PUBLISH) under `WRITE`.
+    pub fn paused_for(&self, write: bool, now: u64) -> bool {
+        let until = self.pause_until.load(Ordering::Acquire);
+        until != 0 && now < until && (write || self.pause_all.load(Ordering::Acquire))
+    }
+
+    /// `CLIENT PAUSE`: as in Redis, a pause that is already running keeps
+    /// the later end and the stricter mode of the two.
+    pub fn pause(&self, until: u64, all: bool, now: u64) {
+        let _g = self.pause_lock.lock();
+        let cur = self.pause_until.load(Ordering::Acquire);
+        if cur != 0 && now < cur {
+            self.pause_all.fetch_or(all, Ordering::AcqRel);
+            self.pause_until.store(cur.max(until), Ordering::Release);
+        } else {
+            self.pause_all.store(all, Ordering::Release);
+            self.pause_until.store(until, Ordering::Release);
+        }
+    }
+
+    /// `CLIENT UNPAUSE`: lifts the pause and wakes the clients waiting on it.
+    pub fn unpause(&self) {
+        {
+            let _g = self.pause_lock.lock();
+            self.pause_until.store(0, Ordering::Release);
+            self.pause_all.store(false, Ordering::Release);
+        }
+        self.pause_notify.notify_waiters();
+    }
+
     /// Counts one error reply; `reply` is its text after the `-`.
     pub fn count_error(&self, reply: &[u8]) {
         let end = reply
@@ -164,6 +195,14 @@ pub struct Shared {
     pub errors: Mutex<ErrorStats>,
     /// Highest dataset size seen (`used_memory_peak`), sampled every 100 ms.
     pub mem_peak: AtomicU64,
+    /// `CLIENT PAUSE`: Unix ms until which clients are paused (0 = never).
+    pub pause_until: AtomicU64,
+    /// The pause holds every command (`ALL`), not only writes (`WRITE`).
+    pub pause_all: std::sync::atomic::AtomicBool,
+    /// Serialises `CLIENT PAUSE`/`UNPAUSE`; readers use the atomics above.
+    pause_lock: Mutex<()>,
+    /// Wakes postponed clients when a pause is lifted or shortened.
+    pub pause_notify: tokio::sync::Notify,
     /// When the server started.
     pub started: Instant,
     /// Random 40-hex-digit id of this run, like Redis's `run_id`.
@@ -266,6 +305,10 @@ impl Server {
             rates: Mutex::new(Rates::default()),
             errors: Mutex::new(ErrorStats::default()),
             mem_peak: AtomicU64::new(0),
+            pause_until: AtomicU64::new(0),
+            pause_all: std::sync::atomic::AtomicBool::new(false),
+            pause_lock: Mutex::new(()),
+            pause_notify: tokio::sync::Notify::new(),
             started: Instant::now(),
             run_id,
             addrs,
@@ -574,6 +617,11 @@ async fn active_expire(shared: Arc<Shared>) {
         if !shared.persist.loading.load(Ordering::Acquire) {
             let used = shared.ks.lock().used_memory();
             shared.mem_peak.fetch_max(used, Ordering::Relaxed);
+        }
+        // Nothing changes the data while clients are paused, not even
+        // expiry, as in Redis.
+        if shared.paused_for(true, now_ms()) {
+            continue;
         }
         let ndb = shared.config.databases;
         for db in 0..ndb {

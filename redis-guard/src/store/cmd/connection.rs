@@ -430,6 +430,32 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             let done = id > 0 && super::blocking::unblock_client(ctx.ks(), id as u64, error);
             ctx.out.int(i64::from(done));
         }
+        "pause" if n == 3 || n == 4 => {
+            let ms =
+                int_arg(&args[2]).map_err(|_| err("timeout is not an integer or out of range"))?;
+            if ms < 0 {
+                return Err(err("timeout is negative"));
+            }
+            let all = match args.get(3) {
+                None => true,
+                Some(m) if is(m, "all") => true,
+                Some(m) if is(m, "write") => false,
+                Some(_) => return Err(err("CLIENT PAUSE mode must be WRITE or ALL")),
+            };
+            let now = crate::store::keyspace::now_ms();
+            ctx.shared.pause(now.saturating_add(ms as u64), all, now);
+            ctx.out.ok();
+        }
+        "pause" if n > 4 => {
+            return Err(err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            )));
+        }
+        "unpause" if n == 2 => {
+            ctx.shared.unpause();
+            ctx.out.ok();
+        }
         "no-evict" if n == 3 => {
             let on = if is(&args[2], "on") {
                 true
@@ -465,13 +491,15 @@ pub fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 "LIST [TYPE <type>] [ID <id> ...]",
                 "KILL <ip:port> | KILL <option> <value> [...]",
                 "NO-EVICT (ON|OFF)",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "UNPAUSE",
                 "REPLY (ON|OFF|SKIP)",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             ];
             ctx.out.simple_lines(&lines);
         }
         "id" | "getname" | "setname" | "info" | "no-evict" | "reply" | "kill" | "setinfo"
-        | "unblock" => {
+        | "unblock" | "pause" | "unpause" => {
             return Err(wrong());
         }
         _ => {
