@@ -1005,3 +1005,152 @@ fn client_pause_holds_commands_until_it_ends() {
         "ERR timeout is negative"
     );
 }
+
+/// A redis-server 7.0 of its own, killed on drop.
+struct Reference(std::process::Child, u16);
+
+impl Reference {
+    fn start() -> Reference {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (cargo xtask setup installs it)");
+        let r = Reference(child, port);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while r.conn_maybe().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn conn_maybe(&self) -> Option<redis::Connection> {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.1))
+            .ok()?
+            .get_connection()
+            .ok()?;
+        redis::cmd("PING").query::<String>(&mut c).ok()?;
+        Some(c)
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dump_and_restore_move_keys_to_and_from_redis() {
+    let reference = Reference::start();
+    let mut redis = reference.conn_maybe().unwrap();
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    // Every encoding redis-server 7.0 dumps: int, embstr and LZF strings,
+    // quicklist, intset and hashtable sets, listpack hash and zset.
+    let setup: &[&[&str]] = &[
+        &["SET", "int", "12345"],
+        &["SET", "str", "hello"],
+        &["SET", "long", &"abc".repeat(50)],
+        &["RPUSH", "list", "a", "-300", "70000", &"x".repeat(70)],
+        &["SADD", "ints", "3", "1", "-5"],
+        &["SADD", "words", "a", "b"],
+        &["HSET", "hash", "f1", "v1", "f2", "12"],
+        &["ZADD", "zset", "1.5", "m1", "-2", "m2"],
+    ];
+    for cmd in setup {
+        let _: redis::Value = q(&mut redis, cmd);
+    }
+    let _: () = q(&mut redis, &["PEXPIRE", "str", "100000"]);
+    let keys = [
+        "int", "str", "long", "list", "ints", "words", "hash", "zset",
+    ];
+    for k in keys {
+        let payload: Vec<u8> = q(&mut redis, &["DUMP", k]);
+        let ttl: i64 = q(&mut redis, &["PTTL", k]);
+        let _: () = redis::cmd("RESTORE")
+            .arg(k)
+            .arg(ttl.max(0))
+            .arg(&payload)
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{k}: {e}"));
+    }
+    assert_eq!(q::<String>(&mut c, &["GET", "long"]), "abc".repeat(50));
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "list", "0", "-1"]),
+        ["a", "-300", "70000", &"x".repeat(70)]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["SMEMBERS", "ints"]),
+        ["-5", "1", "3"]
+    );
+    assert_eq!(q::<String>(&mut c, &["HGET", "hash", "f2"]), "12");
+    assert_eq!(q::<f64>(&mut c, &["ZSCORE", "zset", "m1"]), 1.5);
+    assert!(q::<i64>(&mut c, &["PTTL", "str"]) > 90_000);
+    // And back: what the store dumps, redis-server restores.
+    let _: () = q(&mut redis, &["FLUSHALL"]);
+    for k in keys {
+        let payload: Vec<u8> = q(&mut c, &["DUMP", k]);
+        let _: () = redis::cmd("RESTORE")
+            .arg(k)
+            .arg(0)
+            .arg(&payload)
+            .query(&mut redis)
+            .unwrap_or_else(|e| panic!("{k}: {e}"));
+    }
+    assert_eq!(q::<String>(&mut redis, &["GET", "int"]), "12345");
+    assert_eq!(q::<i64>(&mut redis, &["LLEN", "list"]), 4);
+    assert_eq!(q::<i64>(&mut redis, &["SCARD", "words"]), 2);
+    assert_eq!(q::<f64>(&mut redis, &["ZSCORE", "zset", "m2"]), -2.0);
+    // Redis's refusals.
+    let payload: Vec<u8> = q(&mut c, &["DUMP", "str"]);
+    let e = redis::cmd("RESTORE")
+        .arg("str")
+        .arg(0)
+        .arg(&payload)
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert_eq!(e.code(), Some("BUSYKEY"), "{e}");
+    let mut bad = payload.clone();
+    bad[1] ^= 0x20;
+    let e = redis::cmd("RESTORE")
+        .arg("other")
+        .arg(0)
+        .arg(&bad)
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("DUMP payload version or checksum are wrong"),
+        "{e}"
+    );
+    assert_eq!(
+        q_err(&mut c, &["RESTORE", "x", "-1", "junk"]),
+        "ERR Invalid TTL value, must be >= 0"
+    );
+    assert_eq!(q::<Option<Vec<u8>>>(&mut c, &["DUMP", "missing"]), None);
+    // REPLACE and an already-passed ABSTTL (OK, and no key).
+    let _: () = redis::cmd("RESTORE")
+        .arg("str")
+        .arg(1)
+        .arg(&payload)
+        .arg("REPLACE")
+        .arg("ABSTTL")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "str"]), 0);
+}

@@ -28,6 +28,7 @@
 //! - [`persist`]: durability: log writer and fsync policies, manifest,
 //!   loading and recovery, compaction, `--repair`.
 //! - [`snapshot`]: the versioned, checksummed snapshot format.
+//! - [`rdb`]: `DUMP`/`RESTORE` payloads in Redis's RDB object format.
 //! - [`value`]: compact value representations.
 //! - [`glob`]: Redis glob patterns.
 //! - [`long_double`]: `INCRBYFLOAT`'s x87 `long double` arithmetic and text, emulated exactly.
@@ -48,6 +49,7 @@ pub mod long_double;
 pub mod oplog;
 pub mod persist;
 pub mod protocol;
+pub mod rdb;
 pub mod server;
 pub mod slowlog;
 pub mod snapshot;

@@ -362,3 +362,82 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     Ok(())
 }
+
+/// DUMP key
+pub fn dump(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (db, clock, now) = ctx.db_clock();
+    let payload = db
+        .get_read(&args[1], now, clock)
+        .map(|e| crate::store::rdb::dump(&e.value));
+    match payload {
+        Some(p) => ctx.out.bulk(&p),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+pub fn restore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    use crate::store::rdb::{self, PayloadError};
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq) = (None, None);
+    let mut j = 4;
+    while j < args.len() {
+        let more = args.len() - j - 1;
+        if is(&args[j], "replace") {
+            replace = true;
+        } else if is(&args[j], "absttl") {
+            absttl = true;
+        } else if is(&args[j], "idletime") && more >= 1 && freq.is_none() {
+            let v = int_arg(&args[j + 1])?;
+            if v < 0 {
+                return Err(err("Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = Some(v as u64);
+            j += 1;
+        } else if is(&args[j], "freq") && more >= 1 && idle.is_none() {
+            let v = int_arg(&args[j + 1])?;
+            if !(0..=255).contains(&v) {
+                return Err(err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            // Accepted and ignored, as Redis does without an LFU policy
+            // (this store has none).
+            freq = Some(v);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let (db, clock, now) = ctx.db_clock();
+    if !replace && db.exists(&args[1], now) {
+        return Err(CmdError::Msg(
+            "BUSYKEY Target key name already exists.".into(),
+        ));
+    }
+    let ttl = int_arg(&args[2])?;
+    if ttl < 0 {
+        return Err(err("Invalid TTL value, must be >= 0"));
+    }
+    let value = rdb::restore(&args[3]).map_err(|e| match e {
+        PayloadError::VersionOrChecksum => err("DUMP payload version or checksum are wrong"),
+        PayloadError::BadFormat => err("Bad data format"),
+    })?;
+    let expire = match ttl as u64 {
+        0 => 0,
+        t if absttl => t,
+        t => now.saturating_add(t),
+    };
+    if replace {
+        db.remove(&args[1], now);
+    }
+    // Already expired: nothing is created, but the reply is still OK.
+    if expire == 0 || expire > now {
+        db.set(&args[1], value, expire, clock);
+        if let (Some(idle), Some(e)) = (idle, db.get(&args[1], now, clock)) {
+            e.lru = clock.wrapping_sub(idle.saturating_mul(1000).min(u64::from(u32::MAX)) as u32);
+        }
+    }
+    ctx.out.ok();
+    Ok(())
+}

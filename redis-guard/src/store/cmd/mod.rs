@@ -461,6 +461,15 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         c("randomkey", 1, "readonly", NOKEY, "keyspace", k::randomkey),
         c("touch", -2, "readonly fast", KALL, "keyspace", k::touch),
         c("object", -2, "readonly", (2, 2, 1), "keyspace", k::object),
+        c("dump", 2, "readonly", K1, "keyspace", k::dump),
+        c(
+            "restore",
+            -4,
+            "write denyoom",
+            K1,
+            "keyspace dangerous",
+            k::restore,
+        ),
         // strings
         c("get", 2, "readonly fast", K1, "string", st::get),
         c("set", -3, "write denyoom", K1, "string", st::set),
