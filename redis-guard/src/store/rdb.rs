@@ -264,12 +264,8 @@ fn read_object(r: &mut Reader<'_>) -> Option<Value> {
             Value::Hash(Box::new(h))
         }
         TYPE_HASH_LISTPACK => {
-            let items = listpack(&r.string()?)?;
-            if items.len() % 2 != 0 {
-                return None;
-            }
             let mut h = HashVal::default();
-            for fv in items.chunks(2) {
+            for fv in listpack_pairs(&r.string()?)?.chunks(2) {
                 h.insert(&fv[0], &fv[1]);
             }
             Value::Hash(Box::new(h))
@@ -287,12 +283,8 @@ fn read_object(r: &mut Reader<'_>) -> Option<Value> {
             Value::ZSet(Box::new(z))
         }
         TYPE_ZSET_LISTPACK => {
-            let items = listpack(&r.string()?)?;
-            if items.len() % 2 != 0 {
-                return None;
-            }
             let mut z = ZSetVal::default();
-            for ms in items.chunks(2) {
+            for ms in listpack_pairs(&r.string()?)?.chunks(2) {
                 let score = std::str::from_utf8(&ms[1]).ok()?.parse::<f64>().ok()?;
                 if score.is_nan() {
                     return None;
@@ -305,6 +297,11 @@ fn read_object(r: &mut Reader<'_>) -> Option<Value> {
         // have no counterpart here.
         _ => return None,
     })
+}
+
+/// A listpack of field/value (or member/score) pairs: an even count.
+fn listpack_pairs(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
+    listpack(lp).filter(|items| items.len() % 2 == 0)
 }
 
 /// The elements of a listpack, integers as their decimal text.
