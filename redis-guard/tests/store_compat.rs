@@ -8,6 +8,26 @@ use std::time::Duration;
 
 use common::{TestServer, q, q_err, wait_blocked};
 
+/// The value of `name:` in an INFO reply.
+fn info_field<T: std::str::FromStr>(info: &str, name: &str) -> T {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} missing from INFO"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number"))
+}
+
+/// `avg_ttl` of database `db` in `INFO keyspace` (0 when it holds no keys).
+fn avg_ttl(c: &mut redis::Connection, db: usize) -> u64 {
+    let ks: String = q(c, &["INFO", "keyspace"]);
+    ks.lines()
+        .find(|l| l.starts_with(&format!("db{db}:")))
+        .and_then(|l| l.rsplit("avg_ttl=").next())
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
 #[test]
 fn incrbyfloat_prints_decimals_as_redis_does() {
     let s = TestServer::start(|_| {});
@@ -695,14 +715,7 @@ fn small_integers_report_redis_shared_refcount() {
 fn info_reports_live_rates_and_cpu_time() {
     let s = TestServer::start(|_| {});
     let mut c = s.conn();
-    let field = |info: &str, name: &str| -> f64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("{name} missing"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let field = |info: &str, name: &str| -> f64 { info_field(info, name) };
     // Keep commands flowing for more than one 100 ms sample.
     let until = std::time::Instant::now() + std::time::Duration::from_millis(600);
     while std::time::Instant::now() < until {
@@ -731,19 +744,7 @@ fn info_reports_live_rates_and_cpu_time() {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     let avg_ttl = loop {
-        let ks: String = q(&mut c, &["INFO", "keyspace"]);
-        let line = ks
-            .lines()
-            .find(|l| l.starts_with("db0:"))
-            .unwrap()
-            .to_string();
-        let avg: u64 = line
-            .rsplit("avg_ttl=")
-            .next()
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let avg = avg_ttl(&mut c, 0);
         if avg > 0 || std::time::Instant::now() > deadline {
             break avg;
         }
@@ -774,12 +775,7 @@ fn read_lookups_count_as_keyspace_hits_and_misses() {
     let mut c = s.conn();
     let stat = |c: &mut redis::Connection, name: &str| -> i64 {
         let info: String = q(c, &["INFO", "stats"]);
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        info_field(&info, name)
     };
     let _: () = q(&mut c, &["SET", "s", "v"]);
     let _: i64 = q(&mut c, &["HSET", "h", "f", "v"]);
@@ -935,14 +931,7 @@ fn avg_ttl_follows_its_keys_through_swapdb() {
     for i in 0..10 {
         let _: () = q(&mut c, &["SET", &format!("short{i}"), "v", "EX", "100"]);
     }
-    let avg = |c: &mut redis::Connection, db: usize| -> u64 {
-        let ks: String = q(c, &["INFO", "keyspace"]);
-        ks.lines()
-            .find(|l| l.starts_with(&format!("db{db}:")))
-            .and_then(|l| l.rsplit("avg_ttl=").next())
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0)
-    };
+    let avg = avg_ttl;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     while avg(&mut c, 0) == 0 || avg(&mut c, 1) == 0 {
         assert!(std::time::Instant::now() < deadline, "no estimate");
