@@ -527,15 +527,15 @@ fn lower(b: u8) -> u8 {
     if b.is_ascii_uppercase() { b | 0x20 } else { b }
 }
 
-/// Case-insensitive `buf[..word.len()] == word`; `word` is lowercase.
+/// Case-insensitive `buf[at..at + word.len()] == word`; `word` is lowercase.
 #[inline(always)]
-fn starts_with_ci(buf: &[u8; INSPECT_BYTES], n: usize, word: &[u8]) -> bool {
-    if word.len() > n {
+fn starts_with_ci(buf: &[u8; INSPECT_BYTES], n: usize, at: usize, word: &[u8]) -> bool {
+    if at + word.len() > n {
         return false;
     }
     let mut i = 0;
-    while i < word.len() && i < INSPECT_BYTES {
-        if lower(buf[i]) != word[i] {
+    while i < word.len() && at + i < INSPECT_BYTES {
+        if lower(buf[at + i]) != word[i] {
             return false;
         }
         i += 1;
@@ -543,56 +543,101 @@ fn starts_with_ci(buf: &[u8; INSPECT_BYTES], n: usize, word: &[u8]) -> bool {
     true
 }
 
+#[inline(always)]
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
 /// A request line (`METHOD SP target`, target `/`, `*` for OPTIONS, a
 /// `scheme://`, or any authority for CONNECT) or a `Host:` header line.
-/// `GET key` is a Redis inline command and does not match.
+///
+/// Parsed as leniently as HTTP servers parse it (RFC 9112 §2.2: empty lines
+/// before the request line, any run of blanks after the method), since a
+/// stricter reading is a way around the guard. `GET key` is a Redis inline
+/// command and does not match; neither does `GET /k` when its whole line is
+/// in view without an HTTP version: that is an inline GET of a key named
+/// `/k`, which no browser sends.
 #[inline(always)]
 fn looks_like_http(buf: &[u8; INSPECT_BYTES], n: usize) -> bool {
-    if starts_with_ci(buf, n, b"host:") {
+    let mut s = 0;
+    while s < n && s < INSPECT_BYTES && (buf[s] == b'\r' || buf[s] == b'\n') {
+        s += 1;
+    }
+    if starts_with_ci(buf, n, s, b"host:") {
         return true;
     }
-    let (len, connect, options) = if starts_with_ci(buf, n, b"get ") {
-        (4, false, false)
-    } else if starts_with_ci(buf, n, b"post ") {
-        (5, false, false)
-    } else if starts_with_ci(buf, n, b"put ") {
-        (4, false, false)
-    } else if starts_with_ci(buf, n, b"head ") {
-        (5, false, false)
-    } else if starts_with_ci(buf, n, b"options ") {
-        (8, false, true)
-    } else if starts_with_ci(buf, n, b"delete ") {
-        (7, false, false)
-    } else if starts_with_ci(buf, n, b"patch ") {
-        (6, false, false)
-    } else if starts_with_ci(buf, n, b"connect ") {
-        (8, true, false)
-    } else if starts_with_ci(buf, n, b"trace ") {
-        (6, false, false)
+    // (method length, CONNECT, OPTIONS, GET)
+    let (len, connect, options, get) = if starts_with_ci(buf, n, s, b"get") {
+        (3, false, false, true)
+    } else if starts_with_ci(buf, n, s, b"post") {
+        (4, false, false, false)
+    } else if starts_with_ci(buf, n, s, b"put") {
+        (3, false, false, false)
+    } else if starts_with_ci(buf, n, s, b"head") {
+        (4, false, false, false)
+    } else if starts_with_ci(buf, n, s, b"options") {
+        (7, false, true, false)
+    } else if starts_with_ci(buf, n, s, b"delete") {
+        (6, false, false, false)
+    } else if starts_with_ci(buf, n, s, b"patch") {
+        (5, false, false, false)
+    } else if starts_with_ci(buf, n, s, b"connect") {
+        (7, true, false, false)
+    } else if starts_with_ci(buf, n, s, b"trace") {
+        (5, false, false, false)
     } else {
         return false;
     };
-    if len >= n || len >= INSPECT_BYTES {
+    let mut t = s + len;
+    if t >= n || t >= INSPECT_BYTES || !is_blank(buf[t]) {
         return false;
     }
-    let first = buf[len];
-    if first == b'/' || (options && first == b'*') {
+    while t < n && t < INSPECT_BYTES && is_blank(buf[t]) {
+        t += 1;
+    }
+    if t >= n || t >= INSPECT_BYTES {
+        return false;
+    }
+    let first = buf[t];
+    if first == b'/' {
+        return !(get && complete_inline_line(buf, n, t));
+    }
+    if options && first == b'*' {
         return true;
     }
     if connect {
-        return first != b' ' && first != b'\r' && first != b'\n';
+        return first != b'\r' && first != b'\n';
     }
     // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://".
     if !first.is_ascii_alphabetic() {
         return false;
     }
-    let mut i = len + 1;
+    let mut i = t + 1;
     while i + 2 < n && i + 2 < INSPECT_BYTES {
         let c = buf[i];
         if c == b':' {
             return buf[i + 1] == b'/' && buf[i + 2] == b'/';
         }
         if !(c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.') {
+            return false;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether the line from `from` ends (LF) in view before any `HTTP/`
+/// version token: an inline command rather than a request line. A line that
+/// runs past the inspected bytes is not known to be inline.
+#[inline(always)]
+fn complete_inline_line(buf: &[u8; INSPECT_BYTES], n: usize, from: usize) -> bool {
+    let mut i = from;
+    while i < n && i < INSPECT_BYTES {
+        let c = buf[i];
+        if c == b'\n' {
+            return true;
+        }
+        if c == b'H' && starts_with_ci(buf, n, i, b"http/") {
             return false;
         }
         i += 1;

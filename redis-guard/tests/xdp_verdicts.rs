@@ -414,9 +414,26 @@ fn http_detection_table() {
         (b"GET http://victim/ HTTP/1.1\r\n", XDP_DROP, DroppedHttp),
         (b"Host: 10.77.0.1:6379\r\n", XDP_DROP, DroppedHttp),
         (b"host:x\r\n", XDP_DROP, DroppedHttp),
+        // Servers accept empty lines before the request line and any run of
+        // blanks after the method; so must the guard.
+        (b"\r\nPUT / HTTP/1.0\r\n", XDP_DROP, DroppedHttp),
+        (b"\r\n\r\nHost: x\r\n", XDP_DROP, DroppedHttp),
+        (b"PUT  / HTTP/1.0\r\n", XDP_DROP, DroppedHttp),
+        (b"PUT\t/ HTTP/1.0\r\n", XDP_DROP, DroppedHttp),
+        (
+            b"GET /a/path/longer/than/the/window HTTP/1.1\r\n",
+            XDP_DROP,
+            DroppedHttp,
+        ),
+        (b"GET /k", XDP_DROP, DroppedHttp),
         // Redis inline commands and RESP must pass.
         (b"GET key\r\n", XDP_PASS, Passed),
         (b"GET http\r\n", XDP_PASS, Passed),
+        // An inline GET of a key that starts with '/': its line ends in view
+        // without an HTTP version.
+        (b"GET /foo\r\n", XDP_PASS, Passed),
+        (b"GET /foo\n", XDP_PASS, Passed),
+        (b"GETRANGE /k 0 1\r\n", XDP_PASS, Passed),
         (b"PING\r\n", XDP_PASS, Passed),
         (b"SET post 1\r\n", XDP_PASS, Passed),
         (b"OPTIONS x\r\n", XDP_PASS, Passed),
