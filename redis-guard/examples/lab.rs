@@ -117,5 +117,8 @@ fn main() -> anyhow::Result<()> {
     }
     println!("tearing down the lab");
     let _ = daemon.guard.terminate(Duration::from_secs(10));
+    drop(_redis);
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     ffi::CString,
     io,
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
 
@@ -22,8 +23,8 @@ use aya::{
 use ipnet::IpNet;
 use redis_guard_common::{
     BLOCK_ALLOW_ALL, BLOCK_ALLOW_SOME, BLOCK_DENY_ALL, BLOCK_DENY_SOME, COUNTER_COUNT,
-    FLAG_DENY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, MODE_AUDIT, MODE_ENFORCE,
-    PROGRAM_NAME, V4_BLOCKS_PER_WORD, maps,
+    FLAG_DENY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, FlowKey, MODE_AUDIT, MODE_ENFORCE,
+    MarkedFlow, PROGRAM_NAME, V4_BLOCKS_PER_WORD, maps,
 };
 use tracing::{info, warn};
 
@@ -45,15 +46,16 @@ pub enum FirewallError {
     )]
     NotPrivileged(String),
     /// The kernel verifier refused the program.
-    #[error("the kernel refused the XDP program: {source}\nverifier log:\n{log}")]
+    #[error("the kernel refused the XDP program: {error}\nverifier log:\n{log}")]
     Refused {
-        /// The error returned by BPF_PROG_LOAD.
-        source: io::Error,
+        /// The error returned by BPF_PROG_LOAD (shown in the message, so
+        /// not chained as a source).
+        error: io::Error,
         /// The verifier's log.
         log: String,
     },
     /// The object file could not be parsed or its maps created.
-    #[error("cannot load the XDP object: {0}")]
+    #[error("cannot load the XDP object")]
     Object(#[source] EbpfError),
     /// The object has no XDP program of the expected name (a build mix-up).
     #[error("the XDP object has no program named `{0}`")]
@@ -62,7 +64,7 @@ pub enum FirewallError {
     #[error("interface `{0}` does not exist")]
     UnknownInterface(String),
     /// Attaching to an interface failed in every allowed mode.
-    #[error("cannot attach XDP to `{interface}` ({mode}): {source}")]
+    #[error("cannot attach XDP to `{interface}` ({mode}){}", attach_hint(source))]
     Attach {
         /// The interface.
         interface: String,
@@ -73,7 +75,7 @@ pub enum FirewallError {
         source: ProgramError,
     },
     /// A map the program should define is missing or has the wrong type.
-    #[error("map {name}: {source}")]
+    #[error("map {name}")]
     Map {
         /// The map's name.
         name: &'static str,
@@ -122,6 +124,8 @@ pub struct Firewall {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
     pin_dir: Option<PathBuf>,
+    /// The pin directory, opened and `flock`ed while this daemon owns it.
+    pin_lock: Option<std::fs::File>,
     applied: Option<FirewallPolicy>,
     /// Non-zero words of `V4_BLOCKS` as last written, to update only diffs.
     v4_blocks: BTreeMap<u32, u64>,
@@ -155,7 +159,7 @@ impl Firewall {
                     FirewallError::NotPrivileged(io_error.to_string())
                 } else {
                     FirewallError::Refused {
-                        source: io_error,
+                        error: io_error,
                         log: verifier_log.to_string(),
                     }
                 }
@@ -166,6 +170,7 @@ impl Firewall {
             ebpf,
             attachments: Vec::new(),
             pin_dir: None,
+            pin_lock: None,
             applied: None,
             v4_blocks: BTreeMap::new(),
         };
@@ -222,6 +227,14 @@ impl Firewall {
             ),
             XdpMode::Auto => match program.attach(interface, AyaXdpMode::Driver) {
                 Ok(link) => (link, AttachedMode::Native),
+                // Generic mode cannot help when the interface already has a
+                // program: the kernel allows one, in whichever mode.
+                Err(native_err)
+                    if os_error(&native_err) == Some(libc::EEXIST)
+                        || os_error(&native_err) == Some(libc::EBUSY) =>
+                {
+                    return Err(attach_err("native", native_err));
+                }
                 Err(native_err) => {
                     warn!(
                         interface,
@@ -286,9 +299,16 @@ impl Firewall {
     /// interfaces and detaches removed ones.
     pub fn reconcile_interfaces(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
         let wanted: BTreeSet<&str> = policy.interfaces.iter().map(String::as_str).collect();
+        // Kept only where the interface is still listed and its mode still
+        // satisfies `xdp_mode` (auto accepts either).
+        let fits = |m: AttachedMode| match policy.xdp_mode {
+            XdpMode::Auto => true,
+            XdpMode::Native => m == AttachedMode::Native,
+            XdpMode::Generic => m == AttachedMode::Generic,
+        };
         let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
             .into_iter()
-            .partition(|a| wanted.contains(a.interface.as_str()));
+            .partition(|a| wanted.contains(a.interface.as_str()) && fits(a.mode));
         self.attachments = keep;
         let program = self.program()?;
         for a in drop {
@@ -401,23 +421,120 @@ impl Firewall {
 
     /// Pins every map under `dir` (mounting bpffs at /sys/fs/bpf if needed)
     /// so that `redis-guard stats` can read them from another process.
+    ///
+    /// The directory is `flock`ed for as long as this daemon runs: a second
+    /// daemon given the same `pin_path` is refused instead of taking over the
+    /// first one's pins. Pins left by a daemon that died without cleaning up
+    /// are not locked; their flow memory (marked flows and stream starts) is
+    /// carried into this program's maps before they are replaced, as is what
+    /// a cleanly stopped daemon kept in the flow memory directory, so a
+    /// restart keeps dropping the flows it had marked.
     pub fn pin(&mut self, dir: &Path) -> Result<(), FirewallError> {
         let pin_err = |reason: String| FirewallError::Pin {
             path: dir.to_path_buf(),
             reason,
         };
         ensure_bpffs(dir).map_err(pin_err)?;
-        if dir.exists() {
-            warn!(path = %dir.display(), "replacing stale pins from an earlier run");
-            remove_pins(dir);
-        }
         std::fs::create_dir_all(dir).map_err(|e| pin_err(format!("create directory: {e}")))?;
+        let lock = std::fs::File::open(dir).map_err(|e| pin_err(format!("open directory: {e}")))?;
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(pin_err(if e.kind() == io::ErrorKind::WouldBlock {
+                "in use by another running redis-guard; give each daemon its own firewall.pin_path"
+                    .to_string()
+            } else {
+                format!("lock directory: {e}")
+            }));
+        }
+        let memory = flow_memory_dir(dir);
+        let mut carried = 0;
+        for source in [memory.as_path(), dir] {
+            carried += self.carry_flows(source);
+        }
+        if carried > 0 {
+            info!(
+                flows = carried,
+                "flow memory carried over from the previous run"
+            );
+        }
+        remove_pins(&memory);
+        if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+            warn!(path = %dir.display(), "replacing stale pins from an earlier run");
+            clear_pins(dir);
+        }
         self.pin_dir = Some(dir.to_path_buf());
+        self.pin_lock = Some(lock);
         for (name, map) in self.ebpf.maps() {
             map.pin(dir.join(name))
                 .map_err(|e| pin_err(format!("pin {name}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Copies the entries of pinned `MARKED` and `FLOW_ISN` maps under `dir`
+    /// (if any) into this program's maps; how many were copied. A map whose
+    /// layout does not match (another version) is skipped with a warning.
+    fn carry_flows(&mut self, dir: &Path) -> usize {
+        fn open<V: aya::Pod>(path: &Path) -> Option<HashMap<MapData, FlowKey, V>> {
+            let data = MapData::from_pin(path).ok()?;
+            let map = aya::maps::Map::from_map_data(data).ok()?;
+            match HashMap::try_from(map) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "ignoring flow memory of another layout");
+                    None
+                }
+            }
+        }
+        fn copy<V: aya::Pod>(
+            ebpf: &mut Ebpf,
+            name: &'static str,
+            from: &HashMap<MapData, FlowKey, V>,
+        ) -> usize {
+            let Ok(mut to) = map_mut::<HashMap<_, FlowKey, V>>(ebpf, name) else {
+                return 0;
+            };
+            from.iter()
+                .flatten()
+                .filter(|(k, v)| to.insert(k, v, 0).is_ok())
+                .count()
+        }
+        let mut n = 0;
+        if let Some(old) = open::<MarkedFlow>(&dir.join(maps::MARKED)) {
+            n += copy(&mut self.ebpf, maps::MARKED, &old);
+        }
+        if let Some(old) = open::<u32>(&dir.join(maps::FLOW_ISN)) {
+            n += copy(&mut self.ebpf, maps::FLOW_ISN, &old);
+        }
+        n
+    }
+
+    /// Moves the `MARKED` pin, when it holds any flow, into the flow memory
+    /// directory next to the pin directory, where the next start picks it
+    /// up. Only marked flows are kept: they are few, and they are what keeps
+    /// a blocked request from running after a restart.
+    fn keep_marked_flows(&mut self, dir: &Path) {
+        let any = map_mut::<HashMap<_, FlowKey, MarkedFlow>>(&mut self.ebpf, maps::MARKED)
+            .is_ok_and(|m| m.keys().next().is_some());
+        if !any {
+            return;
+        }
+        let memory = flow_memory_dir(dir);
+        // bpffs refuses rename(2) of a pin; a second pin of the same map is
+        // what keeps it alive once the pin directory is gone.
+        let kept = std::fs::create_dir_all(&memory)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let map = self.ebpf.map(maps::MARKED).ok_or("no MARKED map")?;
+                map.pin(memory.join(maps::MARKED))
+                    .map_err(|e| e.to_string())
+            });
+        match kept {
+            Ok(()) => info!(path = %memory.display(), "marked flows kept for the next start"),
+            Err(e) => {
+                warn!(path = %memory.display(), error = %e, "could not keep the marked flows")
+            }
+        }
     }
 
     /// Takes the marked-flow event ring buffer (once).
@@ -457,12 +574,43 @@ impl Drop for Firewall {
     fn drop(&mut self) {
         self.detach_all();
         if let Some(dir) = self.pin_dir.take() {
+            self.keep_marked_flows(&dir);
             remove_pins(&dir);
         }
+        // Closing the directory releases its lock.
+        self.pin_lock = None;
     }
 }
 
+/// Where a stopped daemon keeps its marked flows for the next start:
+/// `<pin_path>-flows` (bpffs refuses names with dots), outside the pin directory so that `stats` and
+/// a clean stop's "pins removed" are unaffected.
+pub fn flow_memory_dir(pin_dir: &Path) -> PathBuf {
+    let mut name = pin_dir.as_os_str().to_owned();
+    name.push("-flows");
+    PathBuf::from(name)
+}
+
 const _: () = assert!(COUNTER_COUNT as usize == redis_guard_common::Counter::ALL.len());
+
+/// The errno behind a failed attach, whichever way aya made the call.
+fn os_error(e: &ProgramError) -> Option<i32> {
+    match e {
+        ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        ProgramError::NetlinkError(e) => e.raw_os_error(),
+        _ => None,
+    }
+}
+
+/// What to do about the attach errors users meet in practice.
+fn attach_hint(e: &ProgramError) -> &'static str {
+    match os_error(e) {
+        Some(libc::EEXIST) | Some(libc::EBUSY) => {
+            " (another XDP program is already attached to this interface: see `ip link show` or `bpftool net`, and detach it first)"
+        }
+        _ => "",
+    }
+}
 
 /// The XDP program inside the loaded object.
 fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, FirewallError> {
@@ -609,11 +757,15 @@ fn ensure_bpffs(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn remove_pins(dir: &Path) {
+fn clear_pins(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+fn remove_pins(dir: &Path) {
+    clear_pins(dir);
     let _ = std::fs::remove_dir(dir);
 }

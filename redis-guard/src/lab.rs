@@ -206,7 +206,7 @@ impl Lab {
         let bin = &bin
             .canonicalize()
             .with_context(|| format!("redis-guard binary {}", bin.display()))?;
-        let pin_path = PathBuf::from(format!("/sys/fs/bpf/redis-guard-lab{}", self.id));
+        let pin_path = self.pin_path();
         let config = dir.join("policy.toml");
         std::fs::write(
             &config,
@@ -310,12 +310,28 @@ impl Lab {
             .unwrap_or(false)
     }
 
+    /// Where this lab's daemon pins its maps.
+    pub fn pin_path(&self) -> PathBuf {
+        PathBuf::from(format!("/sys/fs/bpf/redis-guard-lab{}", self.id))
+    }
+
     fn teardown(&self) {
         for ns in [&self.server_ns, &self.client_ns, &self.attacker_ns] {
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])
                 .stderr(Stdio::null())
                 .status();
+        }
+        // A daemon stopped cleanly keeps its marked flows for the next
+        // start; the lab's next start is a new lab, so drop them.
+        let pins = self.pin_path();
+        for dir in [crate::firewall::flow_memory_dir(&pins), pins] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+                let _ = std::fs::remove_dir(&dir);
+            }
         }
     }
 }
@@ -425,6 +441,13 @@ impl ChildGuard {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Kills the child with SIGKILL, as a crash would end it, and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        child.kill()?;
+        Ok(child.wait()?)
     }
 
     /// Whether the child has exited (reaping it if so).

@@ -24,6 +24,10 @@ fn start_daemon(lab: &Lab, dir: &Path, extra: &str) -> Daemon {
         .expect("starting redis-guard run")
 }
 
+fn start_daemon_result(lab: &Lab, dir: &Path, extra: &str) -> anyhow::Result<Daemon> {
+    lab.start_daemon(Path::new(env!("CARGO_BIN_EXE_redis-guard")), dir, extra)
+}
+
 fn connect_outcome(ns: &str, addr: IpAddr, port: u16) -> String {
     Lab::connect_outcome(ns, addr, port)
 }
@@ -189,6 +193,128 @@ fn sigterm_detaches_cleanly() {
         connect_outcome(&lab.attacker_ns, lab.server_v4_attacker_side().into(), 6379),
         "connected",
         "with the firewall gone the port is reachable again"
+    );
+}
+
+/// Holds the client's packets to port 6379 in its own namespace (nft, output
+/// hook), so the retransmissions of a blocked request cannot slip through
+/// while no program is attached during a restart.
+fn hold_client_traffic(ns: &str, hold: bool) {
+    let script = if hold {
+        "add table inet rghold\n\
+         add chain inet rghold out { type filter hook output priority 0; }\n\
+         add rule inet rghold out tcp dport 6379 drop\n"
+    } else {
+        "delete table inet rghold\n"
+    };
+    let status = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait()
+        })
+        .expect("running nft");
+    assert!(status.success(), "nft {script}");
+}
+
+fn marked_sports(daemon: &Daemon) -> Vec<u64> {
+    daemon.stats_json().unwrap()["marked_flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["sport"].as_u64().unwrap())
+        .collect()
+}
+
+/// Waits until the daemon has dropped at least one packet of a marked flow.
+fn wait_dropped_http(daemon: &Daemon) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = daemon.stats_json().unwrap()["counters"]["dropped_http"]
+            .as_u64()
+            .unwrap();
+        if n > 0 || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn marked_flows_survive_restarts_and_a_pin_path_has_one_owner() {
+    let lab = lab();
+    let dir = scratch_dir("e2e-restart").unwrap();
+    let _redis = lab.start_redis(6379, &dir).unwrap();
+    let server: IpAddr = lab.server_v4().into();
+    let mut daemon = start_daemon(&lab, &dir, "");
+
+    // A second daemon on the same pin path is refused and leaves the first
+    // one's pins alone.
+    let other = scratch_dir("e2e-restart-2").unwrap();
+    let err = start_daemon_result(&lab, &other, "")
+        .err()
+        .expect("a second daemon on the same pin_path must not start");
+    assert!(
+        format!("{err:#}").contains("in use by another running redis-guard"),
+        "{err:#}"
+    );
+    assert!(daemon.pin_path.join("COUNTERS").exists());
+    assert!(daemon.stats_json().is_ok());
+
+    // The attack: its data is dropped and keeps being retransmitted.
+    send_raw(
+        &lab.client_ns,
+        server,
+        6379,
+        b"PUT /x HTTP/1.1\r\nContent-Type: text/plain\r\n\r\nSET pwned_restart 1\r\n",
+    );
+    let marked = marked_sports(&daemon);
+    assert_eq!(marked.len(), 1, "{marked:?}");
+
+    // Clean restart: the marked flow is kept next to the pin path.
+    hold_client_traffic(&lab.client_ns, true);
+    let status = daemon.guard.terminate(Duration::from_secs(10)).unwrap();
+    assert!(status.success());
+    assert!(!daemon.pin_path.exists(), "pins left behind");
+    let memory = redis_guard::firewall::flow_memory_dir(&daemon.pin_path);
+    assert!(memory.join("MARKED").exists());
+    let mut daemon = start_daemon(&lab, &dir, "");
+    assert!(
+        !memory.exists(),
+        "the flow memory is taken over by the new daemon"
+    );
+    assert_eq!(marked_sports(&daemon), marked);
+    hold_client_traffic(&lab.client_ns, false);
+    assert!(
+        wait_dropped_http(&daemon) > 0,
+        "no retransmission seen:\n{}",
+        daemon.log()
+    );
+
+    // Crash: the pins stay behind unlocked and the next start takes them over.
+    hold_client_traffic(&lab.client_ns, true);
+    daemon.guard.kill().unwrap();
+    assert!(daemon.pin_path.join("MARKED").exists());
+    let daemon = start_daemon(&lab, &dir, "");
+    assert!(
+        daemon.log().contains("flow memory carried over"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(marked_sports(&daemon), marked);
+    hold_client_traffic(&lab.client_ns, false);
+    assert!(
+        wait_dropped_http(&daemon) > 0,
+        "no retransmission seen:\n{}",
+        daemon.log()
+    );
+
+    assert_eq!(
+        redis_cli(&lab.client_ns, server, &["EXISTS", "pwned_restart"]),
+        "0"
     );
 }
 
