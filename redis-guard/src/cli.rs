@@ -95,6 +95,14 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether this subcommand only prints a report and exits (`check`,
+    /// `stats`), as opposed to serving.
+    pub fn is_report(&self) -> bool {
+        matches!(self, Command::Check { .. } | Command::Stats { .. })
+    }
+}
+
 /// Sets up `tracing` on stderr.
 pub fn init_tracing(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -166,14 +174,15 @@ fn check(config: &Path) -> anyhow::Result<()> {
                 "disabled"
             },
         ),
-        None => println!(
-            "{}: ok: no [firewall] table; store {}",
+        // Valid for `redis-guard store`, which is what a store-only file is
+        // for; `run` refuses it, and a file that enables nothing is a mistake.
+        None if policy.store.enabled => println!(
+            "{}: ok for `redis-guard store` (no [firewall] table, so `redis-guard run` refuses it)",
             config.display(),
-            if policy.store.enabled {
-                "enabled"
-            } else {
-                "disabled"
-            },
+        ),
+        None => bail!(
+            "{}: key `firewall`: missing; `run` needs a [firewall] table (and `store` needs [store] enabled = true)",
+            config.display()
         ),
     }
     Ok(())
@@ -344,6 +353,13 @@ fn reload(
     };
     if new.pin_path != current.pin_path {
         warn!("firewall.pin_path changes take effect on restart");
+    }
+    if new.xdp_mode != current.xdp_mode {
+        warn!(
+            from = ?current.xdp_mode,
+            to = ?new.xdp_mode,
+            "firewall.xdp_mode changed: re-attaching the interfaces whose mode differs (each is unfiltered for the moment between detach and attach)"
+        );
     }
     // Everything that can fail without side effects goes first, so a bad
     // reload really does leave the previous policy in force.

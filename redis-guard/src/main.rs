@@ -22,6 +22,13 @@ pub static malloc_conf: &[u8; 60] =
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_tracing(&cli);
+    if cli.command.is_report() {
+        // A report piped into `head` should end quietly when the reader
+        // goes away, as other Unix tools do, rather than panic on EPIPE.
+        // Only here: the daemon's sockets need SIGPIPE ignored.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    let json = matches!(cli.log_format, cli::LogFormat::Json);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cli::runtime_threads(&cli) {
         builder.worker_threads(n);
@@ -36,7 +43,12 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("redis-guard: error: {e:#}");
+            if json {
+                // One more JSON line for log collectors, not a bare text line.
+                tracing::error!(fatal = true, "{e:#}");
+            } else {
+                eprintln!("redis-guard: error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -25,13 +25,13 @@ pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/redis-guard";
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The file could not be read at all.
-    #[error("{file}: cannot read policy: {source}")]
+    #[error("{file}: cannot read policy: {error}")]
     Io {
         /// The policy file.
         file: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error; part of the message, so deliberately
+        /// not a chained `source` (an error chain printer would say it twice).
+        error: std::io::Error,
     },
     /// A key is unknown, has the wrong type, or holds a refused value.
     #[error("{file}: key `{key}`: {reason}")]
@@ -137,9 +137,9 @@ struct RawFirewall {
 impl Policy {
     /// Reads and validates a policy file.
     pub fn load(file: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(file).map_err(|source| PolicyError::Io {
+        let text = std::fs::read_to_string(file).map_err(|e| PolicyError::Io {
             file: file.to_path_buf(),
-            source,
+            error: e,
         })?;
         Policy::parse(file, &text)
     }
@@ -151,10 +151,11 @@ impl Policy {
             key: key.to_string(),
             reason,
         };
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-            let (key, reason) = describe_toml_error(text, &e);
-            invalid(&key, reason)
-        })?;
+        let raw: RawPolicy = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| {
+                let (key, reason) = describe_toml_error(text, e);
+                invalid(&key, reason)
+            })?;
         let firewall = raw
             .firewall
             .map(|fw| validate_firewall(fw).map_err(|(key, reason)| invalid(&key, reason)))
@@ -165,13 +166,11 @@ impl Policy {
         store_table
             .entry("enabled")
             .or_insert(toml::Value::Boolean(false));
-        let store: StoreConfig =
-            toml::Value::Table(store_table.clone())
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    let (key, reason) = describe_store_error(&store_table, &e);
-                    invalid(&key, reason)
-                })?;
+        let store: StoreConfig = serde_path_to_error::deserialize(toml::Value::Table(store_table))
+            .map_err(|e| {
+                let (key, reason) = describe_store_error(e);
+                invalid(&key, reason)
+            })?;
         store
             .validate()
             .map_err(|e| invalid(&format!("store.{}", e.key), e.reason))?;
@@ -229,6 +228,12 @@ fn validate_firewall(raw: RawFirewall) -> Result<FirewallPolicy, (String, String
             return Err(err(
                 &format!("interfaces[{i}]"),
                 format!("'{name}' is not a valid interface name"),
+            ));
+        }
+        if interfaces[..i].contains(name) {
+            return Err(err(
+                &format!("interfaces[{i}]"),
+                format!("'{name}' is listed twice (an interface takes one XDP program)"),
             ));
         }
     }
@@ -340,99 +345,80 @@ fn parse_nets(key: &str, entries: Vec<String>) -> Result<BTreeSet<IpNet>, (Strin
             })?;
             IpNet::from(addr)
         };
+        if let IpNet::V6(v6) = net
+            && let Some(v4) = v6.addr().to_ipv4_mapped()
+        {
+            // The kernel sees an IPv4 client as IPv4 packets, never in this
+            // form, so such an entry would silently match nothing.
+            return Err((
+                at,
+                format!(
+                    "'{entry}' is an IPv4-mapped IPv6 address, which never matches: IPv4 clients \
+                     arrive as IPv4 packets; write '{v4}' instead"
+                ),
+            ));
+        }
         out.insert(net);
     }
     Ok(out)
 }
 
-/// Turns a toml/serde error into (dotted key, reason), using the error span to
-/// find the key when serde's message does not name it.
-fn describe_toml_error(text: &str, e: &toml::de::Error) -> (String, String) {
-    let reason = e.message().trim().to_string();
-    let Some(span) = e.span() else {
-        return ("(document)".into(), reason);
-    };
-    let mut table = String::new();
-    let mut key = String::new();
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        if offset > span.start {
-            break;
-        }
-        if trimmed.starts_with('[') {
-            table = trimmed
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim()
-                .to_string();
-            key.clear();
-        } else if let Some((k, _)) = trimmed.split_once('=') {
-            key = k.trim().trim_matches('"').to_string();
-        }
-        offset += line.len();
+/// Turns a toml/serde error into (dotted key, reason). serde_path_to_error
+/// tracks the key being read (`firewall.allow[1]`, `store.users[0].bogus`);
+/// a syntax error has no key, so it gets a line and column instead.
+fn describe_toml_error(
+    text: &str,
+    e: serde_path_to_error::Error<toml::de::Error>,
+) -> (String, String) {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let reason = plain_reason(inner.message());
+    if path == "." || path.is_empty() {
+        let at = inner.span().map_or(String::new(), |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" (line {line}, column {column})")
+        });
+        return ("(document)".into(), format!("{reason}{at}"));
     }
-    // For an unknown key the span covers the key itself.
-    let spanned = text.get(span.clone()).unwrap_or("").trim();
-    if reason.starts_with("unknown field") && !spanned.is_empty() && !spanned.contains('\n') {
-        let name = spanned.trim_matches(['"', '[', ']', ' ']).to_string();
-        if name == table {
-            // An unknown top-level table: the span is its header.
-            return (name, reason);
-        }
-        key = name;
-    }
-    let dotted = match (table.is_empty(), key.is_empty()) {
-        (true, true) => "(document)".to_string(),
-        (true, false) => key,
-        (false, true) => table,
-        (false, false) => format!("{table}.{key}"),
-    };
-    (dotted, reason)
+    (path, reason)
 }
 
-/// Store errors come from converting a `toml::Table`, which has no spans, so
-/// name the field from serde's message when it says which one.
-fn describe_store_error(table: &toml::Table, e: &toml::de::Error) -> (String, String) {
-    let reason = e.message().trim().to_string();
+/// The same for the `[store]` table, read from a `toml::Table` (no spans).
+fn describe_store_error(e: serde_path_to_error::Error<toml::de::Error>) -> (String, String) {
+    let key = format!("store.{}", e.path());
+    let inner = e.into_inner();
+    let reason = plain_reason(inner.message());
     if reason.starts_with("unknown field `password`") {
-        let at = table
-            .get("users")
-            .and_then(toml::Value::as_array)
-            .and_then(|users| users.iter().position(|u| u.get("password").is_some()))
-            .map_or("store.users[].password".to_string(), |i| {
-                format!("store.users[{i}].password")
-            });
         return (
-            at,
+            key,
             "plaintext passwords are refused in the policy file; use password_sha256 \
              (hex SHA-256, like ACL #...), password_file or password_env"
                 .into(),
         );
     }
-    if let Some(rest) = reason.strip_prefix("unknown field `")
-        && let Some(field) = rest.split('`').next()
-    {
-        return (format!("store.{field}"), reason);
+    (key, reason)
+}
+
+/// serde's wording with Rust type names replaced by TOML ones.
+fn plain_reason(message: &str) -> String {
+    let mut reason = message.trim().replace('\n', ": ");
+    for (rust, toml) in [
+        ("expected i64", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u16", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        reason = reason.replace(rust, toml);
     }
-    if let Some(rest) = reason.strip_prefix("missing field `")
-        && let Some(field) = rest.split('`').next()
-    {
-        return (format!("store.{field}"), reason);
+    if let Some(at) = reason.find("expected struct ") {
+        reason.truncate(at);
+        reason.push_str("expected a table");
     }
-    // Type errors do not name the key; find the first key whose value alone
-    // fails to convert into the same field type by re-checking each one.
-    for key in table.keys() {
-        let mut single = toml::Table::new();
-        single.insert(key.clone(), table[key].clone());
-        if toml::Value::Table(single)
-            .try_into::<StoreConfig>()
-            .is_err()
-        {
-            return (format!("store.{key}"), reason);
-        }
-    }
-    ("store".into(), reason)
+    reason
 }
 
 #[cfg(test)]
@@ -516,6 +502,45 @@ resp_only = true
         assert_eq!(key_of(&fw("resp_only = 1")), "firewall.resp_only");
         assert_eq!(key_of("[firewal]\ninterfaces=[\"lo\"]\n"), "firewal");
         assert_eq!(key_of("[store]\nbogus = 1\n"), "store.bogus");
+        assert_eq!(
+            key_of("[firewall]\ninterfaces = [\"lo\", \"eth0\", \"lo\"]\n"),
+            "firewall.interfaces[2]"
+        );
+        assert_eq!(
+            key_of(&fw("allow = [\"::ffff:10.0.0.1\"]")),
+            "firewall.allow[0]"
+        );
+        // Nested tables and array elements are named exactly.
+        assert_eq!(key_of("[store.tls]\nbogus = 1\n"), "store.tls.bogus");
+        assert_eq!(
+            key_of("[[store.users]]\nname = \"a\"\nnopass = true\nbogus = 1\n"),
+            "store.users[0].bogus"
+        );
+        assert_eq!(key_of("[firewall.sub]\nx = 1\n"), "firewall.sub");
+        assert_eq!(
+            key_of(&fw("allow = [\"10.0.0.0/8\", 5]")),
+            "firewall.allow[1]"
+        );
+        assert_eq!(key_of(&fw("ports = [\"6379\"]")), "firewall.ports[0]");
+        assert_eq!(key_of("firewall = 1\n"), "firewall");
+        assert_eq!(key_of("[firewall\n"), "(document)");
+    }
+
+    #[test]
+    fn reasons_speak_toml_and_syntax_errors_have_a_position() {
+        let reason = |text: &str| match parse(text) {
+            Err(PolicyError::Invalid { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let r = reason("firewall = 1\n");
+        assert!(r.ends_with("expected a table"), "{r}");
+        let r = reason("[firewall]\ninterfaces = [\"lo\"]\nports = [6379.0]\n");
+        assert!(r.contains("expected an integer"), "{r}");
+        let r = reason("# policy\n[firewall\n");
+        assert!(r.contains("(line 2, column"), "{r}");
+        let e = Policy::load(Path::new("/nonexistent/policy.toml")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
     }
 
     #[test]

@@ -106,12 +106,12 @@ impl FsyncPolicy {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A file could not be read or written.
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {error}", file.display())]
     Io {
         /// The file.
         file: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (shown in the message, so not chained as a source).
+        error: std::io::Error,
     },
     /// The manifest is unreadable or names files it must not.
     #[error("{}: line {line}: {reason} (run `redis-guard store --repair`)", file.display())]
@@ -136,9 +136,9 @@ pub enum LoadError {
 }
 
 fn io_err(file: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
-    move |source| LoadError::Io {
+    move |error| LoadError::Io {
         file: file.to_path_buf(),
-        source,
+        error,
     }
 }
 
