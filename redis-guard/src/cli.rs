@@ -157,6 +157,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 fn check(config: &Path) -> anyhow::Result<()> {
     let policy = Policy::load(config)?;
+    if let Some(fw) = policy.firewall.as_ref().filter(|fw| fw.allow.is_empty()) {
+        eprintln!(
+            "{}: note: `firewall.allow` is empty, so no source can reach ports {:?}",
+            config.display(),
+            fw.ports
+        );
+    }
     match &policy.firewall {
         Some(fw) => println!(
             "{}: ok: firewall on {} ({} mode, ports {:?}, {} allow and {} deny entries, http_guard {}, resp_only {}); store {}",
@@ -198,6 +205,12 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     };
     let sink = EventSink::default();
 
+    if fw_policy.allow.is_empty() {
+        warn!(
+            ports = ?fw_policy.ports,
+            "firewall.allow is empty: no source can reach the protected ports (secure default; list your clients to let them in)"
+        );
+    }
     let mut firewall = Firewall::load(&fw_policy)?;
     firewall.pin(&fw_policy.pin_path)?;
     firewall.attach_all(&fw_policy)?;
