@@ -433,14 +433,300 @@ fn corruption_inside_a_log_refuses_to_start_and_repair_fixes_it() {
     assert!(last.contains(&log.display().to_string()), "{err}");
     assert!(last.contains("offset"), "{err}");
     let said = repair(&cfg);
-    assert!(said.contains("truncated there"), "{said}");
+    assert!(said.contains("cut out"), "{said}");
     let s = Store::start(&cfg);
     let mut c = s.conn();
     let n: i64 = q(&mut c, &["DBSIZE"]);
-    assert!((1..20).contains(&n), "keys before the damage survive: {n}");
+    assert_eq!(n, 19, "only the damaged record's key is lost");
     assert_eq!(
         q::<Option<String>>(&mut c, &["GET", "k0"]),
         Some("v".into())
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "k19"]),
+        Some("v".into())
+    );
+    s.stop();
+}
+
+/// Offsets of the records of a command log (12-byte header: length, sum).
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut off = 0;
+    while off + 12 <= bytes.len() {
+        v.push(off);
+        off += 12 + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+    }
+    v
+}
+
+#[test]
+fn a_damaged_record_length_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    for i in 0..20 {
+        let _: () = q(&mut c, &["SET", &format!("k{i}"), "v"]);
+    }
+    s.kill9();
+    let log = files(dir.path(), "log-").pop().unwrap();
+    let mut bytes = std::fs::read(&log).unwrap();
+    let offsets = record_offsets(&bytes);
+    assert_eq!(offsets.len(), 20);
+    // The length's high byte: the record now claims to run past the end,
+    // exactly like a torn last write, but ten complete records follow.
+    bytes[offsets[10] + 3] ^= 0xff;
+    std::fs::write(&log, &bytes).unwrap();
+    let err = Store::must_fail(&cfg);
+    assert!(err.contains("damaged record header"), "{err}");
+    assert!(err.contains(&format!("offset {}", offsets[10])), "{err}");
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was cut");
+    let said = repair(&cfg);
+    assert!(said.contains("cut out"), "{said}");
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 19);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "k10"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "k19"]), 1);
+    s.stop();
+}
+
+#[test]
+fn turning_appendonly_on_over_a_snapshot_keeps_new_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::start(&config(dir.path(), "appendonly = false"));
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    let _: () = q(&mut c, &["SAVE"]);
+    s.stop();
+    // The manifest names a snapshot and no log: the first start with the
+    // log on creates one, and must not then delete it as a stray.
+    let cfg = config(dir.path(), "appendonly = true");
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "e", "1"]);
+    let out = s.kill9();
+    assert!(!out.contains("removing a file"), "{out}");
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "a"]), Some("1".into()));
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "e"]), Some("1".into()));
+    s.stop();
+}
+
+#[test]
+fn a_missing_manifest_refuses_to_start_over_data_and_repair_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "before", "1"]);
+    let _: () = q(&mut c, &["SAVE"]);
+    let _: () = q(&mut c, &["SET", "after", "2"]);
+    s.kill9();
+    std::fs::remove_file(data(dir.path()).join("manifest")).unwrap();
+    let err = Store::must_fail(&cfg);
+    assert!(
+        err.contains("missing, but the data directory holds"),
+        "{err}"
+    );
+    // Refusing twice deletes nothing either.
+    Store::must_fail(&cfg);
+    let said = repair(&cfg);
+    assert!(said.contains("now names snapshot-"), "{said}");
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "before"]),
+        Some("1".into())
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "after"]),
+        Some("2".into())
+    );
+    s.stop();
+}
+
+#[test]
+fn one_store_per_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    let err = Store::must_fail(&cfg);
+    assert!(
+        err.contains("in use by another running redis-guard store"),
+        "{err}"
+    );
+    let out = Command::new(bin())
+        .args(["store", "--repair", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "--repair must not run under a live store"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+    // The running store is untouched.
+    let _: () = q(&mut c, &["SET", "b", "2"]);
+    s.kill9();
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 2);
+    s.stop();
+}
+
+#[test]
+fn fewer_databases_is_a_setting_to_fix_not_damage_to_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::start(&config(dir.path(), ""));
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SELECT", "10"]);
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let _: () = q(&mut c, &["SAVE"]);
+    s.stop();
+    let small = config(dir.path(), "databases = 4");
+    let err = Store::must_fail(&small);
+    assert!(
+        err.contains("raise store.databases to at least 11"),
+        "{err}"
+    );
+    let out = Command::new(bin())
+        .args(["store", "--repair", "--config"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was changed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        files(dir.path(), "snapshot-")
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".corrupt"))
+    );
+    let s = Store::start(&config(dir.path(), ""));
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SELECT", "10"]);
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "k"]), Some("v".into()));
+    s.stop();
+}
+
+#[test]
+fn a_log_rewrite_is_not_a_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::start(&config(dir.path(), ""));
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let _: () = q(&mut c, &["SAVE"]);
+    let before: i64 = q(&mut c, &["LASTSAVE"]);
+    let _: () = q(&mut c, &["SET", "k2", "v"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let _: String = q(&mut c, &["BGREWRITEAOF"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while q::<String>(&mut c, &["INFO", "persistence"]).contains("aof_rewrite_in_progress:1") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(q::<i64>(&mut c, &["LASTSAVE"]), before);
+    let info: String = q(&mut c, &["INFO", "persistence"]);
+    assert!(info.contains("rdb_changes_since_last_save:1\r\n"), "{info}");
+    s.stop();
+}
+
+/// Runs `mount` arguments; panics on failure (these tests run as root).
+fn mount(args: &[&str]) {
+    let st = Command::new("mount").args(args).status().unwrap();
+    assert!(st.success(), "mount {args:?}");
+}
+
+#[test]
+fn a_full_disk_refuses_writes_loses_no_acknowledged_one_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = data(dir.path());
+    std::fs::create_dir_all(&d).unwrap();
+    let dstr = d.display().to_string();
+    mount(&["-t", "tmpfs", "-o", "size=256k", "tmpfs", &dstr]);
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dstr.clone());
+    let cfg = config(dir.path(), "auto_compact_min_size = \"64mb\"");
+    let s = Store::start(&cfg);
+    // Several writers so that a failed group write carries other clients'
+    // records: none of them may be acknowledged.
+    let acked: Vec<Arc<Mutex<Vec<String>>>> = (0..4).map(|_| Arc::default()).collect();
+    let value = "x".repeat(1000);
+    let threads: Vec<_> = acked
+        .iter()
+        .enumerate()
+        .map(|(w, acked)| {
+            let (url, acked, value) = (s.url(), acked.clone(), value.clone());
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for i in 0..2000 {
+                    let key = format!("w{w}:{i}");
+                    match redis::cmd("SET").arg(&key).arg(&value).query::<()>(&mut c) {
+                        Ok(()) => acked.lock().unwrap().push(key),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let total: usize = acked.iter().map(|a| a.lock().unwrap().len()).sum();
+    assert!(
+        total > 0 && total < 8000,
+        "the disk should fill: {total} writes acknowledged"
+    );
+    let mut c = s.conn();
+    let e = redis::cmd("SET")
+        .arg("late")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("MISCONF"), "{e}");
+    // Room again: the store retries on its own and takes writes again.
+    mount(&["-o", "remount,size=64m", &dstr]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("SET")
+        .arg("late")
+        .arg("1")
+        .query::<()>(&mut c)
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "writes still refused after space came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.kill9();
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    for a in &acked {
+        for key in a.lock().unwrap().iter() {
+            assert_eq!(
+                q::<i64>(&mut c, &["EXISTS", key]),
+                1,
+                "acknowledged {key} lost"
+            );
+        }
+    }
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "late"]),
+        Some("1".into())
     );
     s.stop();
 }
@@ -502,7 +788,10 @@ fn torn_manifest_refuses_to_start_and_repair_rebuilds_it() {
         "{err}"
     );
     let said = repair(&cfg);
-    assert!(said.contains("rebuilding the manifest"), "{said}");
+    assert!(
+        said.contains("rebuilding it from the files present"),
+        "{said}"
+    );
     let s = Store::start(&cfg);
     let mut c = s.conn();
     assert_eq!(q::<Option<String>>(&mut c, &["GET", "a"]), Some("1".into()));

@@ -258,6 +258,9 @@ pub struct ClientState {
     /// Command-log sequence number that must be written (or synced, under
     /// `appendfsync always`) before this client's pending replies are sent.
     pub aof_seq: u64,
+    /// Whether the pending replies include one of this client's own logged
+    /// writes (whose acknowledgement a failed log write must withhold).
+    pub wrote: bool,
 }
 
 impl ClientState {
@@ -281,6 +284,7 @@ impl ClientState {
             acl_epoch: 0,
             monitor: false,
             aof_seq: 0,
+            wrote: false,
         }
     }
 

@@ -722,7 +722,17 @@ pub fn encode_push(buf: &mut BytesMut, resp3: bool, m: &PushMsg) {
 async fn commit_log(shared: &Shared, state: &mut ClientState) -> std::io::Result<()> {
     if state.aof_seq > 0 {
         let seq = std::mem::take(&mut state.aof_seq);
-        shared.persist.commit(shared, seq).await?;
+        let wrote = std::mem::take(&mut state.wrote);
+        if let Err(e) = shared.persist.commit(shared, seq).await
+            && wrote
+        {
+            // Its write is in memory but not in the log: no `+OK` for it,
+            // the connection closes instead.
+            return Err(e);
+        }
+        // A reader whose replies only show what others wrote is answered
+        // even when the log cannot be written (disk full), as Redis serves
+        // reads then: a full disk refuses writes (MISCONF), not service.
     }
     Ok(())
 }

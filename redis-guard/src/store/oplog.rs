@@ -211,7 +211,7 @@ pub fn read_record(data: &[u8], off: usize) -> Result<Option<(Record, usize)>, D
         return Err(Damage::Corrupt(format!("record length {len} is too small")));
     }
     let Some(payload) = rest.get(HEADER..HEADER + len) else {
-        return Err(Damage::TruncatedTail);
+        return Err(torn_or_damaged(data, off));
     };
     if xxhash_rust::xxh3::xxh3_64(payload) != sum {
         // Only the very last record may be half-written.
@@ -224,6 +224,39 @@ pub fn read_record(data: &[u8], off: usize) -> Result<Option<(Record, usize)>, D
     let rec = decode_payload(payload)
         .ok_or_else(|| Damage::Corrupt("record payload is malformed (checksum matched)".into()))?;
     Ok(Some((rec, off + HEADER + len)))
+}
+
+/// A record at `off` that runs past the end of the data is what a crash
+/// in the middle of a write leaves, unless a complete record follows it:
+/// then its length field is damaged, and cutting the log there would throw
+/// away acknowledged records.
+fn torn_or_damaged(data: &[u8], off: usize) -> Damage {
+    match next_valid_record(data, off + 1) {
+        Some(at) => Damage::Corrupt(format!(
+            "damaged record header (its length runs past the end of the file, yet a complete record follows at offset {at})"
+        )),
+        None => Damage::TruncatedTail,
+    }
+}
+
+/// The first offset at or after `from` where a complete record with a
+/// matching checksum starts, if any. Used only on damage, to tell a torn
+/// tail from a damaged header and to resynchronise `--repair`.
+pub fn next_valid_record(data: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while at + HEADER + MIN_PAYLOAD <= data.len() {
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap_or_default()) as usize;
+        if len >= MIN_PAYLOAD
+            && let Some(payload) = data.get(at + HEADER..at + HEADER + len)
+        {
+            let sum = u64::from_le_bytes(data[at + 4..at + 12].try_into().unwrap_or_default());
+            if xxhash_rust::xxh3::xxh3_64(payload) == sum && decode_payload(payload).is_some() {
+                return Some(at);
+            }
+        }
+        at += 1;
+    }
+    None
 }
 
 fn decode_payload(p: &[u8]) -> Option<Record> {

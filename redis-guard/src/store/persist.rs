@@ -133,6 +133,95 @@ pub enum LoadError {
         /// What is wrong.
         reason: String,
     },
+    /// The manifest is gone but data files are there: starting empty would
+    /// let the next start delete them as strays.
+    #[error(
+        "{}: missing, but the data directory holds {found}; refusing to start empty over them (run `redis-guard store --repair` to rebuild the manifest from them)",
+        file.display()
+    )]
+    MissingManifest {
+        /// Where the manifest should be.
+        file: PathBuf,
+        /// The data files found.
+        found: String,
+    },
+    /// The data is sound but does not fit the configuration (keys in a
+    /// database beyond `store.databases`). `--repair` must not touch it.
+    #[error("{}: {reason}", file.display())]
+    Config {
+        /// The file holding the data.
+        file: PathBuf,
+        /// What to change.
+        reason: String,
+    },
+    /// The manifest names a file that is not there.
+    #[error(
+        "{}: named by the manifest but missing (run `redis-guard store --repair` to load without it)",
+        file.display()
+    )]
+    Missing {
+        /// The missing file.
+        file: PathBuf,
+    },
+    /// Another store has this `data_dir` open.
+    #[error(
+        "{}: in use by another running redis-guard store (its lock is held); give each store its own data_dir",
+        dir.display()
+    )]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+    },
+}
+
+fn missing_or_io(path: &Path, e: std::io::Error) -> LoadError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        LoadError::Missing {
+            file: path.to_path_buf(),
+        }
+    } else {
+        io_err(path)(e)
+    }
+}
+
+/// The lock file that keeps a second store (or `--repair`) off a
+/// `data_dir` a running store owns.
+const LOCK_FILE: &str = "redis-guard.lock";
+
+/// Takes `dir`'s lock, held for as long as the returned file stays open.
+pub fn lock_data_dir(dir: &Path) -> Result<File, LoadError> {
+    let path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+            LoadError::Locked {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            io_err(&path)(e)
+        });
+    }
+    Ok(f)
+}
+
+/// The message for keys in a database the configuration does not have.
+fn too_few_databases(db: usize, ndb: usize) -> String {
+    format!(
+        "holds keys of database {db}, but store.databases = {ndb}: raise store.databases to at least {} (the data itself is fine; --repair would not help)",
+        db + 1
+    )
 }
 
 fn io_err(file: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
@@ -294,10 +383,17 @@ struct Writer {
     spare: Vec<u8>,
     /// The keyspace's record buffer (set once the server exists).
     pending: Option<oplog::SharedPending>,
+    /// Records a failed write(2) could not store, with the sequence number
+    /// they end at. They go first in the next write, and nothing after them
+    /// counts as written until they are: another client's acknowledgement
+    /// must never cover a record that is not in the file.
+    failed: Option<(Vec<u8>, u64)>,
 }
 
 /// Durability state shared by the server, connections and background threads.
 pub struct Persist {
+    /// `data_dir`'s lock, held while this store runs.
+    _lock: File,
     /// `data_dir`, fixed at start.
     pub dir: PathBuf,
     /// Whether writes are logged.
@@ -353,6 +449,7 @@ impl Persist {
     pub fn open(config: &StoreConfig) -> Result<(Persist, Option<Manifest>), LoadError> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock = lock_data_dir(&dir)?;
         // Leftovers of a write that crashed before its rename.
         if let Ok(rd) = fs::read_dir(&dir) {
             for e in rd.flatten() {
@@ -367,6 +464,7 @@ impl Persist {
         }
         let (synced_tx, _) = tokio::sync::watch::channel(0);
         let p = Persist {
+            _lock: lock,
             dir: dir.clone(),
             appendonly: config.appendonly,
             fsync: config.appendfsync,
@@ -408,6 +506,21 @@ impl Persist {
                 Ok((p, Some(m)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut found: Vec<String> = fs::read_dir(&dir)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .filter(|n| generation(n).is_some())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !found.is_empty() {
+                    found.sort();
+                    return Err(LoadError::MissingManifest {
+                        file: mpath,
+                        found: found.join(", "),
+                    });
+                }
                 p.start_logs(Manifest::default())?;
                 Ok((p, None))
             }
@@ -503,15 +616,23 @@ impl Persist {
     }
 
     fn write_locked(&self, w: &mut Writer, taken: (Vec<u8>, u64)) -> std::io::Result<()> {
-        let (mut buf, upto) = taken;
+        let (mut buf, mut upto) = taken;
+        if let Some((mut held, held_upto)) = w.failed.take() {
+            held.extend_from_slice(&buf);
+            buf = held;
+            upto = upto.max(held_upto);
+        }
         if !buf.is_empty()
             && let Some(t) = w.tail.as_mut()
         {
             if let Err(e) = (&*t.file).write_all(&buf) {
-                // Cut a partial record off so later records stay readable.
+                // Cut a partial record off so later records stay readable,
+                // and keep the records for the next attempt.
                 let _ = t.file.set_len(t.size);
-                self.last_write_ok.store(false, Ordering::Relaxed);
-                tracing::error!(error = %e, "writing the command log failed; writes are refused");
+                if self.last_write_ok.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "writing the command log failed; writes are refused until it succeeds again");
+                }
+                w.failed = Some((buf, upto));
                 return Err(e);
             }
             t.size += buf.len() as u64;
@@ -520,6 +641,9 @@ impl Persist {
         buf.clear();
         w.spare = buf;
         self.written.fetch_max(upto, Ordering::AcqRel);
+        if !self.last_write_ok.swap(true, Ordering::Relaxed) {
+            tracing::info!("the command log is writable again; writes are accepted");
+        }
         Ok(())
     }
 
@@ -591,6 +715,7 @@ impl Persist {
 fn background(shared: Arc<Shared>) {
     let p = &shared.persist;
     let mut last_sync = std::time::Instant::now();
+    let mut last_retry = std::time::Instant::now();
     // A failing compaction (disk full, ...) is retried after a pause, not on
     // every tick: the log keeps working meanwhile.
     let mut retry_at: Option<std::time::Instant> = None;
@@ -608,6 +733,14 @@ fn background(shared: Arc<Shared>) {
         }
         if p.stop.load(Ordering::Acquire) {
             return;
+        }
+        if p.write_failed() && last_retry.elapsed() >= Duration::from_secs(1) {
+            // Redis retries a failed log write on its own; so do we, once a
+            // second, so freeing disk space is enough to take writes again.
+            last_retry = std::time::Instant::now();
+            if p.write_out(&shared).is_ok() {
+                p.sync_now();
+            }
         }
         match p.fsync {
             FsyncPolicy::Always => p.sync_now(),
@@ -792,9 +925,14 @@ fn finish_snapshot(
         }
     }
     p.base_size.store(size, Ordering::Relaxed);
-    p.saved_seq.store(seq, Ordering::Relaxed);
-    p.lastsave.store(created / 1000, Ordering::Relaxed);
-    p.saves.fetch_add(1, Ordering::Relaxed);
+    // As in Redis, only a save (SAVE, BGSAVE) is a save: a log rewrite or
+    // an automatic compaction leaves LASTSAVE and the rdb_* figures alone,
+    // so "BGSAVE, then poll LASTSAVE" backup scripts stay right.
+    if p.bg_is_save.load(Ordering::Relaxed) {
+        p.saved_seq.store(seq, Ordering::Relaxed);
+        p.lastsave.store(created / 1000, Ordering::Relaxed);
+        p.saves.fetch_add(1, Ordering::Relaxed);
+    }
     Ok(())
 }
 
@@ -821,12 +959,18 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
     }
     if let Some(name) = &m.snapshot {
         let path = p.dir.join(name);
-        let data = fs::read(&path).map_err(io_err(&path))?;
+        let data = fs::read(&path).map_err(|e| missing_or_io(&path, e))?;
         let ks = guard.as_mut().expect("keyspace guard");
-        let (_, n) = snapshot::load(&data, ks).map_err(|b| LoadError::Corrupt {
-            file: path.clone(),
-            offset: b.offset,
-            reason: b.reason,
+        let (_, n) = snapshot::load(&data, ks).map_err(|b| match b.missing_db {
+            Some(db) => LoadError::Config {
+                file: path.clone(),
+                reason: too_few_databases(db, shared.config.databases),
+            },
+            None => LoadError::Corrupt {
+                file: path.clone(),
+                offset: b.offset,
+                reason: b.reason,
+            },
         })?;
         report.snapshot_keys = n;
     }
@@ -842,7 +986,7 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
             // A log created by a compaction whose manifest was written but
             // whose log creation was not durable yet: nothing was in it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && last => Vec::new(),
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => return Err(missing_or_io(&path, e)),
         };
         let mut off = 0usize;
         loop {
@@ -856,9 +1000,13 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
                             reason,
                         };
                         if *db >= ndb {
-                            return Err(corrupt(format!(
-                                "database {db} does not exist (store.databases = {ndb})"
-                            )));
+                            return Err(LoadError::Config {
+                                file: path.clone(),
+                                reason: format!(
+                                    "record at offset {off} {}",
+                                    too_few_databases(*db, ndb)
+                                ),
+                            });
                         }
                         let Some(idx) = lookup(&args[0]) else {
                             return Err(corrupt(format!(
@@ -920,10 +1068,12 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
     for db in ks.dbs.iter_mut() {
         report.expired += db.purge_expired(now);
     }
+    // Strays first: they are files the manifest does not name, and the new
+    // log that `start_logs` may create must not be mistaken for one.
+    remove_strays(&p.dir, &m);
     p.start_logs(m.clone())?;
     ks.set_logging(p.appendonly);
     drop(guard);
-    remove_strays(&p.dir, &m);
     tracing::info!(
         snapshot_keys = report.snapshot_keys,
         records = report.records,
@@ -953,15 +1103,27 @@ fn remove_strays(dir: &Path, m: &Manifest) {
 pub fn repair(config: &StoreConfig) -> anyhow::Result<Vec<String>> {
     use anyhow::Context;
     let dir = &config.data_dir;
+    if !dir.is_dir() {
+        anyhow::bail!("{}: not a directory (store.data_dir)", dir.display());
+    }
+    // Never under a running store: it could be writing the files.
+    let _lock = lock_data_dir(dir)?;
     let mpath = dir.join(MANIFEST);
     let mut said = Vec::new();
+    let mut rebuilt = false;
     let mut m = match fs::read_to_string(&mpath) {
         Ok(t) => match Manifest::parse(&mpath, &t) {
             Ok(m) => m,
             Err(e) => {
+                let what = match &e {
+                    LoadError::Manifest { line, reason, .. } => format!("line {line}: {reason}"),
+                    other => other.to_string(),
+                };
                 said.push(format!(
-                    "{e}; rebuilding the manifest from the files present"
+                    "{}: {what}; rebuilding it from the files present",
+                    mpath.display()
                 ));
+                rebuilt = true;
                 rebuild_manifest(dir)?
             }
         },
@@ -970,23 +1132,34 @@ pub fn repair(config: &StoreConfig) -> anyhow::Result<Vec<String>> {
                 "{}: missing; rebuilding it from the files present",
                 mpath.display()
             ));
+            rebuilt = true;
             rebuild_manifest(dir)?
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", mpath.display())),
     };
     if let Some(s) = m.snapshot.clone() {
         let path = dir.join(&s);
-        if let Err(b) = snapshot::verify(&path, config.databases) {
-            let aside = dir.join(format!("{s}.corrupt"));
-            fs::rename(&path, &aside).ok();
-            said.push(format!(
-                "{}: offset {}: {}; moved aside to {} and dropped from the manifest (its keys are lost unless later logs recreate them)",
-                path.display(),
-                b.offset,
-                b.reason,
-                aside.display()
-            ));
-            m.snapshot = None;
+        match snapshot::verify(&path, config.databases) {
+            Ok(_) => {}
+            Err(b) if b.missing_db.is_some() => {
+                anyhow::bail!(
+                    "{}: {}; nothing was changed",
+                    path.display(),
+                    too_few_databases(b.missing_db.unwrap_or(0), config.databases)
+                );
+            }
+            Err(b) => {
+                let aside = dir.join(format!("{s}.corrupt"));
+                fs::rename(&path, &aside).ok();
+                said.push(format!(
+                    "{}: offset {}: {}; moved aside to {} and dropped from the manifest (its keys are lost unless later logs recreate them)",
+                    path.display(),
+                    b.offset,
+                    b.reason,
+                    aside.display()
+                ));
+                m.snapshot = None;
+            }
         }
     }
     let mut keep = Vec::new();
@@ -1003,41 +1176,85 @@ pub fn repair(config: &StoreConfig) -> anyhow::Result<Vec<String>> {
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        let mut off = 0;
-        let mut records = 0u64;
-        let cut = loop {
-            match oplog::read_record(&data, off) {
-                Ok(None) => break None,
-                Ok(Some((_, next))) => {
-                    records += 1;
-                    off = next;
-                }
-                Err(Damage::TruncatedTail) => break Some("incomplete record".to_string()),
-                Err(Damage::Corrupt(r)) => break Some(r),
-            }
-        };
-        if let Some(reason) = cut {
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            f.set_len(off as u64)
-                .and_then(|_| f.sync_all())
-                .with_context(|| format!("truncating {}", path.display()))?;
-            said.push(format!(
-                "{}: offset {off}: {reason}; truncated there, dropping {} bytes after {records} good records",
-                path.display(),
-                data.len() - off
-            ));
+        if let Some(fixed) = repair_log(&path, &data, &mut said) {
+            let tmp = dir.join(format!("{name}.tmp"));
+            fs::write(&tmp, &fixed)
+                .and_then(|()| File::open(&tmp)?.sync_all())
+                .and_then(|()| fs::rename(&tmp, &path))
+                .and_then(|()| sync_dir(dir))
+                .with_context(|| format!("rewriting {}", path.display()))?;
         }
         keep.push(name.clone());
     }
     m.logs = keep;
     write_manifest(dir, &m).with_context(|| format!("writing {}", mpath.display()))?;
+    if rebuilt {
+        let names: Vec<&String> = m.snapshot.iter().chain(&m.logs).collect();
+        said.push(format!(
+            "{}: now names {}",
+            mpath.display(),
+            if names.is_empty() {
+                "no files (an empty dataset)".to_string()
+            } else {
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    }
     if said.is_empty() {
         said.push(format!("{}: nothing to repair", dir.display()));
     }
     Ok(said)
+}
+
+/// Walks one log; returns its repaired bytes if anything had to change.
+/// A damaged stretch followed by complete records is cut out and the
+/// records after it are kept; damage with nothing valid after it (a torn
+/// tail) is cut off.
+fn repair_log(path: &Path, data: &[u8], said: &mut Vec<String>) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut off = 0usize;
+    let mut records = 0u64;
+    let mut changed = false;
+    loop {
+        match oplog::read_record(data, off) {
+            Ok(None) => break,
+            Ok(Some((_, next))) => {
+                out.extend_from_slice(&data[off..next]);
+                records += 1;
+                off = next;
+            }
+            Err(damage) => {
+                changed = true;
+                let reason = match damage {
+                    Damage::TruncatedTail => "incomplete record".to_string(),
+                    Damage::Corrupt(r) => r,
+                };
+                match oplog::next_valid_record(data, off + 1) {
+                    Some(resume) => {
+                        said.push(format!(
+                            "{}: offset {off}: {reason}; cut out {} damaged bytes (the command(s) in them are lost), kept the records from offset {resume} on",
+                            path.display(),
+                            resume - off
+                        ));
+                        off = resume;
+                    }
+                    None => {
+                        said.push(format!(
+                            "{}: offset {off}: {reason}; truncated there after {records} good records, dropping {} bytes that hold no complete record",
+                            path.display(),
+                            data.len() - off
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    changed.then_some(out)
 }
 
 /// The newest snapshot plus every log of its generation or later.

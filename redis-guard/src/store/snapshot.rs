@@ -104,12 +104,16 @@ pub struct Bad {
     pub offset: u64,
     /// What is wrong.
     pub reason: String,
+    /// Set when the file is sound but holds keys of this database, which
+    /// the configuration does not have: a setting to change, not damage.
+    pub missing_db: Option<usize>,
 }
 
 fn bad(offset: usize, reason: impl Into<String>) -> Bad {
     Bad {
         offset: offset as u64,
         reason: reason.into(),
+        missing_db: None,
     }
 }
 
@@ -169,7 +173,12 @@ pub fn load(data: &[u8], ks: &mut Keyspace) -> Result<(u64, usize), Bad> {
     let mut sum = [0u8; 8];
     sum.copy_from_slice(&data[body..]);
     if xxhash_rust::xxh3::xxh3_64(&data[..body]) != u64::from_le_bytes(sum) {
-        return Err(bad(body, "checksum mismatch"));
+        // One checksum covers the file, so the damage is somewhere before
+        // this offset (where the checksum sits), not necessarily at it.
+        return Err(bad(
+            body,
+            "checksum mismatch: the file is damaged somewhere before this offset",
+        ));
     }
     let mut r = Rd {
         d: &data[..body],
@@ -190,10 +199,12 @@ pub fn load(data: &[u8], ks: &mut Keyspace) -> Result<(u64, usize), Bad> {
         }
         let db = r.u32()? as usize;
         if db >= ndb {
-            return Err(bad(
+            let mut b = bad(
                 at,
                 format!("database {db} does not exist (store.databases = {ndb})"),
-            ));
+            );
+            b.missing_db = Some(db);
+            return Err(b);
         }
         let expire = r.u64()?;
         let key: Key = r.bytes()?.into();
@@ -266,9 +277,11 @@ mod tests {
         assert_eq!(back.dbs[1].len(), 1);
         data[30] ^= 0x40;
         let mut again = Keyspace::new(2, 0, Default::default());
-        assert_eq!(
-            load(&data, &mut again).unwrap_err().reason,
-            "checksum mismatch"
+        assert!(
+            load(&data, &mut again)
+                .unwrap_err()
+                .reason
+                .starts_with("checksum mismatch")
         );
     }
 }

@@ -1068,6 +1068,7 @@ pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdR
         && let Some(ks) = ctx.guard.as_mut()
     {
         ks.log_command(ctx.now, ctx.client.db, args);
+        ctx.client.wrote = true;
     }
     r
 }

@@ -66,7 +66,16 @@ fn saving(ctx: &Ctx<'_, '_>) -> bool {
 
 /// SAVE
 pub fn save(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    match snapshot_now(ctx, "SAVE", true)? {
+    let mut started = snapshot_now(ctx, "SAVE", true)?;
+    // Redis saves even while an AOF rewrite runs; here both are the same
+    // compaction, so SAVE (blocking anyway) waits for the rewrite to end and
+    // then saves. Only a save already running refuses it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while started == Started::Busy && !saving(ctx) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        started = snapshot_now(ctx, "SAVE", true)?;
+    }
+    match started {
         Started::Yes => ctx.out.ok(),
         Started::Busy => return Err(err("Background save already in progress")),
     }
