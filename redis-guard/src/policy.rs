@@ -411,6 +411,11 @@ fn plain_reason(message: &str) -> String {
         ("expected u16", "expected a non-negative integer"),
         ("expected usize", "expected a non-negative integer"),
         ("expected a boolean", "expected true or false"),
+        // toml's wording when an enum (appendfsync, ...) gets a bool or number.
+        (
+            "invalid type: unit variant, expected string only",
+            "invalid type: expected a quoted string",
+        ),
     ] {
         reason = reason.replace(rust, toml);
     }
