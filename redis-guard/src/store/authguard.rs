@@ -46,11 +46,19 @@ pub enum Verdict {
     AlreadyBanned,
 }
 
+/// Distinct wrong credentials remembered per source, so that a client
+/// retrying the same wrong password (redis-py retries a failed connect up
+/// to ten times) counts once: repeating a guess teaches an attacker
+/// nothing, and one typo must not ban a whole host.
+const RECENT_CREDENTIALS: usize = 4;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     window_start: Instant,
     failures: u32,
     banned_until: Option<Instant>,
+    /// Keyed hashes of the last distinct failed (user, password) pairs.
+    recent: [u64; RECENT_CREDENTIALS],
 }
 
 impl Entry {
@@ -73,6 +81,9 @@ pub struct AuthGuard {
     capacity: usize,
     sources: Mutex<HashMap<IpAddr, Entry>>,
     bans: broadcast::Sender<BanEvent>,
+    /// Per-process random key for the credential hashes, so nothing
+    /// password-derived in memory can be checked against a guess offline.
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl AuthGuard {
@@ -95,6 +106,7 @@ impl AuthGuard {
             capacity: capacity.max(1),
             sources: Mutex::new(HashMap::new()),
             bans,
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -118,11 +130,17 @@ impl AuthGuard {
     /// Successes deliberately do not reset the count: otherwise an attacker
     /// holding one weak account's password could interleave successful logins
     /// to keep guessing another account's password forever.
-    pub fn record_failure(&self, addr: IpAddr) -> Verdict {
-        self.record_failure_at(addr, Instant::now())
+    ///
+    /// `user` and `password` are what the client sent: a failure that
+    /// repeats one of the source's last few wrong credentials is not
+    /// counted again.
+    pub fn record_failure(&self, addr: IpAddr, user: &[u8], password: &[u8]) -> Verdict {
+        use std::hash::BuildHasher;
+        let credential = self.hasher.hash_one((user, password)) | 1;
+        self.record_failure_at(addr, credential, Instant::now())
     }
 
-    fn record_failure_at(&self, addr: IpAddr, now: Instant) -> Verdict {
+    fn record_failure_at(&self, addr: IpAddr, credential: u64, now: Instant) -> Verdict {
         let mut sources = self.sources.lock();
         if !sources.contains_key(&addr) && sources.len() >= self.capacity {
             self.make_room(&mut sources, now);
@@ -133,23 +151,26 @@ impl AuthGuard {
                 return Verdict::Counted;
             }
         }
-        let e = sources.entry(addr).or_insert(Entry {
+        let fresh = Entry {
             window_start: now,
             failures: 0,
             banned_until: None,
-        });
+            recent: [0; RECENT_CREDENTIALS],
+        };
+        let e = sources.entry(addr).or_insert(fresh);
         if e.banned(now) {
             return Verdict::AlreadyBanned;
         }
         if now.duration_since(e.window_start) >= self.window || e.banned_until.is_some() {
             // A new window, also right after a ban ended: the source gets a
             // fresh allowance rather than being banned again on its next typo.
-            *e = Entry {
-                window_start: now,
-                failures: 0,
-                banned_until: None,
-            };
+            *e = fresh;
         }
+        if e.recent.contains(&credential) {
+            return Verdict::Counted;
+        }
+        e.recent.rotate_right(1);
+        e.recent[0] = credential;
         e.failures = e.failures.saturating_add(1);
         if e.failures < self.max_failures {
             return Verdict::Counted;
@@ -191,23 +212,48 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A credential hash never used before: every call is a new guess.
+    fn distinct() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn retrying_the_same_wrong_password_counts_once() {
+        let g = AuthGuard::new(4, Duration::from_secs(60), Duration::from_secs(10));
+        let a = ip("10.0.0.1");
+        for _ in 0..20 {
+            assert_eq!(g.record_failure(a, b"default", b"typo"), Verdict::Counted);
+        }
+        assert!(!g.is_banned(a), "one wrong password retried is one failure");
+        assert_eq!(g.record_failure(a, b"default", b"guess2"), Verdict::Counted);
+        assert_eq!(g.record_failure(a, b"other", b"typo"), Verdict::Counted);
+        assert!(matches!(
+            g.record_failure(a, b"default", b"guess3"),
+            Verdict::BannedNow(_)
+        ));
+    }
+
     #[test]
     fn bans_after_max_failures_within_the_window() {
         let g = AuthGuard::new(3, Duration::from_secs(60), Duration::from_secs(10));
         let mut rx = g.subscribe();
         let t0 = Instant::now();
         let a = ip("10.0.0.1");
-        assert_eq!(g.record_failure_at(a, t0), Verdict::Counted);
-        assert_eq!(g.record_failure_at(a, t0), Verdict::Counted);
+        assert_eq!(g.record_failure_at(a, distinct(), t0), Verdict::Counted);
+        assert_eq!(g.record_failure_at(a, distinct(), t0), Verdict::Counted);
         assert!(!g.is_banned(a));
-        let Verdict::BannedNow(ev) = g.record_failure_at(a, t0) else {
+        let Verdict::BannedNow(ev) = g.record_failure_at(a, distinct(), t0) else {
             panic!("third failure must ban");
         };
         assert_eq!((ev.addr, ev.failures), (a, 3));
         assert_eq!(rx.try_recv().unwrap(), ev);
         assert!(g.is_banned(a));
         assert!(!g.is_banned(ip("10.0.0.2")));
-        assert_eq!(g.record_failure_at(a, t0), Verdict::AlreadyBanned);
+        assert_eq!(
+            g.record_failure_at(a, distinct(), t0),
+            Verdict::AlreadyBanned
+        );
     }
 
     #[test]
@@ -215,13 +261,20 @@ mod tests {
         let g = AuthGuard::new(2, Duration::from_secs(5), Duration::from_secs(10));
         let t0 = Instant::now();
         let a = ip("10.0.0.1");
-        assert_eq!(g.record_failure_at(a, t0), Verdict::Counted);
+        assert_eq!(g.record_failure_at(a, distinct(), t0), Verdict::Counted);
         let t1 = t0 + Duration::from_secs(6);
-        assert_eq!(g.record_failure_at(a, t1), Verdict::Counted, "new window");
-        assert!(matches!(g.record_failure_at(a, t1), Verdict::BannedNow(_)));
+        assert_eq!(
+            g.record_failure_at(a, distinct(), t1),
+            Verdict::Counted,
+            "new window"
+        );
+        assert!(matches!(
+            g.record_failure_at(a, distinct(), t1),
+            Verdict::BannedNow(_)
+        ));
         let t2 = t1 + Duration::from_secs(11);
         assert_eq!(
-            g.record_failure_at(a, t2),
+            g.record_failure_at(a, distinct(), t2),
             Verdict::Counted,
             "fresh allowance after the ban"
         );
@@ -232,13 +285,13 @@ mod tests {
         let g = AuthGuard::with_capacity(2, Duration::from_secs(60), Duration::from_secs(60), 4);
         let t0 = Instant::now();
         let banned = ip("10.0.0.100");
-        g.record_failure_at(banned, t0);
+        g.record_failure_at(banned, distinct(), t0);
         assert!(matches!(
-            g.record_failure_at(banned, t0),
+            g.record_failure_at(banned, distinct(), t0),
             Verdict::BannedNow(_)
         ));
         for i in 0..50u8 {
-            g.record_failure_at(IpAddr::from([10, 1, 0, i]), t0);
+            g.record_failure_at(IpAddr::from([10, 1, 0, i]), distinct(), t0);
             assert!(g.tracked() <= 4);
         }
         assert!(g.is_banned(banned));

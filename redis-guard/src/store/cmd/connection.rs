@@ -77,7 +77,7 @@ fn try_auth(ctx: &mut Ctx<'_, '_>, via: &[u8], user: &[u8], pass: &[u8]) -> CmdR
             );
             let delay = Duration::from_millis(ctx.shared.config.auth_failure_delay_ms);
             ctx.client.reply_delay = ctx.client.reply_delay.saturating_add(delay);
-            match ctx.shared.auth_guard.record_failure(peer) {
+            match ctx.shared.auth_guard.record_failure(peer, user, pass) {
                 Verdict::Counted => {}
                 Verdict::BannedNow(ev) => {
                     let ban_secs = ctx.shared.config.auth_ban_secs;

@@ -392,7 +392,14 @@ pub static COMMANDS: LazyLock<Vec<Command>> = LazyLock::new(|| {
         c("acl", -2, "", NOKEY, "", acl::acl),
         c("monitor", 1, "admin", NOKEY, "", monitor::monitor),
         // server
-        c("swapdb", 3, "write fast", NOKEY, "keyspace", sv::swapdb),
+        c(
+            "swapdb",
+            3,
+            "write fast",
+            NOKEY,
+            "keyspace dangerous",
+            sv::swapdb,
+        ),
         c("info", -1, "", NOKEY, "dangerous", sv::info),
         c("dbsize", 1, "readonly fast", NOKEY, "keyspace", sv::dbsize),
         c("time", 1, "fast", NOKEY, "", sv::time),

@@ -257,7 +257,12 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let port = shared.addrs.first().map(|a| a.port()).unwrap_or(0);
         let _ = write!(
             s,
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:redis-guard\r\nserver_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{}\r\nexecutable:redis-guard\r\nconfig_file:\r\nio_threads_active:0\r\n\r\n",
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:{:016x}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:redis-guard\r\nserver_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{}\r\nexecutable:redis-guard\r\nconfig_file:\r\nio_threads_active:0\r\n\r\n",
+            // Redis prints a hex build hash; clients parse it as a string.
+            env!("CARGO_PKG_VERSION")
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64)
+                    .wrapping_mul(0x100_0000_01b3)),
             os_name(),
             env!("CARGO_PKG_VERSION"),
             std::process::id(),
