@@ -1143,3 +1143,41 @@ fn dump_and_restore_move_keys_to_and_from_redis() {
         .unwrap();
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "str"]), 0);
 }
+
+/// Numbers with a NUL byte: Redis's float parsers differ. INCRBYFLOAT and
+/// HINCRBYFLOAT need strtold to consume the whole value; score bounds go
+/// through plain strtod, for which the NUL ends the text.
+#[test]
+fn numbers_with_nul_bytes_answer_as_redis_does() {
+    let reference = Reference::start();
+    let mut redis = reference.conn_maybe().unwrap();
+    let s = TestServer::start(|_| {});
+    let mut ours = s.conn();
+    let cases: &[&[&[u8]]] = &[
+        &[b"SET", b"k", b"\x00abc"],
+        &[b"INCRBYFLOAT", b"k", b"1"],
+        &[b"SET", b"k", b"1\x00junk"],
+        &[b"INCRBYFLOAT", b"k", b"1"],
+        &[b"SET", b"k", b"1.5"],
+        &[b"INCRBYFLOAT", b"k", b"2\x00junk"],
+        &[b"GET", b"k"],
+        &[b"HSET", b"h", b"f", b"1\x00x"],
+        &[b"HINCRBYFLOAT", b"h", b"f", b"1"],
+        &[b"ZADD", b"z", b"1", b"a"],
+        &[b"ZRANGEBYSCORE", b"z", b"0\x00x", b"5"],
+        &[b"ZCOUNT", b"z", b"(\x00", b"+inf"],
+    ];
+    for args in cases {
+        let run = |c: &mut redis::Connection| {
+            let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            match cmd.query::<redis::Value>(c) {
+                Ok(v) => format!("{v:?}"),
+                Err(e) => format!("error {}", common::error_text(&e)),
+            }
+        };
+        assert_eq!(run(&mut ours), run(&mut redis), "{args:?}");
+    }
+}

@@ -38,6 +38,9 @@ fn score_bound(a: &[u8]) -> Result<ScoreBound, CmdError> {
 /// ±inf. Blanks alone are no number: strtod converts nothing and Redis
 /// sees the blank where the text should have ended.
 fn strtod_bound(a: &[u8]) -> Option<f64> {
+    // strtod reads a C string: a NUL ends it, and Redis's end check then
+    // finds the NUL it expects, so `0\0x` is 0.
+    let a = &a[..a.iter().position(|&c| c == 0).unwrap_or(a.len())];
     if a.is_empty() {
         return Some(0.0);
     }
