@@ -1181,3 +1181,47 @@ fn numbers_with_nul_bytes_answer_as_redis_does() {
         assert_eq!(run(&mut ours), run(&mut redis), "{args:?}");
     }
 }
+
+/// Which error wins when a command has several problems: Redis's order
+/// (option words, then the key and its type, then values), side by side.
+#[test]
+fn error_precedence_matches_redis() {
+    let reference = Reference::start();
+    let mut redis = reference.conn_maybe().unwrap();
+    let s = TestServer::start(|_| {});
+    let mut ours = s.conn();
+    let cases: &[&[&[&str]]] = &[
+        &[&["GETEX", "missing", "EX", "0"]],
+        &[&["GETEX", "missing", "EX", "x"]],
+        &[&["GETEX", "missing", "EX", "1", "PX", "1"]],
+        &[&["RPUSH", "l", "a"], &["GETEX", "l", "EX", "x"]],
+        &[&["SET", "s", "1"], &["GETEX", "s", "EX", "x"]],
+        &[&["RPUSH", "l", "a"], &["INCRBYFLOAT", "l", "x"]],
+        &[&["SET", "s", "x"], &["INCRBYFLOAT", "s", "y"]],
+        &[&["RPUSH", "l", "a"], &["LPOS", "l", "v", "COUNT", "x"]],
+        &[&["RPUSH", "l", "a"], &["LPOS", "l", "v", "MAXLEN", "-1"]],
+        &[&["RPUSH", "l", "a"], &["LPOS", "l", "v", "RANK", "x"]],
+        &[&["RPUSH", "l", "a"], &["LPOS", "l", "v", "BOGUS", "x"]],
+        &[&["RPUSH", "l", "a"], &["LCS", "l", "l", "MINMATCHLEN", "x"]],
+        &[&["LMPOP", "1", "LEFT", "l", "COUNT", "0"]],
+        &[&["LMPOP", "1", "l", "LEFT", "COUNT", "0"]],
+    ];
+    let run = |c: &mut redis::Connection, case: &[&[&str]]| {
+        let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
+        let mut last = String::new();
+        for args in case {
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            last = match cmd.query::<redis::Value>(c) {
+                Ok(v) => format!("{v:?}"),
+                Err(e) => format!("error {}", common::error_text(&e)),
+            };
+        }
+        last
+    };
+    for case in cases {
+        assert_eq!(run(&mut ours, case), run(&mut redis, case), "{case:?}");
+    }
+}

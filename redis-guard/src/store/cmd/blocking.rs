@@ -439,6 +439,15 @@ pub fn parse_mpop(args: &[Bytes], at: usize) -> Result<(Vec<Key>, usize, usize),
     }
     let keys = keys_of(&args[at + 1..at + 1 + n]);
     let word = at + 1 + n;
+    // The direction word is checked by the caller, but before COUNT, as in
+    // Redis: for a word that is neither, COUNT's value does not matter.
+    if !(is(&args[word], "left")
+        || is(&args[word], "right")
+        || is(&args[word], "min")
+        || is(&args[word], "max"))
+    {
+        return Err(CmdError::Syntax);
+    }
     let mut count = 1usize;
     let rest = &args[word + 1..];
     match rest.len() {

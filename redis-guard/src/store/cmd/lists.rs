@@ -245,8 +245,14 @@ pub fn lpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if i + 1 >= args.len() {
             return Err(CmdError::Syntax);
         }
-        let v = int_arg(&args[i + 1])?;
+        // As in Redis, COUNT and MAXLEN answer their own message for any
+        // bad value (not a non-negative integer), RANK the generic one.
+        let non_negative = |what: &str| match int_arg(&args[i + 1]) {
+            Ok(v) if v >= 0 => Ok(v),
+            _ => Err(err(format!("{what} can't be negative"))),
+        };
         if is(&args[i], "rank") {
+            let v = int_arg(&args[i + 1])?;
             if v == 0 || v == i64::MIN {
                 return Err(err(
                     "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
@@ -254,15 +260,9 @@ pub fn lpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             }
             rank = v;
         } else if is(&args[i], "count") {
-            if v < 0 {
-                return Err(err("COUNT can't be negative"));
-            }
-            count = Some(v as usize);
+            count = Some(non_negative("COUNT")? as usize);
         } else if is(&args[i], "maxlen") {
-            if v < 0 {
-                return Err(err("MAXLEN can't be negative"));
-            }
-            maxlen = v as usize;
+            maxlen = non_negative("MAXLEN")? as usize;
         } else {
             return Err(CmdError::Syntax);
         }

@@ -258,9 +258,19 @@ pub fn getdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// GETEX key [EX s|PX ms|EXAT ts|PXAT ms|PERSIST]
 pub fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (_, _, _, ttl) = parse_string_opts(args, 2, false, ctx.now)?;
+    // Redis checks the option words, then the key (nil if missing, then
+    // its type), and only then the expire value.
+    let opts = parse_string_opts(args, 2, false, ctx.now);
+    if let Err(CmdError::Syntax) = opts {
+        return Err(CmdError::Syntax);
+    }
     let (db, clock, now) = ctx.db_clock();
     let v = get_str(db, &args[1], now, clock)?;
+    if v.is_none() {
+        ctx.out.null();
+        return Ok(());
+    }
+    let (_, _, _, ttl) = opts?;
     if v.is_some() {
         match ttl {
             Ttl::At(ms) if ms <= now => {
@@ -339,9 +349,7 @@ pub fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// INCRBYFLOAT key increment
 pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    if !crate::store::long_double::valid(&args[2]) {
-        return Err(CmdError::NotFloat);
-    }
+    // Redis's order: the key's type, its value, then the increment.
     let (db, clock, now) = ctx.db_clock();
     let cur = get_str(db, &args[1], now, clock)?;
     let cur: &[u8] = match &cur {
@@ -349,6 +357,9 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         Some(_) => return Err(CmdError::NotFloat),
         None => b"0",
     };
+    if !crate::store::long_double::valid(&args[2]) {
+        return Err(CmdError::NotFloat);
+    }
     let s = crate::store::long_double::add(cur, &args[2])
         .map_err(|_| err("increment would produce NaN or Infinity"))?;
     store_keep_ttl(db, &args[1], s.as_bytes(), now, clock);
@@ -468,6 +479,16 @@ pub fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
 pub fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    // Redis checks the keys' types before the options.
+    let (db, clock, now) = ctx.db_clock();
+    let a = db
+        .read::<Str, _>(&args[1], now, clock, |s| s.clone())
+        .map_err(|_| err("The specified keys must contain string values"))?
+        .unwrap_or_default();
+    let b = db
+        .read::<Str, _>(&args[2], now, clock, |s| s.clone())
+        .map_err(|_| err("The specified keys must contain string values"))?
+        .unwrap_or_default();
     let (mut len_only, mut idx, mut withlen) = (false, false, false);
     let mut minlen = 0i64;
     let mut i = 3;
@@ -491,15 +512,6 @@ pub fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             "If you want both the length and indexes, please just use IDX.",
         ));
     }
-    let (db, clock, now) = ctx.db_clock();
-    let a = db
-        .read::<Str, _>(&args[1], now, clock, |s| s.clone())
-        .map_err(|_| err("The specified keys must contain string values"))?
-        .unwrap_or_default();
-    let b = db
-        .read::<Str, _>(&args[2], now, clock, |s| s.clone())
-        .map_err(|_| err("The specified keys must contain string values"))?
-        .unwrap_or_default();
     let (n, m) = (a.len(), b.len());
     // The DP table is built under the keyspace lock: bound it (64 MiB).
     if (n + 1).saturating_mul(m + 1) > 16 * 1024 * 1024 {
