@@ -1225,3 +1225,75 @@ fn error_precedence_matches_redis() {
         assert_eq!(run(&mut ours, case), run(&mut redis, case), "{case:?}");
     }
 }
+
+/// redis-cli builds its hints and `HELP` from COMMAND DOCS: for every
+/// command and subcommand the store has, `help` must print the same syntax,
+/// version and group as against redis-server (summaries are the store's own).
+#[test]
+fn redis_cli_help_shows_the_same_syntax_as_against_redis() {
+    let reference = Reference::start();
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let docs: redis::Value = redis::cmd("COMMAND").arg("DOCS").query(&mut c).unwrap();
+    let redis::Value::Array(items) = docs else {
+        panic!("COMMAND DOCS is not a RESP2 array: {docs:?}")
+    };
+    let mut asks = String::new();
+    for pair in items.chunks(2) {
+        let (redis::Value::BulkString(name), redis::Value::Array(fields)) = (&pair[0], &pair[1])
+        else {
+            panic!("bad entry {pair:?}")
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        // `help client` lists every subcommand the server documents, and
+        // the store documents only those it has: ask for each one instead.
+        let has_subs = fields
+            .chunks(2)
+            .any(|f| f[0] == redis::Value::BulkString(b"subcommands".to_vec()));
+        if !has_subs {
+            asks.push_str(&format!("help {name}\n"));
+        }
+        for f in fields.chunks(2) {
+            if f[0] == redis::Value::BulkString(b"subcommands".to_vec())
+                && let redis::Value::Array(subs) = &f[1]
+            {
+                for sub in subs.chunks(2) {
+                    if let redis::Value::BulkString(n) = &sub[0] {
+                        asks.push_str(&format!(
+                            "help {}\n",
+                            String::from_utf8_lossy(n).replace('|', " ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(asks.lines().count() > 200, "{asks}");
+    let help = |port: u16| {
+        let mut child = std::process::Command::new(common::redis_cli())
+            .args(["-p", &port.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(asks.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.contains("summary:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (ours, theirs) = (help(s.port()), help(reference.1));
+    assert!(ours.len() > 600, "{ours:?}");
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a, b);
+    }
+    assert_eq!(ours.len(), theirs.len());
+}
