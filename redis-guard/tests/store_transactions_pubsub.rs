@@ -336,3 +336,20 @@ fn noop_writes_do_not_invalidate_watch() {
     let _: () = q(&mut a, &["PING"]);
     assert_eq!(q::<Value>(&mut a, &["EXEC"]), Value::Nil);
 }
+
+#[test]
+fn resp3_publisher_subscribed_to_its_channel_gets_the_push_before_the_count() {
+    let s = TestServer::start(|_| {});
+    let mut r = s.raw();
+    r.send(b"HELLO 3\r\n");
+    let _ = r.drain();
+    r.send(b"SUBSCRIBE ch\r\n");
+    r.expect(b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    // As Redis: the message to itself, then PUBLISH's reply.
+    r.send(b"PUBLISH ch hi\r\n");
+    r.expect(b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n:1\r\n");
+    // Inside EXEC too, the push lands where Redis puts it: in the array,
+    // ahead of the count.
+    r.send(b"MULTI\r\nPUBLISH ch again\r\nEXEC\r\n");
+    r.expect(b"+OK\r\n+QUEUED\r\n*1\r\n>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nagain\r\n:1\r\n");
+}

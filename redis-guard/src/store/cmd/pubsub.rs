@@ -50,13 +50,31 @@ impl PubSub {
     /// Delivers a message; returns the number of receivers. Returns the ids
     /// of clients whose queue overflowed (more than `limit` bytes pending)
     /// so the caller can disconnect them.
-    pub fn publish(&self, channel: &Bytes, data: &Bytes, limit: usize) -> (usize, Vec<u64>) {
+    ///
+    /// Messages for the publisher itself (`me`, a RESP3 client subscribed to
+    /// what it publishes) are returned rather than queued, so that it can
+    /// write them ahead of PUBLISH's reply, in Redis's order.
+    pub fn publish(
+        &self,
+        channel: &Bytes,
+        data: &Bytes,
+        limit: usize,
+        me: u64,
+    ) -> (usize, Vec<u64>, Vec<PushMsg>) {
         let mut n = 0;
         let mut overflow = Vec::new();
-        let mut send = |id: u64, h: &ClientHandle, m: PushMsg| match h.try_push(m, limit) {
-            Pushed::Queued => n += 1,
-            Pushed::Overflow => overflow.push(id),
-            Pushed::Gone => {}
+        let mut mine = Vec::new();
+        let mut send = |id: u64, h: &ClientHandle, m: PushMsg| {
+            if id == me {
+                n += 1;
+                mine.push(m);
+                return;
+            }
+            match h.try_push(m, limit) {
+                Pushed::Queued => n += 1,
+                Pushed::Overflow => overflow.push(id),
+                Pushed::Gone => {}
+            }
         };
         if let Some(subs) = self.channels.get(channel) {
             for (id, tx) in subs {
@@ -85,7 +103,7 @@ impl PubSub {
                 }
             }
         }
-        (n, overflow)
+        (n, overflow, mine)
     }
 }
 
@@ -179,7 +197,13 @@ pub fn publish(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     // The publisher enforces only the hard limit; the soft one needs time
     // and is the subscriber's own connection's business.
     let limit = ctx.shared.config.output_buffer_limit_pubsub.hard_bytes();
-    let (n, overflow) = ctx.shared.pubsub.lock().publish(&channel, &data, limit);
+    let me = ctx.client.handle.id;
+    let (n, overflow, mine) = ctx.shared.pubsub.lock().publish(&channel, &data, limit, me);
+    // Exactly where Redis writes them, inside an EXEC reply array too:
+    // RESP3 clients take push frames wherever they arrive.
+    for m in &mine {
+        crate::store::connection::encode_push(ctx.out.buf, ctx.out.resp3, m);
+    }
     if !overflow.is_empty() {
         let clients = ctx.shared.clients.lock();
         for id in overflow {
