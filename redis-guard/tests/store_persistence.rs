@@ -152,6 +152,17 @@ impl Store {
     }
 }
 
+/// A failing test must not leave its store running (and holding its
+/// data directory or a tmpfs mount).
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn q<T: redis::FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
