@@ -560,6 +560,21 @@ fn a_missing_manifest_refuses_to_start_over_data_and_repair_rebuilds_it() {
 }
 
 #[test]
+fn an_empty_log_left_by_a_crashed_first_start_does_not_block_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data(dir.path())).unwrap();
+    std::fs::write(data(dir.path()).join("log-1.aof"), b"").unwrap();
+    let s = Store::start(&config(dir.path(), ""));
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    s.kill9();
+    let s = Store::start(&config(dir.path(), ""));
+    let mut c = s.conn();
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "a"]), Some("1".into()));
+    s.stop();
+}
+
+#[test]
 fn one_store_per_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "");

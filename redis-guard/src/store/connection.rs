@@ -659,6 +659,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 W::Served(v) => {
                     // The pop was logged by the client that served it.
                     state.aof_seq = shared.ks.lock().oplog.seq();
+                    // Its pop is in the log only once that is written: a
+                    // failed write must withhold this reply like a write's.
+                    state.wrote = true;
                     self.wbuf.extend_from_slice(&v);
                     return Ok(true);
                 }
@@ -723,6 +726,11 @@ async fn commit_log(shared: &Shared, state: &mut ClientState) -> std::io::Result
     if state.aof_seq > 0 {
         let seq = std::mem::take(&mut state.aof_seq);
         let wrote = std::mem::take(&mut state.wrote);
+        if !wrote && shared.persist.write_failed() {
+            // A reader while the log cannot be written: answered (below)
+            // without joining the writers' retries, which would stall it.
+            return Ok(());
+        }
         if let Err(e) = shared.persist.commit(shared, seq).await
             && wrote
         {

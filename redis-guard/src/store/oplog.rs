@@ -239,24 +239,76 @@ fn torn_or_damaged(data: &[u8], off: usize) -> Damage {
     }
 }
 
-/// The first offset at or after `from` where a complete record with a
-/// matching checksum starts, if any. Used only on damage, to tell a torn
-/// tail from a damaged header and to resynchronise `--repair`.
+/// The first offset at or after `from` where the rest of the data is a
+/// chain of complete, checksummed records running to the end, if any.
+/// Used only on damage, to tell a torn tail from a damaged header and to
+/// resynchronise `--repair`.
+///
+/// A single valid-looking record is not enough: a value a client stored
+/// can contain one (the checksum is not keyed), and resuming there would
+/// replay it as a command. A chain that ends exactly at the end of the
+/// file is what real records after the damage look like.
 pub fn next_valid_record(data: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while at + HEADER + MIN_PAYLOAD <= data.len() {
-        let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap_or_default()) as usize;
-        if len >= MIN_PAYLOAD
-            && let Some(payload) = data.get(at + HEADER..at + HEADER + len)
-        {
-            let sum = u64::from_le_bytes(data[at + 4..at + 12].try_into().unwrap_or_default());
-            if xxhash_rust::xxh3::xxh3_64(payload) == sum && decode_payload(payload).is_some() {
-                return Some(at);
-            }
+        if record_at(data, at).is_some() && chain_to_end(data, at) {
+            return Some(at);
         }
         at += 1;
     }
     None
+}
+
+/// The end of a complete record at `at`, checked cheaply first: the
+/// payload's own structure must account for every byte before the
+/// checksum is computed, so scanning damaged bytes costs little per offset.
+fn record_at(data: &[u8], at: usize) -> Option<usize> {
+    let len = u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize;
+    if len < MIN_PAYLOAD {
+        return None;
+    }
+    let payload = data.get(at + HEADER..at + HEADER + len)?;
+    if !well_formed(payload) {
+        return None;
+    }
+    let sum = u64::from_le_bytes(data[at + 4..at + 12].try_into().ok()?);
+    (xxhash_rust::xxh3::xxh3_64(payload) == sum).then_some(at + HEADER + len)
+}
+
+fn chain_to_end(data: &[u8], mut at: usize) -> bool {
+    while at < data.len() {
+        match record_at(data, at) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Whether `p` is shaped like a payload (counts and lengths add up), without
+/// copying anything.
+fn well_formed(p: &[u8]) -> bool {
+    let u32_at =
+        |i: usize| -> Option<u32> { Some(u32::from_le_bytes(p.get(i..i + 4)?.try_into().ok()?)) };
+    let Some(n) = u32_at(8) else { return false };
+    let mut i = 12usize;
+    for _ in 0..n {
+        let (Some(_db), Some(argc)) = (u32_at(i), u32_at(i + 4)) else {
+            return false;
+        };
+        if argc == 0 {
+            return false;
+        }
+        i += 8;
+        for _ in 0..argc {
+            let Some(len) = u32_at(i) else { return false };
+            i = match i.checked_add(4 + len as usize) {
+                Some(j) if j <= p.len() => j,
+                _ => return false,
+            };
+        }
+    }
+    i == p.len()
 }
 
 fn decode_payload(p: &[u8]) -> Option<Record> {
@@ -324,6 +376,60 @@ mod tests {
         assert_eq!(r2.cmds.len(), 2);
         assert_eq!(r2.cmds[1].0, 2);
         assert_eq!(read_record(&data, off).unwrap(), None);
+    }
+
+    #[test]
+    fn a_record_hidden_in_a_torn_value_is_not_a_resync_point() {
+        // A client stores a value that is itself a valid FLUSHALL record;
+        // the write of that SET is torn after it. Resuming at the embedded
+        // frame would replay FLUSHALL: the tail must be judged torn.
+        let mut fake = OpLog::default();
+        fake.cmd(9, 0, &["FLUSHALL"]);
+        let frame = fake.take(Vec::new()).0;
+        let mut value = frame.clone();
+        value.extend_from_slice(b"and more of the value");
+        let mut l = OpLog::default();
+        l.cmd(5, 0, &["SET", "a", "1"]);
+        l.cmd(6, 0, &[b"SET".as_slice(), b"b", &value]);
+        let data = l.take(Vec::new()).0;
+        let (_, second) = read_record(&data, 0).unwrap().unwrap();
+        let hidden = second
+            + data[second..]
+                .windows(frame.len())
+                .position(|w| w == frame)
+                .unwrap();
+        assert!(
+            record_at(&data, hidden).is_some(),
+            "the hidden frame is a valid record"
+        );
+        let cut = data.len() - 5;
+        assert_eq!(
+            read_record(&data[..cut], second).unwrap_err(),
+            Damage::TruncatedTail
+        );
+        assert_eq!(next_valid_record(&data[..cut], second + 1), None);
+        // Real records after a damaged header do form a chain to the end.
+        let mut damaged = log_two();
+        damaged[3] ^= 0xff;
+        assert!(matches!(read_record(&damaged, 0), Err(Damage::Corrupt(_))));
+    }
+
+    #[test]
+    fn random_bytes_are_scanned_cheaply() {
+        // A torn tail of high-entropy bytes (a compressed value): each
+        // offset is rejected by the payload's structure before hashing.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        assert_eq!(next_valid_record(&noise, 0), None);
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]

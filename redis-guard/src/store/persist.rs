@@ -433,6 +433,11 @@ pub struct Persist {
     pub last_bg_ok: AtomicBool,
     /// Whether the last log write succeeded; writes are refused while not.
     pub last_write_ok: AtomicBool,
+    /// Whether fsync works; writes are refused while not. Under
+    /// `appendfsync always` it stays false until restart (Redis exits
+    /// there): a later fsync that succeeds does not prove that the pages
+    /// of the failed one reached the disk.
+    pub fsync_ok: AtomicBool,
     /// Log sequence number covered by the last snapshot.
     pub saved_seq: AtomicU64,
     /// Size of the current log tail.
@@ -488,6 +493,7 @@ impl Persist {
             lastsave: AtomicU64::new(now_ms() / 1000),
             last_bg_ok: AtomicBool::new(true),
             last_write_ok: AtomicBool::new(true),
+            fsync_ok: AtomicBool::new(true),
             saved_seq: AtomicU64::new(0),
             tail_size: AtomicU64::new(0),
             base_size: AtomicU64::new(0),
@@ -506,11 +512,17 @@ impl Persist {
                 Ok((p, Some(m)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // An empty log is what a crash during a first start leaves
+                // (created before the manifest): nothing to protect.
                 let mut found: Vec<String> = fs::read_dir(&dir)
                     .map(|rd| {
                         rd.flatten()
+                            .filter(|e| {
+                                let n = e.file_name().to_string_lossy().into_owned();
+                                generation(&n).is_some()
+                                    && e.metadata().map(|m| m.len() > 0).unwrap_or(true)
+                            })
                             .map(|e| e.file_name().to_string_lossy().into_owned())
-                            .filter(|n| generation(n).is_some())
                             .collect()
                     })
                     .unwrap_or_default();
@@ -566,7 +578,9 @@ impl Persist {
 
     /// Whether the log writer has had an error (writes are refused then).
     pub fn write_failed(&self) -> bool {
-        self.appendonly && !self.last_write_ok.load(Ordering::Relaxed)
+        self.appendonly
+            && !(self.last_write_ok.load(Ordering::Relaxed)
+                && self.fsync_ok.load(Ordering::Relaxed))
     }
 
     /// Makes sure record `seq` (and all before it) is written, and with
@@ -625,7 +639,26 @@ impl Persist {
         if !buf.is_empty()
             && let Some(t) = w.tail.as_mut()
         {
-            if let Err(e) = (&*t.file).write_all(&buf) {
+            // A failed write whose partial record could not be cut off must
+            // be cut now, or the held records would follow a torn one.
+            let trimmed = t
+                .file
+                .metadata()
+                .map(|m| m.len() == t.size)
+                .unwrap_or(false)
+                || (t.file.set_len(t.size).is_ok()
+                    && t.file
+                        .metadata()
+                        .map(|m| m.len() == t.size)
+                        .unwrap_or(false));
+            let written = if trimmed {
+                (&*t.file).write_all(&buf)
+            } else {
+                Err(std::io::Error::other(
+                    "the command log still ends in a partial record that could not be cut off",
+                ))
+            };
+            if let Err(e) = written {
                 // Cut a partial record off so later records stay readable,
                 // and keep the records for the next attempt.
                 let _ = t.file.set_len(t.size);
@@ -670,10 +703,18 @@ impl Persist {
                 self.synced.fetch_max(target, Ordering::AcqRel);
                 self.synced_tx
                     .send_replace(self.synced.load(Ordering::Acquire));
+                if self.fsync != FsyncPolicy::Always && !self.fsync_ok.swap(true, Ordering::Relaxed)
+                {
+                    tracing::info!("fsync of the command log works again; writes are accepted");
+                }
             }
             Err(e) => {
-                self.last_write_ok.store(false, Ordering::Relaxed);
-                tracing::error!(error = %e, "fsync of the command log failed");
+                self.fsync_ok.store(false, Ordering::Relaxed);
+                if self.fsync == FsyncPolicy::Always {
+                    tracing::error!(error = %e, "fsync of the command log failed under appendfsync always; writes are refused until the store restarts");
+                } else {
+                    tracing::error!(error = %e, "fsync of the command log failed; writes are refused until one succeeds");
+                }
                 // Wake waiters so they see the failure instead of hanging.
                 self.synced_tx
                     .send_replace(self.synced.load(Ordering::Acquire));
@@ -817,8 +858,14 @@ pub fn compact(shared: &Arc<Shared>, wait: bool, save: bool) -> anyhow::Result<S
             if let Some(f) = new_file {
                 let spare = std::mem::take(&mut w.spare);
                 let taken = ks.oplog.take(spare);
-                p.write_locked(&mut w, taken)
-                    .context("writing the command log")?;
+                if let Err(e) = p.write_locked(&mut w, taken) {
+                    // The log being appended to must stay the manifest's
+                    // last one: take the new, empty log back out.
+                    let _ = write_manifest(&p.dir, &old);
+                    *p.files.lock() = old.clone();
+                    let _ = fs::remove_file(p.dir.join(&new_log));
+                    return Err(e).context("writing the command log");
+                }
                 if let Some(t) = w.tail.as_ref() {
                     t.file.sync_data().context("syncing the old log")?;
                 }
@@ -1176,13 +1223,27 @@ pub fn repair(config: &StoreConfig) -> anyhow::Result<Vec<String>> {
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        if let Some(fixed) = repair_log(&path, &data, &mut said) {
-            let tmp = dir.join(format!("{name}.tmp"));
-            fs::write(&tmp, &fixed)
-                .and_then(|()| File::open(&tmp)?.sync_all())
-                .and_then(|()| fs::rename(&tmp, &path))
-                .and_then(|()| sync_dir(dir))
-                .with_context(|| format!("rewriting {}", path.display()))?;
+        match repair_log(&path, &data, &mut said) {
+            None => {}
+            // Only the tail goes: cut in place, which needs no free space.
+            Some(fixed) if data.starts_with(&fixed) => {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| {
+                        f.set_len(fixed.len() as u64)?;
+                        f.sync_all()
+                    })
+                    .with_context(|| format!("truncating {}", path.display()))?;
+            }
+            Some(fixed) => {
+                let tmp = dir.join(format!("{name}.tmp"));
+                fs::write(&tmp, &fixed)
+                    .and_then(|()| File::open(&tmp)?.sync_all())
+                    .and_then(|()| fs::rename(&tmp, &path))
+                    .and_then(|()| sync_dir(dir))
+                    .with_context(|| format!("rewriting {}", path.display()))?;
+            }
         }
         keep.push(name.clone());
     }

@@ -343,7 +343,7 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             p.bg_scheduled.load(Ordering::Relaxed) as u8,
             p.last_rewrite_secs.load(Ordering::Relaxed),
             p.rewrites.load(Ordering::Relaxed),
-            status(p.last_write_ok.load(Ordering::Relaxed)),
+            status(p.last_write_ok.load(Ordering::Relaxed) && p.fsync_ok.load(Ordering::Relaxed)),
             base + tail,
             p.fsync.as_str(),
         );
