@@ -1144,6 +1144,19 @@ fn dump_and_restore_move_keys_to_and_from_redis() {
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "str"]), 0);
 }
 
+/// One command's reply (or error text) in a form two servers' answers can
+/// be compared in.
+fn reply_text(c: &mut redis::Connection, args: &[&[u8]]) -> String {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    match cmd.query::<redis::Value>(c) {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("error {}", common::error_text(&e)),
+    }
+}
+
 /// Numbers with a NUL byte: Redis's float parsers differ. INCRBYFLOAT and
 /// HINCRBYFLOAT need strtold to consume the whole value; score bounds go
 /// through plain strtod, for which the NUL ends the text.
@@ -1168,17 +1181,11 @@ fn numbers_with_nul_bytes_answer_as_redis_does() {
         &[b"ZCOUNT", b"z", b"(\x00", b"+inf"],
     ];
     for args in cases {
-        let run = |c: &mut redis::Connection| {
-            let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
-            for a in &args[1..] {
-                cmd.arg(*a);
-            }
-            match cmd.query::<redis::Value>(c) {
-                Ok(v) => format!("{v:?}"),
-                Err(e) => format!("error {}", common::error_text(&e)),
-            }
-        };
-        assert_eq!(run(&mut ours), run(&mut redis), "{args:?}");
+        assert_eq!(
+            reply_text(&mut ours, args),
+            reply_text(&mut redis, args),
+            "{args:?}"
+        );
     }
 }
 
@@ -1210,14 +1217,8 @@ fn error_precedence_matches_redis() {
         let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
         let mut last = String::new();
         for args in case {
-            let mut cmd = redis::cmd(args[0]);
-            for a in &args[1..] {
-                cmd.arg(*a);
-            }
-            last = match cmd.query::<redis::Value>(c) {
-                Ok(v) => format!("{v:?}"),
-                Err(e) => format!("error {}", common::error_text(&e)),
-            };
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            last = reply_text(c, &args);
         }
         last
     };

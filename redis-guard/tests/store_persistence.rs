@@ -423,8 +423,9 @@ fn truncated_tail_is_cut_back_and_logged() {
     s.stop();
 }
 
-#[test]
-fn corruption_inside_a_log_refuses_to_start_and_repair_fixes_it() {
+/// A store that logged `SET k0 v` .. `SET k19 v` and was killed: its
+/// directory, config, log file and the log's bytes, ready to be damaged.
+fn twenty_sets_then_crash() -> (tempfile::TempDir, PathBuf, PathBuf, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "");
     let s = Store::start(&cfg);
@@ -434,7 +435,13 @@ fn corruption_inside_a_log_refuses_to_start_and_repair_fixes_it() {
     }
     s.kill9();
     let log = files(dir.path(), "log-").pop().unwrap();
-    let mut bytes = std::fs::read(&log).unwrap();
+    let bytes = std::fs::read(&log).unwrap();
+    (dir, cfg, log, bytes)
+}
+
+#[test]
+fn corruption_inside_a_log_refuses_to_start_and_repair_fixes_it() {
+    let (_dir, cfg, log, mut bytes) = twenty_sets_then_crash();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&log, &bytes).unwrap();
@@ -473,16 +480,7 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 
 #[test]
 fn a_damaged_record_length_is_corruption_not_a_torn_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "");
-    let s = Store::start(&cfg);
-    let mut c = s.conn();
-    for i in 0..20 {
-        let _: () = q(&mut c, &["SET", &format!("k{i}"), "v"]);
-    }
-    s.kill9();
-    let log = files(dir.path(), "log-").pop().unwrap();
-    let mut bytes = std::fs::read(&log).unwrap();
+    let (_dir, cfg, log, mut bytes) = twenty_sets_then_crash();
     let offsets = record_offsets(&bytes);
     assert_eq!(offsets.len(), 20);
     // The length's high byte: the record now claims to run past the end,
