@@ -1298,3 +1298,103 @@ fn redis_cli_help_shows_the_same_syntax_as_against_redis() {
     }
     assert_eq!(ours.len(), theirs.len());
 }
+
+/// `calls`, `rejected_calls` and `failed_calls` of `INFO commandstats`, by
+/// command name.
+fn command_stats(c: &mut redis::Connection) -> std::collections::BTreeMap<String, [u64; 3]> {
+    let info: String = q(c, &["INFO", "commandstats"]);
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter_map(|l| {
+            let (name, fields) = l.split_once(':')?;
+            let field = |f: &str| -> u64 {
+                fields
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{f}=")))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("{f} missing in {l}"))
+            };
+            Some((
+                name.to_string(),
+                [
+                    field("calls"),
+                    field("rejected_calls"),
+                    field("failed_calls"),
+                ],
+            ))
+        })
+        .collect()
+}
+
+/// `INFO commandstats` counts what redis-server counts: executions
+/// (queued commands when EXEC runs them), refusals before a command runs
+/// (arity, refused while queueing) and executions that failed, with
+/// subcommands under `container|sub`.
+#[test]
+fn commandstats_count_calls_refusals_and_failures_as_redis_does() {
+    let reference = Reference::start();
+    let mut redis = reference.conn_maybe().unwrap();
+    let s = TestServer::start(|_| {});
+    let mut ours = s.conn();
+    let script: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["GET", "a"],
+        &["GET"],
+        &["INCR", "a"],
+        &["SET", "s", "x"],
+        &["INCR", "s"],
+        &["LPUSH", "s", "x"],
+        &["MULTI"],
+        &["INCR", "a"],
+        &["GET"],
+        &["EXEC"],
+        &["MULTI"],
+        &["INCR", "a"],
+        &["INCR", "s"],
+        &["EXEC"],
+        &["OBJECT", "ENCODING", "a"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["HSET", "h", "f", "v"],
+        &["HGET", "h", "f"],
+        &["HGET", "h"],
+    ];
+    for args in script {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(
+            reply_text(&mut ours, &args),
+            reply_text(&mut redis, &args),
+            "{args:?}"
+        );
+    }
+    let (mine, theirs) = (command_stats(&mut ours), command_stats(&mut redis));
+    for name in [
+        "set",
+        "get",
+        "incr",
+        "lpush",
+        "multi",
+        "exec",
+        "object|encoding",
+        "config|get",
+        "hset",
+        "hget",
+    ] {
+        assert!(
+            theirs.contains_key(name),
+            "redis-server has no cmdstat_{name}"
+        );
+        assert_eq!(mine.get(name), theirs.get(name), "cmdstat_{name}");
+    }
+    // Plain INFO leaves the section out, as Redis's default set does.
+    let all: String = q(&mut ours, &["INFO"]);
+    assert!(!all.contains("# Commandstats"));
+    let all: String = q(&mut ours, &["INFO", "all"]);
+    assert!(all.contains("cmdstat_hset:calls=1,usec="));
+    // An unknown subcommand cannot add rows.
+    let _ = q_err(&mut ours, &["OBJECT", "NOSUCHTHING", "a"]);
+    assert!(
+        !command_stats(&mut ours)
+            .keys()
+            .any(|k| k.contains("nosuch"))
+    );
+}

@@ -781,6 +781,7 @@ pub fn process<'s>(
         now,
         in_exec: false,
         block: None,
+        timed: None,
     };
     dispatch(&mut ctx, args);
     if ctx.out.buf.get(reply_start) == Some(&b'-') {
@@ -887,6 +888,9 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     let idx = lookup(&args[0]);
     if ctx.client.user.is_none() && idx.is_none_or(|i| !COMMANDS[i].no_auth) {
+        if let Some(i) = idx {
+            ctx.shared.cmdstats.rejected(i);
+        }
         if idx.is_some_and(|i| COMMANDS[i].name == "exec") {
             cmd::transactions::abort_exec(ctx, "NOAUTH Authentication required.");
         } else {
@@ -914,6 +918,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     let Some(idx) = idx else { return };
     let cmd = &COMMANDS[idx];
     if !cmd.no_auth && !ok_while_loading(cmd.name) && shared_loading(ctx) {
+        ctx.shared.cmdstats.rejected(idx);
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }
@@ -922,6 +927,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         return;
     }
     if cmd.write && ctx.shared.persist.write_failed() {
+        ctx.shared.cmdstats.rejected(idx);
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }
@@ -931,6 +937,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         return;
     }
     if !arity_ok(cmd, args.len()) {
+        ctx.shared.cmdstats.rejected(idx);
         if ctx.client.multi.is_some() && !cmd.tx_control {
             ctx.client.multi_error = true;
         }
@@ -946,6 +953,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     // `X HELP` takes no arguments; Redis checks that arity before the
     // container command runs.
     if args.len() > 2 && cmd::is(&args[1], "help") && cmd::CONTAINERS.contains(&cmd.name) {
+        ctx.shared.cmdstats.rejected(idx);
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }
@@ -965,17 +973,15 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         return;
     }
     ctx.client.handle.touch(idx, ctx.now);
-    let threshold = ctx.shared.config.slowlog_log_slower_than;
-    // One clock reading per command was 4-5% of the store's CPU at -P 16,
-    // and timing takes two: commands Redis flags `fast` (which cannot run
-    // long by design) are timed only when every command is recorded.
-    if threshold < 0 || (threshold > 0 && cmd.fast) || !cmd.recordable {
-        cmd::execute(ctx, idx, args);
-    } else {
-        let started = Instant::now();
-        cmd::execute(ctx, idx, args);
-        let micros = started.elapsed().as_micros() as u64;
-        if micros >= threshold as u64 && ctx.client.multi.is_none() {
+    ctx.timed = None;
+    cmd::execute(ctx, idx, args);
+    // The handler's own timing (`cmd::run_handler`), taken only for the
+    // commands the slow log times.
+    if let Some(nanos) = ctx.timed.take()
+        && ctx.client.multi.is_none()
+    {
+        let micros = nanos / 1000;
+        if micros >= ctx.shared.config.slowlog_log_slower_than.max(0) as u64 {
             let name = ctx.client.handle.name.lock().clone().unwrap_or_default();
             ctx.shared.slowlog.lock().push(
                 args,

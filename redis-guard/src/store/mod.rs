@@ -22,6 +22,7 @@
 //! - [`auth`]: users, password digests, Redis 7 ACL rules and selectors.
 //! - [`acllog`]: `ACL LOG`, the recent refusals and failed logins.
 //! - [`slowlog`]: `SLOWLOG`, the recent commands that ran long.
+//! - [`cmdstats`]: `INFO commandstats`, counted per thread.
 //! - [`authguard`]: failed-authentication counting per source address and bans.
 //! - [`keyspace`]: databases, lazy expiry, memory accounting, eviction, `SCAN`.
 //! - [`oplog`]: command log record format and the in-keyspace record buffer.
@@ -40,6 +41,7 @@ pub mod auth;
 pub mod authguard;
 pub mod client;
 pub mod cmd;
+pub mod cmdstats;
 pub mod config;
 pub mod connection;
 pub mod frame;

@@ -1078,6 +1078,7 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
                             now: rec.time,
                             in_exec: true,
                             block: None,
+                            timed: None,
                         };
                         let _ = (COMMANDS[idx].handler)(&mut ctx, args);
                         guard = ctx.guard.take();

@@ -19,6 +19,7 @@ use crate::store::auth::Users;
 use crate::store::authguard::{AuthGuard, BanEvent};
 use crate::store::client::ClientHandle;
 use crate::store::cmd::pubsub::PubSub;
+use crate::store::cmdstats::CommandStats;
 use crate::store::config::StoreConfig;
 use crate::store::connection;
 use crate::store::keyspace::{Keyspace, now_ms};
@@ -222,6 +223,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Durability: log writer, snapshot state, `LOADING` flag.
     pub persist: Persist,
+    /// `INFO commandstats`.
+    pub cmdstats: CommandStats,
 }
 
 /// The store server: bound listeners ready to [`Server::run`].
@@ -318,6 +321,7 @@ impl Server {
             conn_rate: ConnRate::default(),
             shutdown,
             persist,
+            cmdstats: CommandStats::new(crate::store::cmd::COMMANDS.len()),
             config,
         });
         Ok(Server {

@@ -47,6 +47,20 @@ fn table() -> &'static BTreeMap<String, Doc> {
     })
 }
 
+/// The `container|sub` name of an implemented subcommand, matched without
+/// regard to case; `container` is lowercase.
+pub fn subcommand_name(container: &str, sub: &[u8]) -> Option<&'static str> {
+    let doc = table().get(container)?;
+    doc.subcommands
+        .keys()
+        .find(|k| {
+            k.strip_prefix(container)
+                .and_then(|r| r.strip_prefix('|'))
+                .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(sub))
+        })
+        .map(String::as_str)
+}
+
 /// Writes the `COMMAND DOCS` entry of `name` (lowercase) as its value in
 /// the reply map; false if there is none.
 pub fn write(out: &mut Out<'_>, name: &str) -> bool {

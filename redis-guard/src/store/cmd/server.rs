@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::connection::REDIS_VERSION;
 use super::{COMMANDS, CmdError, CmdResult, Command, Ctx, err, int_arg, is, lookup};
+use crate::store::cmdstats::Totals;
 use crate::store::frame::Out;
 use crate::store::glob;
 use crate::store::keyspace::Db;
@@ -241,11 +242,12 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "default" || w == "everything");
-    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    // As in Redis: no argument means `default`, which leaves out the
+    // per-command statistics; `all` and `everything` include them.
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = all || wanted.is_empty() || wanted.iter().any(|w| w == "default");
+    let named = |s: &str| wanted.iter().any(|w| w == s);
+    let want = |s: &str| default || named(s);
     let shared = ctx.shared.clone();
     // While the dataset loads the loader holds the keyspace: INFO still
     // answers (that is how an operator watches `loading:1`), with the
@@ -415,6 +417,33 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         s.push_str("# Security\r\n");
         for (kind, n) in shared.audit.counts() {
             let _ = write!(s, "security_events_{kind}:{n}\r\n");
+        }
+        s.push_str("\r\n");
+    }
+    if all || named("commandstats") {
+        s.push_str("# Commandstats\r\n");
+        let mut rows: Vec<(&str, Totals)> = COMMANDS
+            .iter()
+            .map(|c| (c.name, shared.cmdstats.totals(c.index)))
+            .collect();
+        let subs = shared.cmdstats.subcommand_totals();
+        rows.extend(subs.iter().map(|(n, t)| (n.as_str(), *t)));
+        rows.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, t) in rows {
+            if t.calls == 0 && t.failed == 0 && t.rejected == 0 {
+                continue;
+            }
+            let usec = t.nanos / 1000;
+            let per_call = if t.calls == 0 {
+                0.0
+            } else {
+                t.nanos as f64 / 1000.0 / t.calls as f64
+            };
+            let _ = write!(
+                s,
+                "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                t.calls, t.rejected, t.failed
+            );
         }
         s.push_str("\r\n");
     }
