@@ -900,6 +900,65 @@ fn client_list_shows_blocked_monitor_and_pending_output() {
     }
 }
 
+/// A field of a `CLIENT LIST` line.
+fn client_field(line: &str, name: &str) -> String {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name} missing: {line}"))
+        .to_string()
+}
+
+/// What an operator hunting a client that holds memory reads in `CLIENT
+/// LIST`: a half-sent request in `qbuf`, queued transaction commands in
+/// `multi-mem`, both in `tot-mem`, and the real socket descriptor.
+#[test]
+fn client_list_shows_query_buffer_and_queued_transaction_memory() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let mut partial = s.raw_authed();
+    partial.cmd(&["CLIENT", "SETNAME", "partial"]);
+    let _ = partial.line();
+    // A bulk of 5000 bytes announced, 3000 of them sent.
+    let mut half = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000\r\n".to_vec();
+    half.extend(std::iter::repeat_n(b'v', 3000));
+    partial.send(&half);
+    let mut tx = s.raw_authed();
+    tx.cmd(&["CLIENT", "SETNAME", "tx"]);
+    let _ = tx.line();
+    tx.roundtrip(&["MULTI"], b"+OK\r\n");
+    let big = "w".repeat(2000);
+    tx.roundtrip(&["SET", "k2", &big], b"+QUEUED\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (p, t) = loop {
+        let list: String = q(&mut c, &["CLIENT", "LIST"]);
+        let find = |n: &str| {
+            list.lines()
+                .find(|l| l.contains(&format!(" name={n} ")))
+                .map(str::to_string)
+        };
+        let (p, t) = (find("partial").unwrap(), find("tx").unwrap());
+        if client_field(&p, "qbuf").parse::<usize>().unwrap() >= half.len() {
+            break (p, t);
+        }
+        assert!(std::time::Instant::now() < deadline, "qbuf stayed low: {p}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let num = |l: &str, f: &str| client_field(l, f).parse::<usize>().unwrap();
+    assert!(num(&p, "tot-mem") >= num(&p, "qbuf"), "{p}");
+    assert!(num(&t, "multi-mem") >= 2000, "{t}");
+    assert!(num(&t, "tot-mem") >= 2000, "{t}");
+    assert_eq!(client_field(&t, "multi"), "1");
+    // Distinct open sockets have distinct descriptors, none of them fake.
+    let (fp, ft) = (num(&p, "fd"), num(&t, "fd"));
+    assert!(fp > 2 && ft > 2 && fp != ft, "{p}\n{t}");
+    // EXEC releases the queued commands.
+    tx.cmd(&["EXEC"]);
+    let _ = tx.read_n(5);
+    let list: String = q(&mut c, &["CLIENT", "LIST"]);
+    let t = list.lines().find(|l| l.contains(" name=tx ")).unwrap();
+    assert_eq!(client_field(t, "multi-mem"), "0", "{t}");
+}
+
 #[test]
 fn memory_subcommands_operators_run() {
     let s = TestServer::start(|c| c.maxmemory = redis_guard::store::config::ByteSize(64 << 20));

@@ -116,6 +116,14 @@ pub struct ClientHandle {
     pub commands: AtomicU64,
     /// Bytes read.
     pub net_in: AtomicU64,
+    /// The socket's file descriptor (`fd`; -1 for internal clients).
+    pub fd: std::sync::atomic::AtomicI32,
+    /// Unparsed bytes in the query buffer while waiting for input (`qbuf`).
+    pub qbuf: AtomicUsize,
+    /// Allocated size of the query buffer (`qbuf-free`, `rbs`).
+    pub qbuf_cap: AtomicUsize,
+    /// Bytes of the commands queued in `MULTI` (`multi-mem`).
+    pub multi_mem: AtomicUsize,
     /// Bytes written.
     pub net_out: AtomicU64,
 }
@@ -155,6 +163,10 @@ impl ClientHandle {
             commands: AtomicU64::new(0),
             net_in: AtomicU64::new(0),
             net_out: AtomicU64::new(0),
+            fd: std::sync::atomic::AtomicI32::new(-1),
+            qbuf: AtomicUsize::new(0),
+            qbuf_cap: AtomicUsize::new(0),
+            multi_mem: AtomicUsize::new(0),
         }
     }
 

@@ -47,8 +47,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let laddr = stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let (rd, wr) = stream.into_split();
-    serve_io(rd, wr, peer, laddr, shared).await;
+    serve_io(rd, wr, peer, laddr, fd, shared).await;
 }
 
 /// [`serve`] for a connection whose TLS handshake is done; `laddr` is the
@@ -59,12 +60,19 @@ pub async fn serve_tls(
     laddr: SocketAddr,
     shared: Arc<Shared>,
 ) {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(stream.get_ref().0);
     let (rd, wr) = tokio::io::split(stream);
-    serve_io(rd, wr, peer, laddr, shared).await;
+    serve_io(rd, wr, peer, laddr, fd, shared).await;
 }
 
-async fn serve_io<R, W>(rd: R, wr: W, peer: SocketAddr, laddr: SocketAddr, shared: Arc<Shared>)
-where
+async fn serve_io<R, W>(
+    rd: R,
+    wr: W,
+    peer: SocketAddr,
+    laddr: SocketAddr,
+    fd: i32,
+    shared: Arc<Shared>,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -77,6 +85,7 @@ where
         .map(|u| u.name.clone())
         .unwrap_or_else(|| "default".into());
     let handle = Arc::new(ClientHandle::new(id, peer, laddr, shown_user, push_tx));
+    handle.fd.store(fd, Ordering::Relaxed);
     shared.clients.lock().insert(id, handle.clone());
     let mut state = ClientState::new(handle, user);
     state.acl_epoch = acl_epoch;
@@ -412,6 +421,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                 }
             }
+            // What `CLIENT LIST` shows while this client waits for input.
+            handle.qbuf.store(self.rbuf.len(), Ordering::Relaxed);
+            handle
+                .qbuf_cap
+                .store(self.rbuf.capacity(), Ordering::Relaxed);
             if self.rbuf.len() > qbuf_limit {
                 tracing::warn!(client = handle.id, "query buffer limit reached, closing");
                 shared.audit.event(

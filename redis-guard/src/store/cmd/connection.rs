@@ -230,6 +230,7 @@ pub fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     ctx.client.handle.multi.store(usize::MAX, Ordering::Relaxed);
+    ctx.client.handle.multi_mem.store(0, Ordering::Relaxed);
     if !ctx.client.watched.is_empty() {
         let mut g = ctx.guard.take().unwrap_or_else(|| ctx.shared.ks.lock());
         super::transactions::unwatch_all(&mut g, ctx.client);
@@ -290,6 +291,9 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
         n => n as i64,
     };
     let omem = h.out_pending.load(Ordering::Relaxed) + h.push_bytes.load(Ordering::Relaxed);
+    let qbuf = h.qbuf.load(Ordering::Relaxed);
+    let qbuf_cap = h.qbuf_cap.load(Ordering::Relaxed).max(qbuf);
+    let multi_mem = h.multi_mem.load(Ordering::Relaxed);
     // In Redis's order: O (monitor), P, x, b, e.
     let mut flags = String::new();
     if h.monitor.load(Ordering::Relaxed) {
@@ -311,10 +315,11 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={omem} tot-mem={omem} events={} cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={qbuf} qbuf-free={} argv-mem=0 multi-mem={multi_mem} rbs={qbuf_cap} rbp={qbuf_cap} obl=0 oll={} omem={omem} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
+        h.fd.load(Ordering::Relaxed),
         name,
         age,
         idle,
@@ -323,8 +328,10 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
         subs - psubs.min(subs),
         psubs,
         multi,
+        qbuf_cap - qbuf,
         // Redis's reply list holds 16 KB blocks.
         omem.div_ceil(16 * 1024),
+        qbuf_cap + omem + multi_mem,
         if omem > 0 { "rw" } else { "r" },
         cmd,
         h.user.lock(),

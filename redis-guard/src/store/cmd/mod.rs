@@ -1050,6 +1050,11 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
         if let Some(q) = ctx.client.multi.as_mut() {
             // Own copies: slices would pin every request buffer until EXEC.
             q.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+            let bytes: usize = args.iter().map(|a| a.len()).sum();
+            ctx.client
+                .handle
+                .multi_mem
+                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             ctx.client
                 .handle
                 .multi

@@ -34,6 +34,7 @@ fn end_multi(ctx: &mut Ctx<'_, '_>) {
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     ctx.client.handle.multi.store(usize::MAX, Ordering::Relaxed);
+    ctx.client.handle.multi_mem.store(0, Ordering::Relaxed);
     if !ctx.client.watched.is_empty() {
         let mut g = ctx.guard.take().unwrap_or_else(|| ctx.shared.ks.lock());
         unwatch_all(&mut g, ctx.client);
