@@ -1271,6 +1271,14 @@ fn error_precedence_matches_redis() {
         &[&["RPUSH", "l", "a"], &["LCS", "l", "l", "MINMATCHLEN", "x"]],
         &[&["LMPOP", "1", "LEFT", "l", "COUNT", "0"]],
         &[&["LMPOP", "1", "l", "LEFT", "COUNT", "0"]],
+        &[&["LMPOP", "1", "l", "LEFT", "COUNT", "0", "COUNT", "1"]],
+        &[&["LMPOP", "1", "l", "LEFT", "COUNT", "1", "COUNT", "1"]],
+        &[&["ZMPOP", "1", "z", "MIN", "COUNT", "-1", "COUNT", "1"]],
+        &[&["LMPOP", "1", "l", "LEFT", "BOGUS", "COUNT", "0"]],
+        &[&["EXPIRE", "k", "1.5", "BOGUS"]],
+        &[&["EXPIRE", "k", "abc", "GT", "LT"]],
+        &[&["PEXPIREAT", "k", "abc", "NX", "XX"]],
+        &[&["SET", "k", "v"], &["EXPIRE", "k", "abc", "NX"]],
     ];
     let run = |c: &mut redis::Connection, case: &[&[&str]]| {
         let _: () = redis::cmd("FLUSHALL").query(c).unwrap();

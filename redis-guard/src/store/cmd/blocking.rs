@@ -448,19 +448,23 @@ pub fn parse_mpop(args: &[Bytes], at: usize) -> Result<(Vec<Key>, usize, usize),
     {
         return Err(CmdError::Syntax);
     }
-    let mut count = 1usize;
-    let rest = &args[word + 1..];
-    match rest.len() {
-        0 => {}
-        2 if is(&rest[0], "count") => {
-            let c = int_arg(&rest[1]).map_err(|_| err("count should be greater than 0"))?;
+    // Words are read in order, as Redis does: a bad COUNT value is
+    // reported before a second COUNT or a stray word.
+    let mut count = None;
+    let mut j = word + 1;
+    while j < args.len() {
+        if count.is_none() && is(&args[j], "count") && j + 1 < args.len() {
+            let c = int_arg(&args[j + 1]).map_err(|_| err("count should be greater than 0"))?;
             if c <= 0 {
                 return Err(err("count should be greater than 0"));
             }
-            count = c as usize;
+            count = Some(c as usize);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
         }
-        _ => return Err(CmdError::Syntax),
     }
+    let count = count.unwrap_or(1);
     Ok((keys, word, count))
 }
 

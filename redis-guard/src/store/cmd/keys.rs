@@ -60,7 +60,7 @@ pub fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX|XX|GT|LT]
 pub fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let name = name_of(args);
-    let t = int_arg(&args[2])?;
+    // Redis reads the options before the time.
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for a in &args[3..] {
         if is(a, "nx") {
@@ -86,6 +86,7 @@ pub fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if gt && lt {
         return Err(err("GT and LT options at the same time are not compatible"));
     }
+    let t = int_arg(&args[2])?;
     let now = ctx.now;
     let invalid = || err(format!("invalid expire time in '{name}' command"));
     let ms: i64 = match name {
