@@ -1279,6 +1279,34 @@ fn error_precedence_matches_redis() {
         &[&["EXPIRE", "k", "abc", "GT", "LT"]],
         &[&["PEXPIREAT", "k", "abc", "NX", "XX"]],
         &[&["SET", "k", "v"], &["EXPIRE", "k", "abc", "NX"]],
+        &[
+            &["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+            &["ZRANGE", "z", "0", "-1", "LIMIT", "0", "-1"],
+        ],
+        &[
+            &["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+            &["ZRANGE", "z", "0", "-1", "LIMIT", "2", "-1"],
+        ],
+        &[
+            &["ZADD", "z", "1", "a"],
+            &["ZRANGE", "z", "0", "-1", "LIMIT", "0", "1"],
+        ],
+        &[
+            &["SET", "s", "v"],
+            &["ZRANGE", "s", "0", "1", "LIMIT", "0", "-1"],
+        ],
+        &[&[
+            "ZRANGESTORE",
+            "d",
+            "z",
+            "0",
+            "-1",
+            "REV",
+            "LIMIT",
+            "1",
+            "-1",
+        ]],
+        &[&["ZINCRBY", "z", "-0", "m"], &["ZSCORE", "z", "m"]],
     ];
     let run = |c: &mut redis::Connection, case: &[&[&str]]| {
         let _: () = redis::cmd("FLUSHALL").query(c).unwrap();

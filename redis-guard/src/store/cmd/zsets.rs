@@ -224,7 +224,9 @@ pub fn zincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let r = db
         .write::<ZSetVal, _>(&args[1], now, clock, true, |z| {
-            let new = z.score(&args[3]).unwrap_or(0.0) + delta;
+            // A new member takes the increment itself, as in Redis: `-0`
+            // stays `-0` instead of becoming `0 + -0`.
+            let new = z.score(&args[3]).map_or(delta, |old| old + delta);
             if new.is_nan() {
                 return Err(err("resulting score is not a number (NaN)"));
             }
@@ -438,7 +440,9 @@ pub fn zrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if byscore && bylex {
         return Err(CmdError::Syntax);
     }
-    if limit.is_some() && !byscore && !bylex {
+    // Redis refuses only a LIMIT count other than -1 on a rank range, and
+    // ignores the offset there: `LIMIT 0 -1` (or `5 -1`) passes unnoticed.
+    if limit.is_some_and(|(_, count)| count != -1) && !byscore && !bylex {
         return Err(err(
             "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
@@ -461,7 +465,10 @@ pub fn zrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     } else {
         RangeSpec::Rank(int_arg(lo)?, int_arg(hi)?)
     };
-    let (offset, count) = limit.unwrap_or((0, -1));
+    let (offset, count) = match spec {
+        RangeSpec::Rank(..) => (0, -1),
+        _ => limit.unwrap_or((0, -1)),
+    };
     let (db, clock, now) = ctx.db_clock();
     let items = db
         .read::<ZSetVal, _>(src, now, clock, |z| select(z, &spec, rev, offset, count))?
