@@ -110,6 +110,8 @@ pub struct Command {
     pub recordable: bool,
     /// Position in [`COMMANDS`] (per-command statistics are indexed by it).
     pub index: usize,
+    /// One of [`CONTAINERS`]: its first argument names a subcommand.
+    pub container: bool,
 }
 
 impl Command {
@@ -362,6 +364,7 @@ fn c(
         categories,
         handler,
         index: 0,
+        container: CONTAINERS.contains(&name),
     }
 }
 
@@ -1133,7 +1136,7 @@ pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdR
 /// implements: the name `INFO commandstats` counts it under. Unknown
 /// subcommands get none, so a client cannot grow the table.
 fn container_sub(cmd: &Command, args: &[Bytes]) -> Option<&'static str> {
-    if args.len() < 2 || !CONTAINERS.contains(&cmd.name) {
+    if args.len() < 2 || !cmd.container {
         return None;
     }
     docs::subcommand_name(cmd.name, &args[1])
