@@ -1307,6 +1307,26 @@ fn error_precedence_matches_redis() {
             "-1",
         ]],
         &[&["ZINCRBY", "z", "-0", "m"], &["ZSCORE", "z", "m"]],
+        // Unknown subcommands and wrong subcommand arities are refused
+        // before queueing, so the transaction aborts.
+        &[
+            &["MULTI"],
+            &["OBJECT", "FOO", "k"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+        ],
+        &[&["MULTI"], &["OBJECT", "ENCODING"], &["EXEC"]],
+        &[&["MULTI"], &["CLIENT", "NOPE"], &["EXEC"]],
+        &[&["MULTI"], &["CLIENT", "ID", "x"], &["EXEC"]],
+        &[&["MULTI"], &["MEMORY", "USAGE"], &["EXEC"]],
+        &[&["MULTI"], &["SLOWLOG", "LEN", "x"], &["EXEC"]],
+        &[&["MULTI"], &["COMMAND", "GETKEYS", "get"], &["EXEC"]],
+        &[&["MULTI"], &["CLIENT", "GETNAME"], &["EXEC"]],
+        &[&["OBJECT", "ENCODING", "a", "b"]],
+        &[&["ACL", "HELP", "x"]],
+        &[&["LATENCY", "GRAPH"]],
+        &[&["PUBSUB", "NUMPAT", "x"]],
+        &[&["CONFIG", "GET"]],
     ];
     let run = |c: &mut redis::Connection, case: &[&[&str]]| {
         let _: () = redis::cmd("FLUSHALL").query(c).unwrap();

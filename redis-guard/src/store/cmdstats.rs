@@ -168,6 +168,12 @@ impl CommandStats {
         }
     }
 
+    /// Counts a refusal of a container's subcommand before it ran.
+    pub fn subcommand_rejected(&self, name: &str) {
+        let mut subs = self.subcommands.lock();
+        subs.entry(name.to_string()).or_default().rejected += 1;
+    }
+
     /// The totals of command `idx` over all threads.
     pub fn totals(&self, idx: usize) -> Totals {
         let mut t = Totals::default();

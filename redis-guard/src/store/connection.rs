@@ -964,17 +964,17 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         }
         return;
     }
-    // `X HELP` takes no arguments; Redis checks that arity before the
-    // container command runs.
-    if args.len() > 2 && cmd::is(&args[1], "help") && cmd::CONTAINERS.contains(&cmd.name) {
-        ctx.shared.cmdstats.rejected(idx);
+    // An unknown subcommand or a wrong subcommand arity is refused before
+    // anything runs, as Redis does, so it dooms a transaction rather than
+    // being queued.
+    if let Err(e) = cmd::check_subcommand(cmd, args) {
+        if let Some((name, _)) = cmd::subcommand(cmd.name, &args[1]) {
+            ctx.shared.cmdstats.subcommand_rejected(name);
+        }
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }
-        ctx.out.error(&format!(
-            "ERR wrong number of arguments for '{}|help' command",
-            cmd.name
-        ));
+        ctx.out.error(&e.to_string());
         return;
     }
     // CLIENT PAUSE: the command waits (no reply yet) and runs once the

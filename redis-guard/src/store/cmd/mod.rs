@@ -186,6 +186,97 @@ pub const CONTAINERS: [&str; 9] = [
     "acl", "client", "config", "command", "object", "memory", "pubsub", "slowlog", "latency",
 ];
 
+/// The subcommands this store implements, as `container|sub`, each with
+/// Redis's arity for it (counting the container; negative means at least).
+/// Redis refuses an unknown subcommand or a wrong subcommand arity before
+/// the command runs, so inside `MULTI` it dooms the transaction instead of
+/// being queued. `client|setinfo` is Redis 7.2's: client libraries send it
+/// on connect.
+pub const SUBCOMMANDS: &[(&str, i32)] = &[
+    ("acl|cat", -2),
+    ("acl|deluser", -3),
+    ("acl|dryrun", -4),
+    ("acl|genpass", -2),
+    ("acl|getuser", 3),
+    ("acl|help", 2),
+    ("acl|list", 2),
+    ("acl|load", 2),
+    ("acl|log", -2),
+    ("acl|save", 2),
+    ("acl|setuser", -3),
+    ("acl|users", 2),
+    ("acl|whoami", 2),
+    ("client|getname", 2),
+    ("client|help", 2),
+    ("client|id", 2),
+    ("client|info", 2),
+    ("client|kill", -3),
+    ("client|list", -2),
+    ("client|no-evict", 3),
+    ("client|pause", -3),
+    ("client|reply", 3),
+    ("client|setinfo", 4),
+    ("client|setname", 3),
+    ("client|unblock", -3),
+    ("client|unpause", 2),
+    ("command|count", 2),
+    ("command|docs", -2),
+    ("command|getkeys", -4),
+    ("command|help", 2),
+    ("command|info", -2),
+    ("command|list", -2),
+    ("config|get", -3),
+    ("config|help", 2),
+    ("latency|doctor", 2),
+    ("latency|graph", 3),
+    ("latency|help", 2),
+    ("latency|histogram", -2),
+    ("latency|history", 3),
+    ("latency|latest", 2),
+    ("latency|reset", -2),
+    ("memory|doctor", 2),
+    ("memory|help", 2),
+    ("memory|malloc-stats", 2),
+    ("memory|purge", 2),
+    ("memory|usage", -3),
+    ("object|encoding", 3),
+    ("object|freq", 3),
+    ("object|help", 2),
+    ("object|idletime", 3),
+    ("object|refcount", 3),
+    ("pubsub|channels", -2),
+    ("pubsub|help", 2),
+    ("pubsub|numpat", 2),
+    ("pubsub|numsub", -2),
+    ("slowlog|get", -2),
+    ("slowlog|help", 2),
+    ("slowlog|len", 2),
+    ("slowlog|reset", 2),
+];
+
+/// The `container|sub` name and arity of an implemented subcommand, matched
+/// without regard to case; `container` is lowercase.
+pub fn subcommand(container: &str, sub: &[u8]) -> Option<(&'static str, i32)> {
+    SUBCOMMANDS.iter().copied().find(|(name, _)| {
+        name.strip_prefix(container)
+            .and_then(|r| r.strip_prefix('|'))
+            .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(sub))
+    })
+}
+
+/// Checks a container command's subcommand and its arity as Redis does
+/// before running anything: the error to refuse it with, if any.
+pub fn check_subcommand(cmd: &Command, args: &[Bytes]) -> Result<(), CmdError> {
+    if !cmd.container || args.len() < 2 {
+        return Ok(());
+    }
+    match subcommand(cmd.name, &args[1]) {
+        None => Err(unknown_subcommand(&args[1], cmd.name)),
+        Some((name, arity)) if !arity_matches(arity, args.len()) => Err(wrong_args(name)),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Categories of a subcommand where they differ from its container's:
 /// `ACL WHOAMI` is harmless, `ACL SETUSER` is administration.
 pub fn sub_categories(parent: &str, sub: &str) -> Option<&'static [&'static str]> {
@@ -985,7 +1076,11 @@ pub fn wrong_args(name: &str) -> CmdError {
 
 /// Checks a command's arity.
 pub fn arity_ok(cmd: &Command, n: usize) -> bool {
-    let a = cmd.arity;
+    arity_matches(cmd.arity, n)
+}
+
+/// Whether `n` arguments (the name included) fit Redis arity `a`.
+fn arity_matches(a: i32, n: usize) -> bool {
     if a >= 0 {
         n == a as usize
     } else {
@@ -1139,7 +1234,7 @@ fn container_sub(cmd: &Command, args: &[Bytes]) -> Option<&'static str> {
     if args.len() < 2 || !cmd.container {
         return None;
     }
-    docs::subcommand_name(cmd.name, &args[1])
+    subcommand(cmd.name, &args[1]).map(|(name, _)| name)
 }
 
 /// Finishes a command: wakes clients blocked on keys it wrote and applies
