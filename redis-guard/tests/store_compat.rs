@@ -1342,6 +1342,82 @@ fn error_precedence_matches_redis() {
     }
 }
 
+/// WATCH is broken by what Redis counts as a modification and by nothing
+/// else: a write that changes nothing (a failed LSET, `SPOP k 0`, a ZINCRBY
+/// by 0) leaves the transaction free to run, a SET that expires at once does
+/// not. Each case: set up, WATCH `k`, another client runs the change, then
+/// `MULTI`/`PING`/`EXEC` reports whether the watch held.
+#[test]
+fn watch_breaks_where_redis_does() {
+    let reference = Reference::start();
+    let s = TestServer::start(|_| {});
+    let pairs = [
+        (
+            reference.conn_maybe().unwrap(),
+            reference.conn_maybe().unwrap(),
+        ),
+        (s.conn(), s.conn()),
+    ];
+    type Case<'a> = (&'a [&'a [&'a str]], &'a [&'a [&'a str]]);
+    let cases: &[Case] = &[
+        (&[], &[&["SET", "k", "v", "PXAT", "1"]]),
+        (&[&["SET", "k", "1"]], &[&["SET", "k", "v", "PXAT", "1"]]),
+        (&[&["RPUSH", "k", "a"]], &[&["LSET", "k", "5", "x"]]),
+        (&[&["RPUSH", "k", "a"]], &[&["LSET", "k", "0", "x"]]),
+        (&[&["ZADD", "k", "1", "a"]], &[&["ZINCRBY", "k", "0", "a"]]),
+        (&[&["ZADD", "k", "1", "a"]], &[&["ZINCRBY", "k", "1", "a"]]),
+        (&[&["ZADD", "k", "1", "a"]], &[&["ZINCRBY", "k", "0", "b"]]),
+        (
+            &[&["ZADD", "k", "inf", "a"]],
+            &[&["ZINCRBY", "k", "-inf", "a"]],
+        ),
+        (&[&["SADD", "k", "a"]], &[&["SPOP", "k", "0"]]),
+        (&[&["SADD", "k", "a"]], &[&["SPOP", "k", "1"]]),
+        (&[&["ZADD", "k", "1", "a"]], &[&["ZPOPMIN", "k", "0"]]),
+        (&[&["ZADD", "k", "1", "a"]], &[&["ZPOPMAX", "k", "1"]]),
+    ];
+    let mut results: Vec<Vec<String>> = Vec::new();
+    for (mut watcher, mut other) in pairs {
+        let mut got = Vec::new();
+        for (setup, change) in cases {
+            let _: () = redis::cmd("FLUSHALL").query(&mut other).unwrap();
+            for a in *setup {
+                let a: Vec<&[u8]> = a.iter().map(|x| x.as_bytes()).collect();
+                reply_text(&mut other, &a);
+            }
+            let _: () = redis::cmd("WATCH").arg("k").query(&mut watcher).unwrap();
+            let mut replies = Vec::new();
+            for a in *change {
+                let a: Vec<&[u8]> = a.iter().map(|x| x.as_bytes()).collect();
+                replies.push(reply_text(&mut other, &a));
+            }
+            let _: () = redis::cmd("MULTI").query(&mut watcher).unwrap();
+            let _: () = redis::cmd("PING").query(&mut watcher).unwrap();
+            replies.push(reply_text(&mut watcher, &[b"EXEC"]));
+            got.push(format!("{setup:?} {change:?} -> {replies:?}"));
+        }
+        // `EXEC` refused for its arity outside MULTI drops the watches.
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg("1")
+            .query(&mut other)
+            .unwrap();
+        let _: () = redis::cmd("WATCH").arg("k").query(&mut watcher).unwrap();
+        got.push(reply_text(&mut watcher, &[b"EXEC", b"x"]));
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg("2")
+            .query(&mut other)
+            .unwrap();
+        let _: () = redis::cmd("MULTI").query(&mut watcher).unwrap();
+        got.push(reply_text(&mut watcher, &[b"EXEC"]));
+        results.push(got);
+    }
+    for (redis, ours) in results[0].iter().zip(&results[1]) {
+        assert_eq!(ours, redis);
+    }
+}
+
 /// redis-cli builds its hints and `HELP` from COMMAND DOCS: for every
 /// command and subcommand the store has, `help` must print the same syntax,
 /// version and group as against redis-server (summaries are the store's own).

@@ -133,11 +133,13 @@ pub fn lset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::NoSuchKey);
     }
     let i = int_arg(&args[2])?;
-    let r = db.write::<ListVal, _>(&args[1], now, clock, false, |l| {
-        match index_of(i, l.len()) {
+    // An index out of range changes nothing, so it breaks no WATCH.
+    let r = db.write_changed::<ListVal, _>(&args[1], now, clock, false, |l| {
+        let done = match index_of(i, l.len()) {
             Some(x) => l.set(x, &args[3]),
             None => false,
-        }
+        };
+        (done, done)
     })?;
     match r {
         None => Err(CmdError::NoSuchKey),

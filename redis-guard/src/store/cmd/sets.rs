@@ -72,7 +72,7 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(err("value is out of range, must be positive"));
     }
     let (db, clock, now) = ctx.db_clock();
-    let popped = db.write::<SetVal, _>(&args[1], now, clock, false, |s| {
+    let popped = db.write_changed::<SetVal, _>(&args[1], now, clock, false, |s| {
         let mut rng = rand::rng();
         let picks: Vec<Key> = s
             .iter()
@@ -83,7 +83,9 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         for p in &picks {
             s.remove(p);
         }
-        picks
+        // `SPOP key 0` takes nothing and so breaks no WATCH.
+        let changed = !picks.is_empty();
+        (picks, changed)
     })?;
     // The members were chosen at random: replay must remove these very ones.
     if let Some(v) = popped.as_ref().filter(|v| !v.is_empty()) {

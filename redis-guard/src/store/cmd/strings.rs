@@ -143,7 +143,11 @@ pub fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             _ => 0,
         };
         if expire != 0 && expire <= now {
-            db.remove(&args[1], now);
+            // Redis stores the key and lets it expire at once: a write
+            // all the same, so it breaks a WATCH even on a missing key.
+            if db.remove(&args[1], now).is_none() {
+                db.signal(&args[1]);
+            }
         } else {
             db.set(&args[1], str_value(&args[2]), expire, clock);
         }

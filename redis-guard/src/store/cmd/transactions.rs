@@ -44,8 +44,9 @@ fn end_multi(ctx: &mut Ctx<'_, '_>) {
 
 /// Ends the transaction because `EXEC` itself was rejected (wrong
 /// arity): Redis then discards it and replies `EXECABORT` with the reason.
+/// The watches go too, even outside `MULTI`, as Redis's discard drops them.
 pub fn abort_exec(ctx: &mut Ctx<'_, '_>, reason: &str) {
-    if ctx.client.multi.is_some() {
+    if ctx.client.multi.is_some() || !ctx.client.watched.is_empty() {
         end_multi(ctx);
     }
     ctx.out.error(&format!(

@@ -223,15 +223,20 @@ pub fn zincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let delta = float_arg(&args[2])?;
     let (db, clock, now) = ctx.db_clock();
     let r = db
-        .write::<ZSetVal, _>(&args[1], now, clock, true, |z| {
+        .write_changed::<ZSetVal, _>(&args[1], now, clock, true, |z| {
             // A new member takes the increment itself, as in Redis: `-0`
             // stays `-0` instead of becoming `0 + -0`.
-            let new = z.score(&args[3]).map_or(delta, |old| old + delta);
+            let old = z.score(&args[3]);
+            let new = old.map_or(delta, |old| old + delta);
             if new.is_nan() {
-                return Err(err("resulting score is not a number (NaN)"));
+                return (Err(err("resulting score is not a number (NaN)")), false);
             }
-            z.insert(&args[3], new);
-            Ok(new)
+            // An unchanged score is left alone and breaks no WATCH.
+            let changed = old.is_none_or(|old| old != new);
+            if changed {
+                z.insert(&args[3], new);
+            }
+            (Ok(new), changed)
         })?
         .unwrap_or(Ok(0.0))?;
     ctx.out.double(r);
@@ -533,8 +538,10 @@ pub fn zpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     let (db, clock, now) = ctx.db_clock();
     let items = db
-        .write::<ZSetVal, _>(&args[1], now, clock, false, |z| {
-            pop_n(z, max, count.unwrap_or(1))
+        .write_changed::<ZSetVal, _>(&args[1], now, clock, false, |z| {
+            let items = pop_n(z, max, count.unwrap_or(1));
+            let changed = !items.is_empty();
+            (items, changed)
         })?
         .unwrap_or_default();
     if count.is_none() || !ctx.out.resp3 {
