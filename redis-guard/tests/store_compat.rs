@@ -1327,6 +1327,34 @@ fn error_precedence_matches_redis() {
         &[&["LATENCY", "GRAPH"]],
         &[&["PUBSUB", "NUMPAT", "x"]],
         &[&["CONFIG", "GET"]],
+        &[
+            &["HSET", "h", "a", "1"],
+            &["HRANDFIELD", "h", "x", "WITHVALUES", "extra"],
+        ],
+        &[
+            &["HSET", "h", "a", "1"],
+            &["HRANDFIELD", "h", "1", "WITHVALUES", "extra"],
+        ],
+        &[&["HRANDFIELD", "h", "4611686018427387904", "WITHVALUES"]],
+        &[&["HRANDFIELD", "h", "-4611686018427387904", "WITHVALUES"]],
+        &[&["HRANDFIELD", "h", "-9223372036854775808", "BOGUS"]],
+        &[
+            &["ZADD", "z", "1", "a"],
+            &["ZRANDMEMBER", "z", "x", "WITHSCORES", "extra"],
+        ],
+        &[&["ZRANDMEMBER", "z", "4611686018427387904", "WITHSCORES"]],
+        &[
+            &["ZADD", "z", "1", "a"],
+            &["ZRANDMEMBER", "z", "1", "BOGUS"],
+        ],
+        &[&["SCAN", "-"]],
+        &[&["SCAN", "--1"]],
+        &[&["SCAN", "-18446744073709551616"]],
+        &[
+            &["HSET", "h", "a", "1"],
+            &["HSCAN", "h", "-18446744073709551615"],
+        ],
+        &[&["HSET", "h", "a", "1"], &["HSCAN", "h", "+0"]],
     ];
     let run = |c: &mut redis::Connection, case: &[&[&str]]| {
         let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
@@ -1339,6 +1367,72 @@ fn error_precedence_matches_redis() {
     };
     for case in cases {
         assert_eq!(run(&mut ours, case), run(&mut redis, case), "{case:?}");
+    }
+}
+
+/// A sorted set's scores as Redis shows them in each encoding: the compact
+/// form stores text (-0 turns into 0, ZSCAN shows integral scores up to 2^62
+/// without an exponent), the table form keeps the double's sign.
+#[test]
+fn zset_scores_read_back_as_redis_shows_them() {
+    let reference = Reference::start();
+    let mut redis = reference.conn_maybe().unwrap();
+    let s = TestServer::start(|_| {});
+    let mut ours = s.conn();
+    let mut big = vec!["ZADD".to_string(), "big".to_string()];
+    for i in 0..200 {
+        big.push(i.to_string());
+        big.push(format!("m{i}"));
+    }
+    let cases: Vec<Vec<String>> = [
+        vec!["ZADD", "small", "-0", "a"],
+        vec!["ZSCORE", "small", "a"],
+        vec![
+            "ZADD",
+            "small",
+            "1e17",
+            "y",
+            "0.1",
+            "b",
+            "-5e18",
+            "e",
+            "1e19",
+            "f",
+            "4611686018427387904",
+            "g",
+            "4611686018427387905",
+            "h",
+            "-1e3",
+            "i",
+        ],
+        vec!["ZSCAN", "small", "0"],
+        vec!["ZRANGE", "small", "0", "-1", "WITHSCORES"],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(String::from).collect())
+    .chain([big])
+    .chain(
+        [
+            vec!["ZADD", "big", "-0", "x"],
+            vec!["ZSCORE", "big", "x"],
+            vec!["ZINCRBY", "big", "0", "x"],
+            vec!["ZSCORE", "big", "x"],
+            vec!["ZRANGEBYSCORE", "big", "-0", "0", "WITHSCORES"],
+            vec!["ZSCAN", "big", "0", "MATCH", "x", "COUNT", "1000"],
+            vec!["ZADD", "big", "1e17", "y"],
+            vec!["ZSCAN", "big", "0", "MATCH", "y", "COUNT", "1000"],
+        ]
+        .into_iter()
+        .map(|c| c.into_iter().map(String::from).collect()),
+    )
+    .collect();
+    for c in &cases {
+        let args: Vec<&[u8]> = c.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(
+            reply_text(&mut ours, &args),
+            reply_text(&mut redis, &args),
+            "{c:?}"
+        );
     }
 }
 

@@ -1201,8 +1201,6 @@ impl ZSetVal {
 
     /// Sets a member's score; returns true when the member is new.
     pub fn insert(&mut self, m: &[u8], score: f64) -> bool {
-        // -0 and 0 must order as one value.
-        let score = if score == 0.0 { 0.0 } else { score };
         if let ZRepr::Small(p) = &self.repr {
             let full = p.len() / 2 >= PACKED_MAX_ENTRIES && self.score(m).is_none();
             if m.len() > PACKED_MAX_ITEM || full {
@@ -1211,6 +1209,10 @@ impl ZSetVal {
         }
         match &mut self.repr {
             ZRepr::Small(p) => {
+                // Redis's compact form stores the score as text, where -0
+                // becomes 0; its table form keeps the double, sign and all
+                // (`Score` orders -0 and 0 as one value there).
+                let score = if score == 0.0 { 0.0 } else { score };
                 let existed = match Self::find_packed(p, m) {
                     Some((_, _, old)) if old == score => return false,
                     Some((start, end, _)) => {

@@ -3,8 +3,7 @@
 use bytes::Bytes;
 
 use super::{
-    CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_collection, scan_opts,
-    wrong_args,
+    CmdResult, Ctx, cursor_arg, err, int_arg, name_of, scan_collection, scan_opts, wrong_args,
 };
 use crate::store::protocol::parse_int;
 use crate::store::value::HashVal;
@@ -188,18 +187,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// HRANDFIELD key [count [WITHVALUES]]
 pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    if args.len() > 4 {
-        return Err(CmdError::Syntax);
-    }
-    let count = args.get(2).map(|c| int_arg(c)).transpose()?;
-    let withvalues = match args.get(3) {
-        Some(a) if is(a, "withvalues") => true,
-        Some(_) => return Err(CmdError::Syntax),
-        None => false,
-    };
-    if let Some(c) = count {
-        super::random_count(c)?;
-    }
+    let (count, withvalues) = super::random_count_with(args, "withvalues")?;
     let (db, clock, now) = ctx.db_clock();
     let picked: Option<Vec<FieldValue>> = db.read::<HashVal, _>(&args[1], now, clock, |h| {
         super::pick_random(h.iter(), h.len(), count)

@@ -305,9 +305,15 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let lines = [
             "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "ENCODING <key>",
+            "    Return the internal representation of the value stored at <key>.",
             "FREQ <key>",
+            "    Return the logarithmic access-frequency counter of <key> (LFU policies only).",
             "IDLETIME <key>",
+            "    Return the seconds since <key> was last read or written.",
             "REFCOUNT <key>",
+            "    Return how many references share the value stored at <key>.",
+            "HELP",
+            "    Prints this help.",
         ];
         ctx.out.simple_lines(&lines);
         return Ok(());

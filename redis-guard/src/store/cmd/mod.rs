@@ -898,6 +898,29 @@ pub fn random_count(c: i64) -> Result<i64, CmdError> {
     Ok(c)
 }
 
+/// Reads the `[count [WITHVALUES|WITHSCORES]]` tail of HRANDFIELD and
+/// ZRANDMEMBER (`word` names the flag) in Redis's order: the count, then the
+/// syntax, then the range a count with values must keep to (its reply has
+/// two entries per pick).
+pub fn random_count_with(args: &[Bytes], word: &str) -> Result<(Option<i64>, bool), CmdError> {
+    let Some(c) = args.get(2) else {
+        return Ok((None, false));
+    };
+    let c = int_arg(c)?;
+    if c == i64::MIN {
+        random_count(c)?;
+    }
+    let with = match args.len() {
+        3 => false,
+        4 if is(&args[3], word) => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    if with && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c) {
+        return Err(err("value is out of range"));
+    }
+    Ok((Some(random_count(c)?), with))
+}
+
 /// What HRANDFIELD, SRANDMEMBER and ZRANDMEMBER pick from `items` (`len`
 /// of them): one for no count, up to `count` distinct ones for a positive
 /// count, and `-count` with repetition for a negative one.
@@ -1412,14 +1435,24 @@ pub fn scan_opts(
 
 /// Parses a `SCAN` cursor (`ERR invalid cursor`).
 pub fn cursor_arg(a: &[u8]) -> Result<u64, CmdError> {
-    // Like strtoul: a negative number wraps around (and thus ends the scan).
-    let s = std::str::from_utf8(a).map_err(|_| err("invalid cursor"))?;
-    if s.is_empty() {
+    // Redis reads the cursor with strtoul: an optional sign, and a negative
+    // number wraps around (`-1` is 2^64-1); an empty cursor is 0.
+    if a.is_empty() {
         return Ok(0);
     }
-    s.parse::<u64>()
-        .or_else(|_| s.parse::<i64>().map(|v| v as u64))
-        .map_err(|_| err("invalid cursor"))
+    let (neg, digits) = match a[0] {
+        b'-' => (true, &a[1..]),
+        b'+' => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(err("invalid cursor"));
+    }
+    let v = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<u64>().ok())
+        .ok_or_else(|| err("invalid cursor"))?;
+    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// For HSCAN/SSCAN/ZSCAN: as in Redis, a missing key answers an empty scan

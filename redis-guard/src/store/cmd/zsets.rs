@@ -760,18 +760,7 @@ pub fn zintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// ZRANDMEMBER key [count [WITHSCORES]]
 pub fn zrandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    if args.len() > 4 {
-        return Err(CmdError::Syntax);
-    }
-    let count = args.get(2).map(|c| int_arg(c)).transpose()?;
-    let withscores = match args.get(3) {
-        Some(a) if is(a, "withscores") => true,
-        Some(_) => return Err(CmdError::Syntax),
-        None => false,
-    };
-    if let Some(c) = count {
-        super::random_count(c)?;
-    }
+    let (count, withscores) = super::random_count_with(args, "withscores")?;
     let (db, clock, now) = ctx.db_clock();
     let picked = db.read::<ZSetVal, _>(&args[1], now, clock, |z| {
         super::pick_random(z.ordered(), z.len(), count)
@@ -789,6 +778,17 @@ pub fn zrandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// The integer a compact (listpack) sorted set stores for `score` in Redis:
+/// integral scores within ±2^62 are written as integers, which `ZSCAN`
+/// then shows without an exponent.
+fn packed_score(score: f64) -> Option<i64> {
+    const LIMIT: f64 = (i64::MAX / 2) as f64;
+    if !(-LIMIT..=LIMIT).contains(&score) || score.fract() != 0.0 {
+        return None;
+    }
+    Some(score as i64)
+}
+
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let cursor = cursor_arg(&args[2])?;
@@ -798,6 +798,7 @@ pub fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<ZSetVal, _>(&args[1], now, clock, |z| {
+        let packed = z.is_packed();
         let (next, items) = scan_collection(
             z.ordered().map(|(s, m)| (m, s)),
             cursor,
@@ -809,7 +810,12 @@ pub fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         out.array(items.len() * 2);
         for (m, s) in items {
             out.bulk(m);
-            out.bulk(fmt_g17(s).as_bytes());
+            // A compact set's scan hands out the stored text, and Redis
+            // stores integral scores up to 2^62 as integers.
+            match packed.then(|| packed_score(s)).flatten() {
+                Some(i) => out.bulk(i.to_string().as_bytes()),
+                None => out.bulk(fmt_g17(s).as_bytes()),
+            }
         }
     })?;
     if found.is_none() {
