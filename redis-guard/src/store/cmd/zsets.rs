@@ -570,14 +570,29 @@ enum Agg {
     Max,
 }
 
+/// Folds `y` into the running score `x` as Redis does: a sum of +inf and
+/// -inf is 0, and MIN/MAX keep `x` when `y` is NaN (a weight of 0 on an
+/// infinite score).
 fn agg(a: Agg, x: f64, y: f64) -> f64 {
     match a {
         Agg::Sum => {
             let r = x + y;
             if r.is_nan() { 0.0 } else { r }
         }
-        Agg::Min => x.min(y),
-        Agg::Max => x.max(y),
+        Agg::Min => {
+            if y < x {
+                y
+            } else {
+                x
+            }
+        }
+        Agg::Max => {
+            if y > x {
+                y
+            } else {
+                x
+            }
+        }
     }
 }
 
@@ -669,9 +684,14 @@ pub fn zsetop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     for k in keys {
         inputs.push(load_scores(db, k, now, clock)?);
     }
+    let mut inputs: Vec<(Option<Vec<(Key, f64)>>, f64)> = inputs.into_iter().zip(weights).collect();
+    // Redis folds the inputs from the smallest to the largest (a stable
+    // sort), which decides the result where +inf and -inf meet.
+    if op != "diff" {
+        inputs.sort_by_key(|(input, _)| input.as_ref().map_or(0, Vec::len));
+    }
     let mut acc: HashMap<Key, f64> = HashMap::new();
-    for (idx, input) in inputs.into_iter().enumerate() {
-        let w = weights[idx];
+    for (idx, (input, w)) in inputs.into_iter().enumerate() {
         let weighted = |s: f64| {
             let r = s * w;
             if r.is_nan() { 0.0 } else { r }
@@ -692,8 +712,9 @@ pub fn zsetop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 } else {
                     let other: HashMap<Key, f64> = input.into_iter().collect();
                     acc.retain(|m, _| other.contains_key(m));
+                    // Only the first input's products are cleaned of NaN.
                     for (m, cur) in acc.iter_mut() {
-                        *cur = agg(aggregate, *cur, weighted(other[m]));
+                        *cur = agg(aggregate, *cur, other[m] * w);
                     }
                 }
             }
