@@ -684,7 +684,7 @@ pub fn zsetop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     for k in keys {
         inputs.push(load_scores(db, k, now, clock)?);
     }
-    let mut inputs: Vec<(Option<Vec<(Key, f64)>>, f64)> = inputs.into_iter().zip(weights).collect();
+    let mut inputs: Vec<_> = inputs.into_iter().zip(weights).collect();
     // Redis folds the inputs from the smallest to the largest (a stable
     // sort), which decides the result where +inf and -inf meet.
     if op != "diff" {
