@@ -27,7 +27,9 @@ pub mod maps {
     /// `HashMap<u32, [u8; 16]>`: names of the interfaces the daemon attached
     /// to, by ifindex, so `stats` can name them from another namespace.
     pub const IFNAMES: &str = "IFNAMES";
-    /// `LruHashMap<FlowKey, u32>`: client initial sequence number per flow.
+    /// `LruHashMap<FlowKey, FlowState>`: what the program remembers of
+    /// each flow it saw start (its initial sequence number, whether its
+    /// source was judged, whether it is marked).
     pub const FLOW_ISN: &str = "FLOW_ISN";
     /// `LruHashMap<FlowKey, MarkedFlow>`: flows the guard has marked.
     pub const MARKED: &str = "MARKED";
@@ -90,6 +92,27 @@ pub struct FilterConfig {
     pub mode: u32,
     /// Bit set of `FLAG_*`.
     pub flags: u32,
+    /// Bumped by userspace after every change to the allow and deny maps,
+    /// never 0. A flow whose source was judged under the current
+    /// generation (`FlowState::judged`) is not looked up in the tries again.
+    pub generation: u32,
+}
+
+/// Value of the `FLOW_ISN` map: one flow that started while the program
+/// was attached. It lets every later packet of the flow be judged with this
+/// one lookup instead of a trie walk and two table lookups.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowState {
+    /// The client's initial sequence number, from its SYN.
+    pub isn: u32,
+    /// `FilterConfig::generation` under which the source was last found
+    /// allowed; 0 when it has to be judged again.
+    pub judged: u32,
+    /// 0, or the reason ([`REASON_HTTP`], [`REASON_NOT_RESP`]) the flow was
+    /// marked for: its packets are dropped even if its `MARKED` record is
+    /// evicted.
+    pub marked: u32,
 }
 
 /// One per-CPU counter per verdict reason; the index into `COUNTERS`.
@@ -229,10 +252,11 @@ pub struct FlowEvent {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all four are #[repr(C)] structs of integers and byte arrays with
+    // SAFETY: all five are #[repr(C)] structs of integers and byte arrays with
     // explicit padding, so every bit pattern is valid and none is uninit.
     unsafe impl aya::Pod for super::FilterConfig {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::MarkedFlow {}
     unsafe impl aya::Pod for super::FlowEvent {}
+    unsafe impl aya::Pod for super::FlowState {}
 }

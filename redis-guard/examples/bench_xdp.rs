@@ -63,14 +63,18 @@ fn parse_args() -> Args {
     let argv: Vec<String> = std::env::args().collect();
     args.drop_only = argv.iter().any(|a| a == "--drop-only");
     let mut i = 1;
-    while i + 1 < argv.len() {
-        let v = &argv[i + 1];
+    while i < argv.len() {
+        if argv[i] == "--drop-only" {
+            i += 1;
+            continue;
+        }
+        let v = argv.get(i + 1).map(String::as_str).unwrap_or("");
         match argv[i].as_str() {
             "--flood-frames" => args.flood_frames = v.parse().expect("--flood-frames N"),
             "--rounds" => args.rounds = v.parse().expect("--rounds N"),
             "--flood-pps" => args.flood_pps = v.parse().expect("--flood-pps N"),
             "--requests" => args.requests = v.parse().expect("--requests N"),
-            _ => {}
+            other => panic!("unknown argument {other}"),
         }
         i += 2;
     }

@@ -23,8 +23,8 @@ use aya::{
 use ipnet::IpNet;
 use redis_guard_common::{
     BLOCK_ALLOW_ALL, BLOCK_ALLOW_SOME, BLOCK_DENY_ALL, BLOCK_DENY_SOME, COUNTER_COUNT,
-    FLAG_DENY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, FlowKey, MODE_AUDIT, MODE_ENFORCE,
-    MarkedFlow, PROGRAM_NAME, V4_BLOCKS_PER_WORD, maps,
+    FLAG_DENY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, FlowKey, FlowState, MODE_AUDIT,
+    MODE_ENFORCE, MarkedFlow, PROGRAM_NAME, V4_BLOCKS_PER_WORD, maps,
 };
 use tracing::{info, warn};
 
@@ -127,6 +127,9 @@ pub struct Firewall {
     /// The pin directory, opened and `flock`ed while this daemon owns it.
     pin_lock: Option<std::fs::File>,
     applied: Option<FirewallPolicy>,
+    /// `FilterConfig::generation` last written: moved on every policy
+    /// change, so flows judged under an older policy are judged again.
+    generation: u32,
     /// Non-zero words of `V4_BLOCKS` as last written, to update only diffs.
     v4_blocks: BTreeMap<u32, u64>,
 }
@@ -172,6 +175,7 @@ impl Firewall {
             pin_dir: None,
             pin_lock: None,
             applied: None,
+            generation: 0,
             v4_blocks: BTreeMap::new(),
         };
         fw.apply(policy)?;
@@ -403,12 +407,16 @@ impl Firewall {
         if !v6_deny.is_empty() {
             flags |= FLAG_DENY_V6;
         }
+        // Written after the tries and the block map, so that a flow judged
+        // under this generation was judged by the new policy.
+        self.generation = self.generation.wrapping_add(1).max(1);
         let cfg = FilterConfig {
             mode: match policy.mode {
                 Mode::Enforce => MODE_ENFORCE,
                 Mode::Audit => MODE_AUDIT,
             },
             flags,
+            generation: self.generation,
         };
         let mut config: Array<_, FilterConfig> = map_mut(&mut self.ebpf, maps::CONFIG)?;
         config.set(0, cfg, 0).map_err(|source| FirewallError::Map {
@@ -490,21 +498,27 @@ impl Firewall {
             ebpf: &mut Ebpf,
             name: &'static str,
             from: &HashMap<MapData, FlowKey, V>,
+            adapt: impl Fn(V) -> V,
         ) -> usize {
             let Ok(mut to) = map_mut::<HashMap<_, FlowKey, V>>(ebpf, name) else {
                 return 0;
             };
             from.iter()
                 .flatten()
-                .filter(|(k, v)| to.insert(k, v, 0).is_ok())
+                .filter(|(k, v)| to.insert(k, adapt(*v), 0).is_ok())
                 .count()
         }
         let mut n = 0;
         if let Some(old) = open::<MarkedFlow>(&dir.join(maps::MARKED)) {
-            n += copy(&mut self.ebpf, maps::MARKED, &old);
+            n += copy(&mut self.ebpf, maps::MARKED, &old, |v| v);
         }
-        if let Some(old) = open::<u32>(&dir.join(maps::FLOW_ISN)) {
-            n += copy(&mut self.ebpf, maps::FLOW_ISN, &old);
+        if let Some(old) = open::<FlowState>(&dir.join(maps::FLOW_ISN)) {
+            // The old run counted its own generations: judge the sources
+            // again under this run's policy.
+            n += copy(&mut self.ebpf, maps::FLOW_ISN, &old, |v| FlowState {
+                judged: 0,
+                ..v
+            });
         }
         n
     }

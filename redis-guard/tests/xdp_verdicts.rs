@@ -622,6 +622,84 @@ fn policy_reload_updates_maps_in_place() {
     );
 }
 
+/// A flow that started while the program was attached remembers that its
+/// source was allowed, so later packets skip the tries; a policy change must
+/// void that memory at once, for flows already running.
+#[test]
+fn running_flows_are_judged_again_after_a_policy_change() {
+    let mut h = Harness::new("");
+    use Counter::*;
+    let flow = syn("192.0.2.7", "10.77.0.1", 6379);
+    h.expect(&flow.build(), XDP_PASS, Passed, "SYN");
+    h.expect(
+        &flow.data(1001, b"*1\r\n$4\r\nPING\r\n").build(),
+        XDP_PASS,
+        Passed,
+        "stream start",
+    );
+    let mid = flow.data(1015, b"*1\r\n$4\r\nPING\r\n").build();
+    h.expect(&mid, XDP_PASS, Passed, "mid-stream");
+    let reload = |h: &mut Harness, allow: &str, deny: &str| {
+        let text = format!(
+            "[firewall]\ninterfaces=[\"lo\"]\nports=[6379]\nallow=[{allow}]\ndeny=[{deny}]\n"
+        );
+        let p = Policy::parse(Path::new("t.toml"), &text).unwrap();
+        h.fw.apply(p.firewall.as_ref().unwrap()).unwrap();
+    };
+    reload(&mut h, "\"192.0.2.7\"", "\"192.0.2.7\"");
+    h.expect(&mid, XDP_DROP, DroppedDenied, "denied by a reload");
+    reload(&mut h, "\"10.77.0.0/16\"", "");
+    h.expect(
+        &mid,
+        XDP_DROP,
+        DroppedNotAllowed,
+        "allow entry removed by a reload",
+    );
+    reload(&mut h, "\"192.0.2.0/24\"", "");
+    h.expect(&mid, XDP_PASS, Passed, "allowed again");
+    h.expect(&mid, XDP_PASS, Passed, "allowed again, remembered");
+}
+
+/// A marked flow's record can be evicted from the LRU `MARKED` table under
+/// pressure; the flow's own state still says it is marked.
+#[test]
+fn a_marked_flow_stays_dropped_when_its_record_is_evicted() {
+    let mut h = Harness::new("");
+    use Counter::*;
+    let flow = syn("10.77.1.2", "10.77.0.1", 6379);
+    h.expect(&flow.build(), XDP_PASS, Passed, "SYN");
+    h.expect(
+        &flow.data(1001, b"POST / HTTP/1.1\r\n").build(),
+        XDP_DROP,
+        DroppedHttp,
+        "HTTP at stream start",
+    );
+    {
+        let map = h.fw.ebpf_mut().map_mut("MARKED").unwrap();
+        let mut marked: aya::maps::HashMap<
+            _,
+            redis_guard_common::FlowKey,
+            redis_guard_common::MarkedFlow,
+        > = aya::maps::HashMap::try_from(map).unwrap();
+        let keys: Vec<_> = marked.keys().map(Result::unwrap).collect();
+        assert_eq!(keys.len(), 1);
+        marked.remove(&keys[0]).unwrap();
+    }
+    h.expect(
+        &flow.data(1019, b"*1\r\n$8\r\nFLUSHALL\r\n").build(),
+        XDP_DROP,
+        DroppedHttp,
+        "rest of the flow after its record was evicted",
+    );
+    h.expect(&flow.build(), XDP_PASS, Passed, "a new SYN on the tuple");
+    h.expect(
+        &flow.data(1001, b"*1\r\n$4\r\nPING\r\n").build(),
+        XDP_PASS,
+        Passed,
+        "RESP on the reused tuple",
+    );
+}
+
 /// The program judges the flood's shape (plain IPv4 TCP from a /24 the block
 /// bitmap settles) from fixed offsets before the full parser runs. Every
 /// variation around that shape must get exactly the full parser's verdict
