@@ -1471,6 +1471,78 @@ fn zset_scores_read_back_as_redis_shows_them() {
     }
 }
 
+/// OBJECT ENCODING and REFCOUNT of a string follow how it was written, as
+/// in Redis: APPEND to an existing key and SETRANGE leave `raw`, INCRBYFLOAT
+/// `embstr`, and any write that stores the value afresh (SET, INCR) encodes
+/// it by its content again; RENAME, COPY, EXPIRE and GETEX keep the form.
+#[test]
+fn string_encodings_follow_how_the_value_was_written() {
+    let reference = Reference::start();
+    let mut redis = reference.conn_maybe().unwrap();
+    let s = TestServer::start(|_| {});
+    let mut ours = s.conn();
+    let cases: &[&[&[&str]]] = &[
+        &[&["SET", "k", "1"], &["APPEND", "k", "2"]],
+        &[&["APPEND", "k", "12"]],
+        &[&["APPEND", "k", "hello"]],
+        &[&["SET", "k", "25"], &["APPEND", "k", ""]],
+        &[&["SET", "k", "hello"], &["SETRANGE", "k", "0", "x"]],
+        &[&["SETRANGE", "k", "0", "12"]],
+        &[&["INCRBYFLOAT", "k", "2"]],
+        &[&["SET", "k", "5"], &["INCRBYFLOAT", "k", "2"]],
+        &[&["SET", "k", "1"], &["APPEND", "k", "2"], &["INCR", "k"]],
+        &[&["SET", "k", "abc"], &["APPEND", "k", "x"], &["INCR", "k"]],
+        &[
+            &["SET", "k", "1"],
+            &["APPEND", "k", "2"],
+            &["SET", "k", "3"],
+        ],
+        &[
+            &["SET", "k", "1"],
+            &["APPEND", "k", "2"],
+            &["EXPIRE", "k", "100"],
+        ],
+        &[
+            &["SET", "k", "1"],
+            &["APPEND", "k", "2"],
+            &["RENAME", "k", "k2"],
+            &["RENAME", "k2", "k"],
+        ],
+        &[
+            &["SET", "k", "1"],
+            &["APPEND", "k", "2"],
+            &["COPY", "k", "k2"],
+            &["DEL", "k"],
+            &["RENAME", "k2", "k"],
+        ],
+        &[
+            &["SET", "k", "abc"],
+            &["APPEND", "k", "x"],
+            &["GETEX", "k", "PERSIST"],
+        ],
+        &[
+            &["SET", "k", "1"],
+            &["APPEND", "k", "2"],
+            &["INCRBYFLOAT", "k", "1"],
+        ],
+        &[&["INCRBYFLOAT", "k", "1e40"]],
+    ];
+    let run = |c: &mut redis::Connection, case: &[&[&str]]| {
+        let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
+        for args in case {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            reply_text(c, &args);
+        }
+        (
+            reply_text(c, &[b"OBJECT", b"ENCODING", b"k"]),
+            reply_text(c, &[b"OBJECT", b"REFCOUNT", b"k"]),
+        )
+    };
+    for case in cases {
+        assert_eq!(run(&mut ours, case), run(&mut redis, case), "{case:?}");
+    }
+}
+
 /// WATCH is broken by what Redis counts as a modification and by nothing
 /// else: a write that changes nothing (a failed LSET, `SPOP k 0`, a ZINCRBY
 /// by 0) leaves the transaction free to run, a SET that expires at once does

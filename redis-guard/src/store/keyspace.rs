@@ -75,6 +75,38 @@ pub struct Entry {
     pub expire: u64,
     /// Milliseconds since server start at the last access (wrapping), for LRU.
     pub lru: u32,
+    /// How a string value was last written, for `OBJECT ENCODING`.
+    pub form: StrForm,
+}
+
+// The form byte lives in what was padding: a key's slot does not grow.
+const _: () = assert!(std::mem::size_of::<Entry>() == 40);
+
+/// Redis's encoding of a string follows how it was written, not only its
+/// content: APPEND to an existing key and SETRANGE leave a `raw` string
+/// even when it reads as a small integer, INCRBYFLOAT an `embstr`. Any
+/// other write stores the value afresh, encoded by its content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StrForm {
+    /// Encoded by content: `int`, `embstr` up to 44 bytes, else `raw`.
+    #[default]
+    Content,
+    /// Edited in place: always `raw`.
+    Raw,
+    /// Built from a number's text: `embstr` up to 44 bytes, else `raw`.
+    Embstr,
+}
+
+impl Entry {
+    /// The `OBJECT ENCODING` name of the value.
+    pub fn encoding(&self) -> &'static str {
+        match (&self.value, self.form) {
+            (Value::Str(_), StrForm::Raw) => "raw",
+            (Value::Str(s), StrForm::Embstr) if s.len() <= 44 => "embstr",
+            (Value::Str(_), StrForm::Embstr) => "raw",
+            _ => self.value.encoding(),
+        }
+    }
 }
 
 type Table = HashMap<Key, Entry, FixedState>;
@@ -307,6 +339,7 @@ impl Db {
                     value: K::empty(),
                     expire: 0,
                     lru: clock,
+                    form: StrForm::Content,
                 };
                 self.mem += entry_mem(key, &e);
                 self.len += 1;
@@ -320,6 +353,11 @@ impl Db {
         let before = e.value.mem();
         e.lru = clock;
         let (out, changed) = f(K::get_mut(&mut e.value).ok_or(WrongType)?);
+        if changed {
+            // A string rewritten by a typed write (INCR) is encoded by its
+            // content again; APPEND and SETRANGE set their form after.
+            e.form = StrForm::Content;
+        }
         let after = e.value.mem();
         let empty = e.value.is_empty_collection();
         self.mem = self.mem + after - before;
@@ -330,6 +368,15 @@ impl Db {
             self.signal(key);
         }
         Ok(Some(out))
+    }
+
+    /// Records how the string at `key` was written (see [`StrForm`]).
+    pub fn set_form(&mut self, key: &[u8], now: u64, form: StrForm) {
+        if let Some(t) = self.live_slot(key, now)
+            && let Some(e) = self.tables[t].get_mut(key)
+        {
+            e.form = form;
+        }
     }
 
     /// Stores `value` under `key`, replacing any old value; `expire` 0 = persistent.
@@ -343,6 +390,7 @@ impl Db {
                 value,
                 expire,
                 lru: clock,
+                form: StrForm::Content,
             },
         );
         self.signal(key);

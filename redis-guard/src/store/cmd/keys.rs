@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{CmdError, CmdResult, Ctx, cursor_arg, err, int_arg, is, name_of, scan_opts};
 use crate::store::config::EvictionPolicy;
 use crate::store::glob;
-use crate::store::keyspace::{Entry, free_later};
+use crate::store::keyspace::{Entry, StrForm, free_later};
 use crate::store::value::Value;
 
 /// DEL / UNLINK key [key ...]
@@ -343,12 +343,12 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     match sub.as_str() {
         "encoding" => {
-            let enc = e.value.encoding();
+            let enc = e.encoding();
             ctx.out.bulk(enc.as_bytes());
         }
         "refcount" => {
             let shared = match &e.value {
-                Value::Str(s) => {
+                Value::Str(s) if e.form == StrForm::Content => {
                     shares_integers
                         && crate::store::protocol::parse_int(s)
                             .is_some_and(|n| (0..10_000).contains(&n))

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Ctx, err, int_arg, is, name_of};
 use crate::store::frame::fmt_i64;
-use crate::store::keyspace::Db;
+use crate::store::keyspace::{Db, StrForm};
 use crate::store::protocol::parse_int;
 use crate::store::value::Value;
 
@@ -367,6 +367,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let s = crate::store::long_double::add(cur, &args[2])
         .map_err(|_| err("increment would produce NaN or Infinity"))?;
     store_keep_ttl(db, &args[1], s.as_bytes(), now, clock);
+    db.set_form(&args[1], now, StrForm::Embstr);
     ctx.out.bulk(s.as_bytes());
     Ok(())
 }
@@ -394,6 +395,10 @@ pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             n
         })?
         .unwrap_or(0);
+    // A new key holds the value as given; an existing one is edited.
+    if cur_len.is_some() {
+        db.set_form(&args[1], now, StrForm::Raw);
+    }
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -477,6 +482,7 @@ pub fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             n
         })?
         .unwrap_or(0);
+    db.set_form(&args[1], now, StrForm::Raw);
     ctx.out.int(n as i64);
     Ok(())
 }
