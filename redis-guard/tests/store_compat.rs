@@ -1248,6 +1248,18 @@ fn numbers_with_nul_bytes_answer_as_redis_does() {
     }
 }
 
+/// Empties the server, runs `case` on one connection and returns each
+/// command's reply as text, for side-by-side comparisons.
+fn run_from_empty(c: &mut redis::Connection, case: &[&[&str]]) -> Vec<String> {
+    let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
+    case.iter()
+        .map(|args| {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            reply_text(c, &args)
+        })
+        .collect()
+}
+
 /// Which error wins when a command has several problems: Redis's order
 /// (option words, then the key and its type, then values), side by side.
 #[test]
@@ -1357,13 +1369,7 @@ fn error_precedence_matches_redis() {
         &[&["HSET", "h", "a", "1"], &["HSCAN", "h", "+0"]],
     ];
     let run = |c: &mut redis::Connection, case: &[&[&str]]| {
-        let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
-        let mut last = String::new();
-        for args in case {
-            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-            last = reply_text(c, &args);
-        }
-        last
+        run_from_empty(c, case).pop().unwrap_or_default()
     };
     for case in cases {
         assert_eq!(run(&mut ours, case), run(&mut redis, case), "{case:?}");
@@ -1528,11 +1534,7 @@ fn string_encodings_follow_how_the_value_was_written() {
         &[&["INCRBYFLOAT", "k", "1e40"]],
     ];
     let run = |c: &mut redis::Connection, case: &[&[&str]]| {
-        let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
-        for args in case {
-            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-            reply_text(c, &args);
-        }
+        run_from_empty(c, case);
         (
             reply_text(c, &[b"OBJECT", b"ENCODING", b"k"]),
             reply_text(c, &[b"OBJECT", b"REFCOUNT", b"k"]),
@@ -1581,17 +1583,15 @@ fn watch_breaks_where_redis_does() {
     for (mut watcher, mut other) in pairs {
         let mut got = Vec::new();
         for (setup, change) in cases {
-            let _: () = redis::cmd("FLUSHALL").query(&mut other).unwrap();
-            for a in *setup {
-                let a: Vec<&[u8]> = a.iter().map(|x| x.as_bytes()).collect();
-                reply_text(&mut other, &a);
-            }
+            run_from_empty(&mut other, setup);
             let _: () = redis::cmd("WATCH").arg("k").query(&mut watcher).unwrap();
-            let mut replies = Vec::new();
-            for a in *change {
-                let a: Vec<&[u8]> = a.iter().map(|x| x.as_bytes()).collect();
-                replies.push(reply_text(&mut other, &a));
-            }
+            let mut replies: Vec<String> = change
+                .iter()
+                .map(|a| {
+                    let a: Vec<&[u8]> = a.iter().map(|x| x.as_bytes()).collect();
+                    reply_text(&mut other, &a)
+                })
+                .collect();
             let _: () = redis::cmd("MULTI").query(&mut watcher).unwrap();
             let _: () = redis::cmd("PING").query(&mut watcher).unwrap();
             replies.push(reply_text(&mut watcher, &[b"EXEC"]));
