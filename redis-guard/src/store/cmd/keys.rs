@@ -321,11 +321,6 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if !matches!(sub.as_str(), "encoding" | "freq" | "idletime" | "refcount") {
         return Err(super::unknown_subcommand(&args[1], "object"));
     }
-    if args.len() != 3 {
-        return Err(err(format!(
-            "wrong number of arguments for 'object|{sub}' command"
-        )));
-    }
     let now = ctx.now;
     let ks = ctx.ks();
     let clock = ks.clock_at(now);

@@ -659,9 +659,6 @@ pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if !is(&args[1], "get") {
         return Err(super::unknown_subcommand(&args[1], "config"));
     }
-    if args.len() < 3 {
-        return Err(err("wrong number of arguments for 'config|get' command"));
-    }
     let c = &ctx.shared.config;
     let bind: Vec<String> = c.listen.iter().map(|a| a.ip().to_string()).collect();
     let port = ctx.shared.addrs.first().map(|a| a.port()).unwrap_or(0);
@@ -793,13 +790,9 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ]);
         return Ok(());
     }
-    if is(&args[1], "usage") {
-        return Err(err("wrong number of arguments for 'memory|usage' command"));
-    }
+    // Subcommand arities were checked before the command ran
+    // (`cmd::check_subcommand`).
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    if matches!(sub.as_str(), "doctor" | "malloc-stats" | "purge") && args.len() != 2 {
-        return Err(super::wrong_args(&format!("memory|{sub}")));
-    }
     match sub.as_str() {
         "doctor" => {
             let used = ctx.ks().used_memory();
