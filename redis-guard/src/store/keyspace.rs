@@ -125,6 +125,26 @@ fn slot_of(h: u64) -> usize {
     ((h >> 32) as usize) % TABLES
 }
 
+/// [`Db::signal`] on the fields it needs, for callers that hold a borrow of
+/// the tables at the same time.
+fn signal_in(
+    watched: &StdHashMap<Key, Vec<Arc<AtomicBool>>>,
+    blocked: &StdHashMap<Key, VecDeque<u64>>,
+    ready: &mut Vec<Key>,
+    key: &[u8],
+) {
+    if !watched.is_empty()
+        && let Some(v) = watched.get(key)
+    {
+        for f in v {
+            f.store(true, Ordering::Release);
+        }
+    }
+    if !blocked.is_empty() && blocked.contains_key(key) {
+        ready.push(key.into());
+    }
+}
+
 /// One logical database. Its tables are allocated on the first insert, so
 /// unused databases cost almost nothing.
 #[derive(Default)]
@@ -183,16 +203,7 @@ impl Db {
 
     /// Invalidates watchers and wakes blocked clients of `key`.
     pub fn signal(&mut self, key: &[u8]) {
-        if !self.watched.is_empty()
-            && let Some(v) = self.watched.get(key)
-        {
-            for f in v {
-                f.store(true, Ordering::Release);
-            }
-        }
-        if !self.blocked.is_empty() && self.blocked.contains_key(key) {
-            self.ready.push(key.into());
-        }
+        signal_in(&self.watched, &self.blocked, &mut self.ready, key);
     }
 
     fn ensure_tables(&mut self) {
@@ -230,10 +241,51 @@ impl Db {
 
     /// The live entry of `key` (expiring it lazily), updating its access clock.
     pub fn get(&mut self, key: &[u8], now: u64, clock: u32) -> Option<&mut Entry> {
-        let t = self.live_slot(key, now)?;
-        let e = self.tables[t].get_mut(key)?;
+        let e = self.live_entry(key, now, false)?;
         e.lru = clock;
         Some(e)
+    }
+
+    /// The live entry of `key` in one probe of its table, expiring it
+    /// lazily, and counted as a read lookup when `count` says so. The hot
+    /// read path: [`Db::live_slot`] followed by a second lookup cost GET an
+    /// extra probe and key comparison.
+    fn live_entry(&mut self, key: &[u8], now: u64, count: bool) -> Option<&mut Entry> {
+        self.live_entry_in(slot_of(hash_of(key)), key, now, count)
+    }
+
+    /// [`Db::live_entry`] with the key's table index already computed.
+    fn live_entry_in(&mut self, t: usize, key: &[u8], now: u64, count: bool) -> Option<&mut Entry> {
+        let Some(table) = self.tables.get_mut(t) else {
+            self.misses += u64::from(count);
+            return None;
+        };
+        match table.entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Vacant(_) => {
+                self.misses += u64::from(count);
+                None
+            }
+            hashbrown::hash_map::EntryRef::Occupied(o) => {
+                let e = o.get();
+                if e.expire == 0 || e.expire > now {
+                    self.hits += u64::from(count);
+                    return Some(o.into_mut());
+                }
+                self.misses += u64::from(count);
+                // The same bookkeeping as `unlink` and `live_slot`, on the
+                // fields alone: the table stays borrowed on this path.
+                let (k, e) = o.remove_entry();
+                self.len -= 1;
+                self.expires -= 1;
+                self.mem -= entry_mem(&k, &e);
+                self.expired_total += 1;
+                if self.log_dels {
+                    self.dels.push(k);
+                }
+                signal_in(&self.watched, &self.blocked, &mut self.ready, key);
+                None
+            }
+        }
     }
 
     /// [`Db::get`] for a command that reads the key, counted in
@@ -250,9 +302,7 @@ impl Db {
     /// [`Db::peek`] for a command that reads the key, counted like
     /// [`Db::get_read`] (`TYPE`, `TTL`, `EXISTS`).
     pub fn peek_read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        let t = self.live_slot(key, now);
-        self.count_read(t.is_some());
-        self.tables[t?].get(key)
+        self.live_entry(key, now, true).map(|e| &*e)
     }
 
     fn count_read(&mut self, found: bool) {
@@ -270,8 +320,7 @@ impl Db {
 
     /// Like [`Db::get`] without touching the access clock (`OBJECT`, `TYPE`-like probes).
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        let t = self.live_slot(key, now)?;
-        self.tables[t].get(key)
+        self.live_entry(key, now, false).map(|e| &*e)
     }
 
     /// Whether `key` exists.
@@ -326,15 +375,13 @@ impl Db {
         create: bool,
         f: impl FnOnce(&mut K) -> (T, bool),
     ) -> Result<Option<T>, WrongType> {
-        let t = match self.live_slot(key, now) {
-            Some(t) => {
-                if K::get(&self.tables[t][key].value).is_none() {
-                    return Err(WrongType);
-                }
-                t
-            }
+        let t = slot_of(hash_of(key));
+        // One probe for a live key (the hot path of every collection write
+        // and INCR); a created key is inserted through the same probe's slot.
+        let e = match self.live_entry_in(t, key, now, false) {
+            Some(e) if K::get(&e.value).is_none() => return Err(WrongType),
+            Some(e) => e,
             None if create => {
-                let t = slot_of(hash_of(key));
                 let e = Entry {
                     value: K::empty(),
                     expire: 0,
@@ -344,12 +391,10 @@ impl Db {
                 self.mem += entry_mem(key, &e);
                 self.len += 1;
                 self.ensure_tables();
-                self.tables[t].insert(key.into(), e);
-                t
+                self.tables[t].entry_ref(key).insert(e).into_mut()
             }
             None => return Ok(None),
         };
-        let e = self.tables[t].get_mut(key).ok_or(WrongType)?;
         let before = e.value.mem();
         e.lru = clock;
         let (out, changed) = f(K::get_mut(&mut e.value).ok_or(WrongType)?);
@@ -382,17 +427,35 @@ impl Db {
     /// Stores `value` under `key`, replacing any old value; `expire` 0 = persistent.
     pub fn set(&mut self, key: &[u8], value: Value, expire: u64, clock: u32) {
         let t = slot_of(hash_of(key));
-        self.unlink(t, key);
-        self.insert_at(
-            t,
-            key,
-            Entry {
-                value,
-                expire,
-                lru: clock,
-                form: StrForm::Content,
-            },
-        );
+        let fresh = Entry {
+            value,
+            expire,
+            lru: clock,
+            form: StrForm::Content,
+        };
+        // Overwriting in place keeps the key's allocation and its bucket:
+        // removing and re-inserting cost a free, an allocation and two more
+        // probes on every SET of an existing key.
+        self.ensure_tables();
+        let new_mem = fresh.value.mem();
+        let new_ttl = fresh.expire != 0;
+        match self.tables[t].entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Occupied(mut o) => {
+                let old = o.insert(fresh);
+                self.mem = self.mem - old.value.mem() + new_mem;
+                match (old.expire != 0, new_ttl) {
+                    (false, true) => self.expires += 1,
+                    (true, false) => self.expires -= 1,
+                    _ => {}
+                }
+            }
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                v.insert(fresh);
+                self.mem += key.len() + new_mem + ENTRY_OVERHEAD;
+                self.len += 1;
+                self.expires += usize::from(new_ttl);
+            }
+        }
         self.signal(key);
     }
 
@@ -895,6 +958,35 @@ mod tests {
         db.write::<SetVal, _>(b"s", 1, 0, false, |s| s.remove(b"a"))
             .unwrap();
         assert_eq!(db.len(), 0);
+        assert_eq!(db.mem(), 0);
+    }
+
+    /// SET over an existing key replaces the entry in place; the counts
+    /// must come out as if the key had been written once, fresh.
+    #[test]
+    fn overwriting_keeps_counts_exact() {
+        let s = |v: &[u8]| Value::Str(Box::from(v));
+        let mut db = Db::default();
+        db.set(b"k", s(b"small"), 0, 0);
+        db.set(b"k", s(&[b'x'; 300]), 5_000, 0);
+        db.set(b"k", Value::Set(Box::default()), 0, 0);
+        db.set(b"k", s(b"final value"), 9_000, 0);
+        let mut fresh = Db::default();
+        fresh.set(b"k", s(b"final value"), 9_000, 0);
+        assert_eq!((db.len(), db.expires(), db.mem()), (1, 1, fresh.mem()));
+        db.set(b"k", s(b"persistent"), 0, 0);
+        assert_eq!(db.expires(), 0);
+
+        // A lazily expired key is gone in one probe, counted, and its
+        // memory returned.
+        db.set(b"t", s(b"v"), 100, 0);
+        assert!(db.get_read(b"t", 99, 0).is_some());
+        assert!(db.get_read(b"t", 100, 0).is_none());
+        assert!(db.peek(b"t", 100).is_none());
+        assert_eq!(db.read_stats(), (1, 1));
+        assert_eq!(db.expired_total, 1);
+        assert_eq!((db.len(), db.expires()), (1, 0));
+        db.remove(b"k", 0);
         assert_eq!(db.mem(), 0);
     }
 }
