@@ -1214,10 +1214,9 @@ pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdR
         stats.rejected(cmd.index);
         return Err(CmdError::Oom);
     }
-    ctx.client
-        .handle
-        .commands
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Only this client's own execution writes its count (a blocked client
+    // is served while its task waits), so no locked increment is needed.
+    crate::store::cmdstats::bump(&ctx.client.handle.commands, 1);
     let sub = container_sub(cmd, args);
     let exact = slowlog_times(cmd, ctx.shared.config.slowlog_log_slower_than);
     let sampled = sub.is_none() && stats.begin(cmd.index);
