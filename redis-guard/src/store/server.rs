@@ -246,6 +246,7 @@ impl Server {
         let (persist, to_load) = Persist::open(&config)
             .with_context(|| format!("store.data_dir: {}", config.data_dir.display()))?;
         let audit = Audit::open(config.audit_log.as_deref())?;
+        crate::store::cmd::warm_clock();
         let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
