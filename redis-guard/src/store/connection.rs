@@ -931,7 +931,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     let Some(idx) = idx else { return };
     let cmd = &COMMANDS[idx];
-    if !cmd.no_auth && !ok_while_loading(cmd.name) && shared_loading(ctx) {
+    if !cmd.no_auth && shared_loading(ctx) && !ok_while_loading(cmd.name) {
         ctx.shared.cmdstats.rejected(idx);
         if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
