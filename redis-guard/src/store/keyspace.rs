@@ -224,19 +224,11 @@ impl Db {
         Some(e)
     }
 
+    /// The table index of `key` if it is live (expiring it lazily), for
+    /// callers that go on to remove or replace the entry.
     fn live_slot(&mut self, key: &[u8], now: u64) -> Option<usize> {
         let t = slot_of(hash_of(key));
-        let e = self.tables.get(t)?.get(key)?;
-        if e.expire != 0 && e.expire <= now {
-            self.unlink(t, key);
-            self.expired_total += 1;
-            if self.log_dels {
-                self.dels.push(key.into());
-            }
-            self.signal(key);
-            return None;
-        }
-        Some(t)
+        self.live_entry_in(t, key, now, false).map(|_| t)
     }
 
     /// The live entry of `key` (expiring it lazily), updating its access clock.
@@ -247,9 +239,9 @@ impl Db {
     }
 
     /// The live entry of `key` in one probe of its table, expiring it
-    /// lazily, and counted as a read lookup when `count` says so. The hot
-    /// read path: [`Db::live_slot`] followed by a second lookup cost GET an
-    /// extra probe and key comparison.
+    /// lazily, and counted as a read lookup when `count` says so. Reads and
+    /// in-place writes use it directly: a second lookup after the expiry
+    /// check cost every GET an extra probe and key comparison.
     fn live_entry(&mut self, key: &[u8], now: u64, count: bool) -> Option<&mut Entry> {
         self.live_entry_in(slot_of(hash_of(key)), key, now, count)
     }
@@ -437,12 +429,12 @@ impl Db {
         // removing and re-inserting cost a free, an allocation and two more
         // probes on every SET of an existing key.
         self.ensure_tables();
-        let new_mem = fresh.value.mem();
+        let mem = entry_mem(key, &fresh);
         let new_ttl = fresh.expire != 0;
         match self.tables[t].entry_ref(key) {
             hashbrown::hash_map::EntryRef::Occupied(mut o) => {
                 let old = o.insert(fresh);
-                self.mem = self.mem - old.value.mem() + new_mem;
+                self.mem = self.mem - entry_mem(key, &old) + mem;
                 match (old.expire != 0, new_ttl) {
                     (false, true) => self.expires += 1,
                     (true, false) => self.expires -= 1,
@@ -451,7 +443,7 @@ impl Db {
             }
             hashbrown::hash_map::EntryRef::Vacant(v) => {
                 v.insert(fresh);
-                self.mem += key.len() + new_mem + ENTRY_OVERHEAD;
+                self.mem += mem;
                 self.len += 1;
                 self.expires += usize::from(new_ttl);
             }
