@@ -101,6 +101,14 @@ pub struct FirewallPolicy {
     pub kernel_bans: bool,
 }
 
+impl FirewallPolicy {
+    /// The protected ports as an operator writes them: `6379, 6380`.
+    pub fn ports_text(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+        ports.join(", ")
+    }
+}
+
 /// A whole validated policy file.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -166,9 +174,10 @@ impl Policy {
         store_table
             .entry("enabled")
             .or_insert(toml::Value::Boolean(false));
-        let store: StoreConfig = serde_path_to_error::deserialize(toml::Value::Table(store_table))
-            .map_err(|e| {
-                let (key, reason) = describe_store_error(e);
+        let store_value = toml::Value::Table(store_table);
+        let store: StoreConfig =
+            serde_path_to_error::deserialize(store_value.clone()).map_err(|e| {
+                let (key, reason) = describe_store_error(&store_value, e);
                 invalid(&key, reason)
             })?;
         store
@@ -374,22 +383,86 @@ fn describe_toml_error(
     let inner = e.into_inner();
     let reason = plain_reason(inner.message());
     if path == "." || path.is_empty() {
-        let at = inner.span().map_or(String::new(), |span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!(" (line {line}, column {column})")
-        });
-        return ("(document)".into(), format!("{reason}{at}"));
+        let Some(span) = inner.span() else {
+            return ("(document)".into(), reason);
+        };
+        let start = span.start.min(text.len());
+        let before = &text[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        let key = key_at(text, start).unwrap_or_else(|| "(document)".into());
+        return (key, format!("{reason} (line {line}, column {column})"));
     }
     (path, reason)
 }
 
+/// The dotted key written on the line holding byte `offset`, for errors the
+/// TOML parser raises before any key is read (a duplicate key or table, an
+/// integer too large for TOML): `firewall.ports` for `ports = [1e30]` under
+/// `[firewall]`, `firewall` for a second `[firewall]` header. `None` when
+/// the line is not a plain `key = value` or a well-formed header.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let header = |line: &str| -> Option<String> {
+        let line = line.trim();
+        let inner = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]"));
+        let inner = inner.or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')));
+        inner
+            .map(|name| name.trim().to_string())
+            .filter(|name| plain_key(name))
+    };
+    let line = text[line_start..line_end].trim();
+    if line.starts_with('[') {
+        return header(line);
+    }
+    let key = line.split_once('=')?.0.trim();
+    if !plain_key(key) {
+        return None;
+    }
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .and_then(header);
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// A bare or dotted TOML key (`ports`, `store.tls`): nothing quoted, so it
+/// reads back the way the user wrote it.
+fn plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('.').all(|part| {
+            let part = part.trim();
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
 /// The same for the `[store]` table, read from a `toml::Table` (no spans).
-fn describe_store_error(e: serde_path_to_error::Error<toml::de::Error>) -> (String, String) {
+fn describe_store_error(
+    table: &toml::Value,
+    e: serde_path_to_error::Error<toml::de::Error>,
+) -> (String, String) {
     let key = format!("store.{}", e.path());
+    let value = value_at(table, e.path());
     let inner = e.into_inner();
     let reason = plain_reason(inner.message());
+    if reason == "invalid socket address syntax" {
+        let shown = value.map_or(String::new(), |v| format!("{v} "));
+        return (
+            key,
+            format!(
+                "{shown}is not an address and port: write \"127.0.0.1:6379\" or \"[::1]:6379\" \
+                 (an IP address, not a host name; port 0-65535)"
+            ),
+        );
+    }
     if reason.starts_with("unknown field `password`") {
         return (
             key,
@@ -399,6 +472,19 @@ fn describe_store_error(e: serde_path_to_error::Error<toml::de::Error>) -> (Stri
         );
     }
     (key, reason)
+}
+
+/// The value a deserialisation error points at, for quoting it back.
+fn value_at<'v>(
+    root: &'v toml::Value,
+    path: &serde_path_to_error::Path,
+) -> Option<&'v toml::Value> {
+    use serde_path_to_error::Segment;
+    path.iter().try_fold(root, |v, segment| match segment {
+        Segment::Seq { index } => v.as_array()?.get(*index),
+        Segment::Map { key } => v.as_table()?.get(key),
+        _ => None,
+    })
 }
 
 /// serde's wording with Rust type names replaced by TOML ones.
@@ -411,6 +497,10 @@ fn plain_reason(message: &str) -> String {
         ("expected u16", "expected a non-negative integer"),
         ("expected usize", "expected a non-negative integer"),
         ("expected a boolean", "expected true or false"),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
         // toml's wording when an enum (appendfsync, ...) gets a bool or number.
         (
             "invalid type: unit variant, expected string only",
@@ -529,6 +619,21 @@ resp_only = true
         assert_eq!(key_of(&fw("ports = [\"6379\"]")), "firewall.ports[0]");
         assert_eq!(key_of("firewall = 1\n"), "firewall");
         assert_eq!(key_of("[firewall\n"), "(document)");
+        // Errors the TOML parser raises before any key is read still name the
+        // key written on the offending line.
+        assert_eq!(
+            key_of(&fw("ports = [99999999999999999999]")),
+            "firewall.ports"
+        );
+        assert_eq!(
+            key_of("[firewall]\ninterfaces = [\"a\"]\ninterfaces = [\"b\"]\n"),
+            "firewall.interfaces"
+        );
+        assert_eq!(
+            key_of("[firewall]\ninterfaces = [\"a\"]\n[firewall]\nports = [1]\n"),
+            "firewall"
+        );
+        assert_eq!(key_of("mode = \"audit\"\nmode = 1\n"), "mode");
     }
 
     #[test]
@@ -543,6 +648,13 @@ resp_only = true
         assert!(r.contains("expected an integer"), "{r}");
         let r = reason("# policy\n[firewall\n");
         assert!(r.contains("(line 2, column"), "{r}");
+        let r = reason("[firewall]\ninterfaces = \"eth0\"\n");
+        assert!(r.contains("expected a list"), "{r}");
+        let r = reason("[store]\nlisten = [\"10.0.0.1:99999\"]\n");
+        assert!(
+            r.contains("\"10.0.0.1:99999\" is not an address and port"),
+            "{r}"
+        );
         let e = Policy::load(Path::new("/nonexistent/policy.toml")).unwrap_err();
         let chain = format!("{:#}", anyhow::Error::from(e));
         assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
