@@ -19,7 +19,7 @@ use crate::{
     events::{self, EventSink},
     firewall::Firewall,
     metrics::Counters,
-    policy::{DEFAULT_PIN_PATH, FirewallPolicy, Policy},
+    policy::{DEFAULT_PIN_PATH, FirewallPolicy, Mode, Policy},
     store::{
         BanEvent, Server,
         config::{StoreConfig, UserConfig},
@@ -60,13 +60,13 @@ pub enum Command {
     /// policy until SIGINT or SIGTERM (SIGHUP reloads the policy).
     Run {
         /// Policy file.
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
     /// Validate a policy file; exits non-zero naming the file, key and reason.
     Check {
         /// Policy file.
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
     /// Print the live counters and marked flows of a running daemon.
@@ -76,7 +76,7 @@ pub enum Command {
         #[arg(long)]
         pin_path: Option<PathBuf>,
         /// Take `pin_path` from this policy file.
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -85,7 +85,7 @@ pub enum Command {
     /// Run only the bundled store (no BPF privileges needed).
     Store {
         /// Policy file (its `[store]` table).
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
         /// Instead of serving, make `data_dir` loadable again: cut damaged
         /// command logs back to their last good record, set a corrupt
@@ -159,18 +159,18 @@ fn check(config: &Path) -> anyhow::Result<()> {
     let policy = Policy::load(config)?;
     if let Some(fw) = policy.firewall.as_ref().filter(|fw| fw.allow.is_empty()) {
         eprintln!(
-            "{}: note: `firewall.allow` is empty, so no source can reach ports {:?}",
+            "{}: note: `firewall.allow` is empty, so no source can reach ports {}",
             config.display(),
-            fw.ports
+            fw.ports_text()
         );
     }
     match &policy.firewall {
         Some(fw) => println!(
-            "{}: ok: firewall on {} ({} mode, ports {:?}, {} allow and {} deny entries, http_guard {}, resp_only {}); store {}",
+            "{}: ok: firewall on {} ({} mode, ports {}, {} allow and {} deny entries, http_guard {}, resp_only {}); store {}",
             config.display(),
             fw.interfaces.join(", "),
             fw.mode,
-            fw.ports,
+            fw.ports_text(),
             fw.allow.len(),
             fw.deny.len(),
             fw.http_guard,
@@ -182,17 +182,27 @@ fn check(config: &Path) -> anyhow::Result<()> {
             },
         ),
         // Valid for `redis-guard store`, which is what a store-only file is
-        // for; `run` refuses it, and a file that enables nothing is a mistake.
-        None if policy.store.enabled => println!(
+        // for (it runs the store whatever `enabled` says); `run` refuses it,
+        // and a file that configures neither is a mistake.
+        None if policy.store.enabled || has_store_table(config) => println!(
             "{}: ok for `redis-guard store` (no [firewall] table, so `redis-guard run` refuses it)",
             config.display(),
         ),
         None => bail!(
-            "{}: key `firewall`: missing; `run` needs a [firewall] table (and `store` needs [store] enabled = true)",
+            "{}: key `firewall`: missing; the file configures neither the firewall ([firewall], \
+             for `redis-guard run`) nor the store ([store], for `redis-guard store`)",
             config.display()
         ),
     }
     Ok(())
+}
+
+/// Whether the (already validated) policy file has a `[store]` table.
+fn has_store_table(config: &Path) -> bool {
+    std::fs::read_to_string(config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("store"))
 }
 
 async fn run(config: &Path) -> anyhow::Result<()> {
@@ -207,19 +217,24 @@ async fn run(config: &Path) -> anyhow::Result<()> {
 
     if fw_policy.allow.is_empty() {
         warn!(
-            ports = ?fw_policy.ports,
+            ports = %fw_policy.ports_text(),
             "firewall.allow is empty: no source can reach the protected ports (secure default; list your clients to let them in)"
         );
     }
     let mut firewall = Firewall::load(&fw_policy)?;
     firewall.pin(&fw_policy.pin_path)?;
     firewall.attach_all(&fw_policy)?;
+    // Audit mode drops nothing, so the line must not claim enforcement.
+    let doing = match fw_policy.mode {
+        Mode::Enforce => "enforcing",
+        Mode::Audit => "auditing",
+    };
     info!(
         mode = %fw_policy.mode,
-        ports = ?fw_policy.ports,
+        ports = %fw_policy.ports_text(),
         allow = fw_policy.allow.len(),
         deny = fw_policy.deny.len(),
-        "firewall enforcing policy from {}",
+        "firewall {doing} policy from {}",
         config.display()
     );
     let pump = firewall.take_events().map(|ring| {

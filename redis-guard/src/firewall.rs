@@ -242,7 +242,7 @@ impl Firewall {
                 Err(native_err) => {
                     warn!(
                         interface,
-                        error = %native_err,
+                        error = %error_chain(&native_err),
                         "native XDP unavailable; falling back to generic mode"
                     );
                     (
@@ -608,6 +608,19 @@ pub fn flow_memory_dir(pin_dir: &Path) -> PathBuf {
 const _: () = assert!(COUNTER_COUNT as usize == redis_guard_common::Counter::ALL.len());
 
 /// The errno behind a failed attach, whichever way aya made the call.
+/// An error with its sources, `outer: inner: ...`: aya's attach errors name
+/// the syscall and keep the errno, the part an operator needs, in `source`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 fn os_error(e: &ProgramError) -> Option<i32> {
     match e {
         ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
@@ -768,7 +781,26 @@ fn ensure_bpffs(dir: &Path) -> Result<(), String> {
         ));
     }
     info!("mounted bpffs at /sys/fs/bpf");
+    if own_mount_namespace() {
+        warn!(
+            "bpffs was mounted inside this process's own mount namespace (`ip netns exec` gives \
+             every command one, with a fresh /sys): the pins are invisible outside it, so \
+             `redis-guard stats` run elsewhere will not find this daemon; start the daemon with \
+             `nsenter --net=/run/netns/NAME` instead to keep the host's /sys/fs/bpf"
+        );
+    }
     Ok(())
+}
+
+/// Whether this process's mount namespace differs from init's.
+fn own_mount_namespace() -> bool {
+    match (
+        std::fs::read_link("/proc/self/ns/mnt"),
+        std::fs::read_link("/proc/1/ns/mnt"),
+    ) {
+        (Ok(ours), Ok(init)) => ours != init,
+        _ => false,
+    }
 }
 
 fn clear_pins(dir: &Path) {

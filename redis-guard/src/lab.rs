@@ -237,7 +237,8 @@ impl Lab {
             stderr,
             pin_path,
         };
-        daemon.wait_for_log("firewall enforcing policy", Duration::from_secs(15))?;
+        // "firewall enforcing policy from …" or, in audit mode, "auditing".
+        daemon.wait_for_log(" policy from ", Duration::from_secs(15))?;
         Ok(daemon)
     }
 

@@ -30,7 +30,9 @@ impl Counters {
         let path = dir.join(maps::COUNTERS);
         let data = MapData::from_pin(&path).with_context(|| {
             format!(
-                "cannot open {}: is `redis-guard run` running with this pin_path? (reading pins needs root)",
+                "cannot open {}: is `redis-guard run` running with this pin_path? (reading pins \
+                 needs root; a daemon started under `ip netns exec` pins inside that command's \
+                 private /sys, out of reach: start it with `nsenter --net=/run/netns/NAME` instead)",
                 path.display()
             )
         })?;
