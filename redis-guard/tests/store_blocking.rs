@@ -31,6 +31,20 @@ fn timeouts_are_fractional_and_validated() {
         q_err(&mut c, &["BLPOP", "k", "-1"]),
         "ERR timeout is negative"
     );
+    // Redis blocks for ceil(timeout * 1000) ms: -1 ms is negative, but
+    // -0.1 ms rounds to 0, which means forever.
+    assert_eq!(
+        q_err(&mut c, &["BLPOP", "k", "-0.001"]),
+        "ERR timeout is negative"
+    );
+    {
+        let mut r = s.raw_authed();
+        r.cmd(&["BLPOP", "tiny", "-0.0001"]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(r.drain().is_empty(), "a -0.1 ms timeout must block");
+        let _: i64 = q(&mut c, &["RPUSH", "tiny", "x"]);
+        r.expect(b"*2\r\n$4\r\ntiny\r\n$1\r\nx\r\n");
+    }
     let _: () = q(&mut c, &["SET", "str", "v"]);
     assert_eq!(
         q_err(&mut c, &["BLPOP", "str", "0.1"]),

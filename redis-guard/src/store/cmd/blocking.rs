@@ -325,8 +325,13 @@ fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, CmdError> {
     if t.is_nan() {
         return Err(err("timeout is not a float or out of range"));
     }
-    if t < 0.0 || t * 1000.0 >= i64::MAX as f64 {
+    // Redis blocks for ceil(t * 1000) ms: only a value at or below -1 ms is
+    // negative; a smaller negative one rounds to 0, which means forever.
+    if t * 1000.0 <= -1.0 || t * 1000.0 >= i64::MAX as f64 {
         return Err(err("timeout is negative"));
+    }
+    if t < 0.0 {
+        return Ok(None);
     }
     // A positive value too small for f64 still waits the least Redis can
     // (its ceil() makes it 1 ms), not forever.
