@@ -658,6 +658,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 Timeout,
                 Gone,
                 Read,
+                Push(PushMsg),
             }
             self.prepare_read();
             let w = tokio::select! {
@@ -667,9 +668,32 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     Ok(0) | Err(_) => W::Gone,
                     Ok(_) => W::Read,
                 },
+                // A RESP3 client may block while subscribed: its messages
+                // arrive while it waits, as Redis delivers them, not after.
+                m = self.push_rx.recv() => match m {
+                    Some(m) => W::Push(m),
+                    None => W::Gone,
+                },
                 _ = &mut stop => W::Gone,
             };
             match w {
+                W::Push(m) => {
+                    self.handle
+                        .push_bytes
+                        .fetch_sub(m.size(), Ordering::Relaxed);
+                    encode_push(&mut self.wbuf, state.resp3, &m);
+                    while let Ok(m) = self.push_rx.try_recv() {
+                        self.handle
+                            .push_bytes
+                            .fetch_sub(m.size(), Ordering::Relaxed);
+                        encode_push(&mut self.wbuf, state.resp3, &m);
+                    }
+                    if let Err(e) = self.flush(shared, state).await {
+                        let mut ks = shared.ks.lock();
+                        blocking::remove_waiter(&mut ks, b.waiter);
+                        return Err(e.into());
+                    }
+                }
                 W::Served(v) => {
                     // The pop was logged by the client that served it.
                     state.aof_seq = shared.ks.lock().oplog.seq();
