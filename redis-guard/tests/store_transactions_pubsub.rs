@@ -46,6 +46,19 @@ fn multi_exec_basics() {
         b"-EXECABORT Transaction discarded because of previous errors.\r\n",
     );
     r.roundtrip(&["EXISTS", "b"], b":0\r\n");
+    // SAVE carries Redis's `no-multi` flag: refused while queuing, and the
+    // transaction is discarded.
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.roundtrip(
+        &["SAVE"],
+        b"-ERR Command not allowed inside a transaction\r\n",
+    );
+    r.roundtrip(&["SET", "b", "1"], b"+QUEUED\r\n");
+    r.roundtrip(
+        &["EXEC"],
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    r.roundtrip(&["EXISTS", "b"], b":0\r\n");
     // Blocking commands do not block inside MULTI.
     r.roundtrip(&["MULTI"], b"+OK\r\n");
     r.roundtrip(&["BLPOP", "nolist", "0"], b"+QUEUED\r\n");
@@ -229,6 +242,11 @@ fn resp2_subscribed_mode_restrictions() {
         b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
     );
     r.roundtrip(&["PING"], b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    // A known subcommand is named in full, as Redis does.
+    r.roundtrip(
+        &["CLIENT", "ID"],
+        b"-ERR Can't execute 'client|id': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    );
     r.roundtrip(
         &["UNSUBSCRIBE", "a"],
         b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n",
@@ -352,4 +370,25 @@ fn resp3_publisher_subscribed_to_its_channel_gets_the_push_before_the_count() {
     // ahead of the count.
     r.send(b"MULTI\r\nPUBLISH ch again\r\nEXEC\r\n");
     r.expect(b"+OK\r\n+QUEUED\r\n*1\r\n>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nagain\r\n:1\r\n");
+}
+
+#[test]
+fn resp3_client_blocked_while_subscribed_gets_its_messages_at_once() {
+    let s = TestServer::start(|_| {});
+    let mut r = s.raw();
+    r.send(b"HELLO 3\r\n");
+    let _ = r.drain();
+    r.send(b"SUBSCRIBE ch\r\n");
+    r.expect(b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    // Blocked with no timeout: the message must arrive while it waits, as
+    // Redis delivers it, not when (if ever) the pop is served.
+    r.send(b"BLPOP nolist 0\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = s.conn();
+    let n: i64 = q(&mut c, &["PUBLISH", "ch", "m1"]);
+    assert_eq!(n, 1);
+    r.expect(b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nm1\r\n");
+    // Still blocked, and served by a push afterwards.
+    let _: i64 = q(&mut c, &["RPUSH", "nolist", "v"]);
+    r.expect(b"*2\r\n$6\r\nnolist\r\n$1\r\nv\r\n");
 }

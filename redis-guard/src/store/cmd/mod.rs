@@ -1155,14 +1155,21 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
         }
     }
     if ctx.client.in_subscribed_mode() && !cmd.pubsub_ok {
+        // Redis names a known subcommand in full (`client|id`).
+        let mut name_buf = String::new();
+        let name = acl_request(cmd, args, &mut name_buf).name;
         let e = err(format!(
-            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            cmd.name
+            "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ));
         ctx.shared.cmdstats.rejected(cmd.index);
         return reject(ctx, cmd, e);
     }
     if ctx.client.multi.is_some() && !cmd.tx_control {
+        // Redis's `no-multi` flag: refused while queuing, which aborts EXEC.
+        if cmd.name == "save" {
+            ctx.shared.cmdstats.rejected(cmd.index);
+            return Err(err("Command not allowed inside a transaction"));
+        }
         if cmd.deny_oom && !ctx.ks().make_room() {
             ctx.client.multi_error = true;
             ctx.shared.cmdstats.rejected(cmd.index);
