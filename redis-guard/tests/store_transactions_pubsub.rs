@@ -355,14 +355,26 @@ fn noop_writes_do_not_invalidate_watch() {
     assert_eq!(q::<Value>(&mut a, &["EXEC"]), Value::Nil);
 }
 
-#[test]
-fn resp3_publisher_subscribed_to_its_channel_gets_the_push_before_the_count() {
-    let s = TestServer::start(|_| {});
+/// A raw RESP3 connection subscribed to `channel`.
+fn resp3_subscriber(s: &TestServer, channel: &str) -> common::Raw {
     let mut r = s.raw();
     r.send(b"HELLO 3\r\n");
     let _ = r.drain();
-    r.send(b"SUBSCRIBE ch\r\n");
-    r.expect(b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    r.cmd(&["SUBSCRIBE", channel]);
+    r.expect(
+        format!(
+            ">3\r\n$9\r\nsubscribe\r\n${}\r\n{channel}\r\n:1\r\n",
+            channel.len()
+        )
+        .as_bytes(),
+    );
+    r
+}
+
+#[test]
+fn resp3_publisher_subscribed_to_its_channel_gets_the_push_before_the_count() {
+    let s = TestServer::start(|_| {});
+    let mut r = resp3_subscriber(&s, "ch");
     // As Redis: the message to itself, then PUBLISH's reply.
     r.send(b"PUBLISH ch hi\r\n");
     r.expect(b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n:1\r\n");
@@ -375,11 +387,7 @@ fn resp3_publisher_subscribed_to_its_channel_gets_the_push_before_the_count() {
 #[test]
 fn resp3_client_blocked_while_subscribed_gets_its_messages_at_once() {
     let s = TestServer::start(|_| {});
-    let mut r = s.raw();
-    r.send(b"HELLO 3\r\n");
-    let _ = r.drain();
-    r.send(b"SUBSCRIBE ch\r\n");
-    r.expect(b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    let mut r = resp3_subscriber(&s, "ch");
     // Blocked with no timeout: the message must arrive while it waits, as
     // Redis delivers it, not when (if ever) the pop is served.
     r.send(b"BLPOP nolist 0\r\n");
