@@ -296,24 +296,31 @@ pub fn sub_categories(parent: &str, sub: &str) -> Option<&'static [&'static str]
     }
 }
 
-/// Builds what ACL rules judge for one call of `cmd`. `name_buf` holds the
-/// `parent|sub` name when there is one.
+/// The name Redis reports for a command: `client|id` for a container's
+/// subcommand, else the command's own. `name_buf` holds the `parent|sub`
+/// name when there is one.
+pub fn full_name<'a>(cmd: &'a Command, args: &[Bytes], name_buf: &'a mut String) -> &'a str {
+    if CONTAINERS.contains(&cmd.name) && args.len() > 1 {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        *name_buf = format!("{}|{}", cmd.name, sub);
+        name_buf.as_str()
+    } else {
+        cmd.name
+    }
+}
+
+/// Builds what ACL rules judge for one call of `cmd` (see [`full_name`]
+/// for `name_buf`).
 pub fn acl_request<'a>(
     cmd: &'a Command,
     args: &'a [Bytes],
     name_buf: &'a mut String,
 ) -> Request<'a> {
-    let mut categories: &'a [&'static str] = &cmd.categories;
-    let name: &'a str = if CONTAINERS.contains(&cmd.name) && args.len() > 1 {
-        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        if let Some(c) = sub_categories(cmd.name, &sub) {
-            categories = c;
-        }
-        *name_buf = format!("{}|{}", cmd.name, sub);
-        name_buf.as_str()
-    } else {
-        cmd.name
-    };
+    let name = full_name(cmd, args, name_buf);
+    let categories: &'a [&'static str] = name
+        .split_once('|')
+        .and_then(|(parent, sub)| sub_categories(parent, sub))
+        .unwrap_or(&cmd.categories);
     let keys = cmd
         .keys(args)
         .into_iter()
@@ -1157,7 +1164,7 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
     if ctx.client.in_subscribed_mode() && !cmd.pubsub_ok {
         // Redis names a known subcommand in full (`client|id`).
         let mut name_buf = String::new();
-        let name = acl_request(cmd, args, &mut name_buf).name;
+        let name = full_name(cmd, args, &mut name_buf);
         let e = err(format!(
             "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ));
