@@ -242,6 +242,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
     /// pass its hard output-buffer limit, or have stayed over its soft limit
     /// for too long, reporting it as a security event: a peer that does not
     /// read must not make the store buffer without bound.
+    /// Encodes `first` and every other queued pub/sub message into the
+    /// output, writing as it goes once the buffer is large.
+    fn take_pushes(
+        &mut self,
+        shared: &Shared,
+        state: &ClientState,
+        first: PushMsg,
+    ) -> std::io::Result<()> {
+        let mut next = Some(first);
+        while let Some(m) = next {
+            self.handle
+                .push_bytes
+                .fetch_sub(m.size(), Ordering::Relaxed);
+            encode_push(&mut self.wbuf, state.resp3, &m);
+            if self.wbuf.len() >= FLUSH_AT {
+                self.write_now()?;
+                self.check_output_limit(shared, state)?;
+            }
+            next = self.push_rx.try_recv().ok();
+        }
+        Ok(())
+    }
+
     fn check_output_limit(&mut self, shared: &Shared, state: &ClientState) -> std::io::Result<()> {
         let pubsub = !state.subs.is_empty() || !state.psubs.is_empty();
         let cfg = &shared.config;
@@ -505,18 +528,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     0 => self.unflushed = false,
                     n => self.wrote(n),
                 },
-                Event::Push(m) => {
-                    handle.push_bytes.fetch_sub(m.size(), Ordering::Relaxed);
-                    encode_push(&mut self.wbuf, state.resp3, &m);
-                    while let Ok(m) = self.push_rx.try_recv() {
-                        handle.push_bytes.fetch_sub(m.size(), Ordering::Relaxed);
-                        encode_push(&mut self.wbuf, state.resp3, &m);
-                        if self.wbuf.len() >= FLUSH_AT {
-                            self.write_now()?;
-                            self.check_output_limit(shared, state)?;
-                        }
-                    }
-                }
+                Event::Push(m) => self.take_pushes(shared, state, m)?,
             }
         }
     }
@@ -678,17 +690,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             };
             match w {
                 W::Push(m) => {
-                    self.handle
-                        .push_bytes
-                        .fetch_sub(m.size(), Ordering::Relaxed);
-                    encode_push(&mut self.wbuf, state.resp3, &m);
-                    while let Ok(m) = self.push_rx.try_recv() {
-                        self.handle
-                            .push_bytes
-                            .fetch_sub(m.size(), Ordering::Relaxed);
-                        encode_push(&mut self.wbuf, state.resp3, &m);
-                    }
-                    if let Err(e) = self.flush(shared, state).await {
+                    let sent = match self.take_pushes(shared, state, m) {
+                        Ok(()) => self.flush(shared, state).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = sent {
                         let mut ks = shared.ks.lock();
                         blocking::remove_waiter(&mut ks, b.waiter);
                         return Err(e.into());
