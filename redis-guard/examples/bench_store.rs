@@ -496,8 +496,15 @@ fn main() -> anyhow::Result<()> {
         let mut theirs = Vec::new();
         let mut mine = Vec::new();
         for round in 0..args.rounds {
-            theirs.push(benchmark(REDIS_PORT, pipeline, args.requests)?);
-            mine.push(benchmark(OURS_PORT, pipeline, args.requests)?);
+            // Which server goes first swaps every round, so neither always
+            // runs on the socket and cache state the other left behind.
+            if round % 2 == 0 {
+                theirs.push(benchmark(REDIS_PORT, pipeline, args.requests)?);
+                mine.push(benchmark(OURS_PORT, pipeline, args.requests)?);
+            } else {
+                mine.push(benchmark(OURS_PORT, pipeline, args.requests)?);
+                theirs.push(benchmark(REDIS_PORT, pipeline, args.requests)?);
+            }
             eprintln!("-P {pipeline} round {round} done");
         }
         writeln!(
