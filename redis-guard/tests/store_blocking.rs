@@ -143,6 +143,36 @@ fn one_push_of_many_serves_several_waiters_in_order() {
 }
 
 #[test]
+fn a_waiter_for_another_type_does_not_hold_back_the_ones_behind_it() {
+    let s = TestServer::start(|_| {});
+    // A list pop waits first, a sorted-set pop second, on the same key.
+    let mut list_waiter = s.raw();
+    list_waiter.cmd(&["BLPOP", "k", "0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut zset_waiter = s.raw();
+    zset_waiter.cmd(&["BZPOPMIN", "k", "0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["ZADD", "k", "1", "a"]);
+    zset_waiter.expect(b"*3\r\n$1\r\nk\r\n$1\r\na\r\n$1\r\n1\r\n");
+    assert!(list_waiter.drain().is_empty(), "BLPOP must stay blocked");
+    // The list pop is still queued and is served once the key is a list.
+    let _: i64 = q(&mut c, &["DEL", "k"]);
+    let _: i64 = q(&mut c, &["RPUSH", "k", "x"]);
+    list_waiter.expect(b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n");
+    // The other way round, across several keys with BLMPOP and BZMPOP.
+    let mut zmpop = s.raw();
+    zmpop.cmd(&["BZMPOP", "0", "1", "m", "MIN"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut lmpop = s.raw();
+    lmpop.cmd(&["BLMPOP", "0", "2", "other", "m", "LEFT"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let _: i64 = q(&mut c, &["RPUSH", "m", "y"]);
+    lmpop.expect(b"*2\r\n$1\r\nm\r\n*1\r\n$1\r\ny\r\n");
+    assert!(zmpop.drain().is_empty(), "BZMPOP must stay blocked");
+}
+
+#[test]
 fn move_and_mpop_and_zset_variants() {
     let s = TestServer::start(|_| {});
     let addr = s.addr;

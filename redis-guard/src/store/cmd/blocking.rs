@@ -252,16 +252,21 @@ pub fn serve_ready(ks: &mut Keyspace) {
             return;
         }
         for (dbi, key) in ready {
-            while let Some(&wid) = ks.dbs[dbi].blocked.get(&key).and_then(|q| q.front()) {
+            // Every waiter in arrival order, skipping the ones this key cannot
+            // serve: a `BLPOP` ahead of a `BZPOPMIN` on a key that turns out
+            // to be a sorted set stays blocked, and the `BZPOPMIN` is served,
+            // as Redis serves each waiter whose type matches.
+            let queue: Vec<u64> = match ks.dbs[dbi].blocked.get(&key) {
+                Some(q) => q.iter().copied().collect(),
+                None => continue,
+            };
+            for wid in queue {
                 let Some(w) = ks.waiters.get(&wid) else {
-                    if let Some(q) = ks.dbs[dbi].blocked.get_mut(&key) {
-                        q.pop_front();
-                    }
                     continue;
                 };
                 let (op, resp3) = (w.op.clone(), w.resp3);
-                // A key holding nothing poppable, or another type, leaves its
-                // waiters blocked (like Redis, which only serves matching types).
+                // A key holding nothing poppable, or another type, leaves this
+                // waiter blocked (like Redis, which only serves matching types).
                 let reply = match try_op(ks, dbi, &key, &op, resp3) {
                     Ok(Some(reply)) => reply,
                     // The source is a list but a move's destination is not:
@@ -275,10 +280,18 @@ pub fn serve_ready(ks: &mut Keyspace) {
                         Out::new(&mut buf, resp3).error(&e.to_string());
                         buf.to_vec()
                     }
-                    _ => break,
+                    _ => continue,
                 };
                 if let Some(w) = remove_waiter(ks, wid) {
                     let _ = w.tx.send(reply);
+                }
+            }
+            // Entries whose waiter already left (timed out, disconnected).
+            let waiters = &ks.waiters;
+            if let Some(q) = ks.dbs[dbi].blocked.get_mut(&key) {
+                q.retain(|w| waiters.contains_key(w));
+                if q.is_empty() {
+                    ks.dbs[dbi].blocked.remove(&key);
                 }
             }
         }
