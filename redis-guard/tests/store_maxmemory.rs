@@ -77,6 +77,51 @@ fn noeviction_refuses_writes_with_oom() {
 }
 
 #[test]
+fn a_transaction_is_checked_for_memory_once_and_runs_whole_or_not_at_all() {
+    let s = TestServer::start(|c| {
+        c.maxmemory = ByteSize(256 * 1024);
+        c.maxmemory_policy = EvictionPolicy::NoEviction;
+    });
+    let mut c = s.conn();
+    const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    // Under the limit at EXEC: every command runs, even the ones that take
+    // memory past the limit halfway through (Redis checks once, at EXEC).
+    let _ = q::<()>(&mut c, &["SET", "f", "x"]);
+    let mut r = s.raw();
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    let big = "v".repeat(300 * 1024);
+    r.roundtrip(&["SET", "big", &big], b"+QUEUED\r\n");
+    r.roundtrip(&["SET", "small", "1"], b"+QUEUED\r\n");
+    r.roundtrip(&["DEL", "f"], b"+QUEUED\r\n");
+    r.roundtrip(&["EXEC"], b"*3\r\n+OK\r\n+OK\r\n:1\r\n");
+    assert_eq!(q::<String>(&mut c, &["GET", "small"]), "1");
+    assert!(used_memory(&mut c) > 256 * 1024);
+    // Queued under the limit, over it at EXEC: nothing runs.
+    let _: i64 = q(&mut c, &["DEL", "big"]);
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.roundtrip(&["SET", "a", "1"], b"+QUEUED\r\n");
+    r.roundtrip(&["INCR", "small"], b"+QUEUED\r\n");
+    let _: () = q(&mut c, &["SET", "big", &big]);
+    r.roundtrip(
+        &["EXEC"],
+        b"-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n",
+    );
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "a"]), None);
+    assert_eq!(q::<String>(&mut c, &["GET", "small"]), "1");
+    // Over the limit nothing is queued, reads included, and EXEC aborts.
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.roundtrip(&["GET", "small"], OOM);
+    r.roundtrip(&["DEL", "big"], OOM);
+    r.roundtrip(
+        &["EXEC"],
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    // Outside a transaction reads and deletes still work.
+    assert_eq!(q::<String>(&mut c, &["GET", "small"]), "1");
+    assert_eq!(q::<i64>(&mut c, &["DEL", "big"]), 1);
+}
+
+#[test]
 fn allkeys_lru_evicts_and_keeps_hot_keys() {
     let limit = 512 * 1024;
     let s = TestServer::start(|c| {

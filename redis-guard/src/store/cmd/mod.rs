@@ -1177,7 +1177,9 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
             ctx.shared.cmdstats.rejected(cmd.index);
             return Err(err("Command not allowed inside a transaction"));
         }
-        if cmd.deny_oom && !ctx.ks().make_room() {
+        // Over `maxmemory` nothing is queued, reads included, as in Redis:
+        // the queue itself is memory a client could grow without bound.
+        if ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
             ctx.client.multi_error = true;
             ctx.shared.cmdstats.rejected(cmd.index);
             return Err(CmdError::Oom);
@@ -1235,7 +1237,9 @@ pub fn warm_clock() {
 /// counts it in `INFO commandstats`.
 pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdResult {
     let stats = &ctx.shared.cmdstats;
-    if cmd.deny_oom && ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
+    // Inside EXEC memory was checked once, for the whole transaction, before
+    // it started: checking each command could apply half of it.
+    if cmd.deny_oom && !ctx.in_exec && ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
         stats.rejected(cmd.index);
         return Err(CmdError::Oom);
     }

@@ -82,6 +82,19 @@ pub fn exec(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     let Some(queued) = ctx.client.multi.take() else {
         return Err(err("EXEC without MULTI"));
     };
+    // Memory is checked once, before anything runs, as Redis does: a
+    // transaction that may need memory is refused whole over `maxmemory`,
+    // and one that starts under it runs whole even if it ends above.
+    let needs_memory = queued
+        .iter()
+        .any(|a| lookup(&a[0]).is_some_and(|i| COMMANDS[i].deny_oom));
+    if needs_memory && ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
+        end_multi(ctx);
+        return Err(super::CmdError::Msg(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            super::CmdError::Oom
+        )));
+    }
     if ctx.client.multi_error {
         end_multi(ctx);
         return Err(super::CmdError::Msg(
