@@ -663,6 +663,59 @@ fn a_log_rewrite_is_not_a_save() {
     s.stop();
 }
 
+fn info_field(c: &mut Connection, field: &str) -> String {
+    let info: String = q(c, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("{field} missing from {info}"))
+        .to_string()
+}
+
+#[test]
+fn bgsave_schedule_during_a_rewrite_runs_a_save_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // No automatic compaction: the rewrite below must be the one running.
+    let s = Store::start(&config(dir.path(), "auto_compact_percentage = 0"));
+    let mut c = s.conn();
+    // Enough data that the rewrite is still writing its snapshot when the
+    // BGSAVE SCHEDULE right behind it arrives.
+    let value = "x".repeat(2000);
+    for chunk in 0..50 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("k{chunk}:{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        p.query::<()>(&mut c).unwrap();
+    }
+    assert_eq!(info_field(&mut c, "rdb_saves"), "0");
+    let replies: (String, String) = redis::pipe()
+        .cmd("BGREWRITEAOF")
+        .cmd("BGSAVE")
+        .arg("SCHEDULE")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        replies,
+        (
+            "Background append only file rewriting started".into(),
+            "Background saving scheduled".into()
+        )
+    );
+    // The scheduled save runs once the rewrite is done, and as a save.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut c, "rdb_saves") != "1" {
+        assert!(Instant::now() < deadline, "the scheduled save never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut c, "aof_rewrites"), "1");
+    s.stop();
+}
+
 /// Runs `mount` arguments; panics on failure (these tests run as root).
 fn mount(args: &[&str]) {
     let st = Command::new("mount").args(args).status().unwrap();
@@ -721,6 +774,22 @@ fn a_full_disk_refuses_writes_loses_no_acknowledged_one_and_recovers() {
         .query::<()>(&mut c)
         .unwrap_err();
     assert!(e.to_string().contains("MISCONF"), "{e}");
+    // A rewrite that cannot be written leaves no partial file behind to
+    // hold the space whose lack made it fail.
+    let _ = redis::cmd("BGREWRITEAOF").query::<Value>(&mut c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let temps: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "left behind: {temps:?}");
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "err");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
     // Room again: the store retries on its own and takes writes again.
     mount(&["-o", "remount,size=64m", &dstr]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1051,8 +1120,12 @@ fn appendonly_off_keeps_only_what_was_saved() {
     let s = Store::start(&cfg);
     let mut c = s.conn();
     let _: () = q(&mut c, &["SET", "saved", "1"]);
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "1");
     let _: () = q(&mut c, &["SAVE"]);
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
     let _: () = q(&mut c, &["SET", "unsaved", "1"]);
+    // Without the log, what a save would keep is what monitoring must see.
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "1");
     s.kill9();
     assert!(files(dir.path(), "log-").is_empty());
     let s = Store::start(&cfg);

@@ -783,6 +783,10 @@ pub struct Keyspace {
     pub next_waiter: u64,
     /// Records of executed writes not yet handed to the log writer.
     pub oplog: crate::store::oplog::OpLog,
+    /// Writes since start (or since loading): `rdb_changes_since_last_save`
+    /// counts from its value at the last save. Counted whether or not the
+    /// log is on: with `appendonly = false` it is what a save would keep.
+    pub dirty: u64,
     start_ms: u64,
 }
 
@@ -797,6 +801,7 @@ impl Keyspace {
             waiters: StdHashMap::new(),
             next_waiter: 1,
             oplog: Default::default(),
+            dirty: 0,
             start_ms: now_ms(),
         }
     }
@@ -853,6 +858,7 @@ impl Keyspace {
     /// Logs a successful write command: removals it caused first, then its
     /// recorded effects when it left any, else the command as given.
     pub fn log_command(&mut self, now: u64, db: usize, args: &[bytes::Bytes]) {
+        self.dirty += 1;
         if !self.oplog.enabled {
             return;
         }

@@ -348,12 +348,28 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Replaces `dir/name` with `data` durably: temp file, fsync, rename, dir fsync.
 fn replace_file(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(name))?;
+    write_temp(&tmp, data)?;
+    fs::rename(&tmp, dir.join(name)).inspect_err(|_| discard_temp(&tmp))?;
     sync_dir(dir)
+}
+
+/// Writes and fsyncs a temp file; one that fails is removed, not left to
+/// hold the disk space whose lack may be why it failed (writes stay refused
+/// while the disk is full).
+fn write_temp(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
+    let written = File::create(tmp).and_then(|mut f| {
+        f.write_all(data)?;
+        f.sync_all()
+    });
+    written.inspect_err(|_| discard_temp(tmp))
+}
+
+fn discard_temp(tmp: &Path) {
+    if let Err(e) = fs::remove_file(tmp)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %tmp.display(), error = %e, "could not remove a temp file");
+    }
 }
 
 fn write_manifest(dir: &Path, m: &Manifest) -> std::io::Result<()> {
@@ -429,12 +445,20 @@ pub struct Persist {
     pub last_rewrite_secs: std::sync::atomic::AtomicI64,
     /// Log rewrites finished since start (`aof_rewrites`).
     pub rewrites: AtomicU64,
-    /// A snapshot was asked for while one ran (`BGSAVE SCHEDULE`); it starts after.
-    pub bg_scheduled: AtomicBool,
+    /// A log rewrite was asked for while a save ran (`BGREWRITEAOF`); it
+    /// starts after (`aof_rewrite_scheduled`).
+    pub rewrite_scheduled: AtomicBool,
+    /// A save was asked for while a rewrite ran (`BGSAVE SCHEDULE`); it
+    /// starts after, as a save: it moves `LASTSAVE`.
+    pub save_scheduled: AtomicBool,
     /// Unix seconds of the last successful snapshot (start time before any).
     pub lastsave: AtomicU64,
-    /// Whether the last snapshot succeeded.
+    /// Whether the last snapshot of either kind succeeded.
     pub last_bg_ok: AtomicBool,
+    /// Whether the last save (`SAVE`/`BGSAVE`) succeeded (`rdb_last_bgsave_status`).
+    pub last_save_ok: AtomicBool,
+    /// Whether the last log rewrite succeeded (`aof_last_bgrewrite_status`).
+    pub last_rewrite_ok: AtomicBool,
     /// Whether the last log write succeeded; writes are refused while not.
     pub last_write_ok: AtomicBool,
     /// Whether fsync works; writes are refused while not. Under
@@ -442,8 +466,9 @@ pub struct Persist {
     /// there): a later fsync that succeeds does not prove that the pages
     /// of the failed one reached the disk.
     pub fsync_ok: AtomicBool,
-    /// Log sequence number covered by the last snapshot.
-    pub saved_seq: AtomicU64,
+    /// [`Keyspace::dirty`](crate::store::keyspace::Keyspace::dirty) when
+    /// the last save's image was taken.
+    pub saved_dirty: AtomicU64,
     /// Size of the current log tail.
     pub tail_size: AtomicU64,
     /// Size of the snapshot at the last compaction (the growth reference).
@@ -493,12 +518,15 @@ impl Persist {
             last_save_secs: std::sync::atomic::AtomicI64::new(-1),
             last_rewrite_secs: std::sync::atomic::AtomicI64::new(-1),
             rewrites: AtomicU64::new(0),
-            bg_scheduled: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
+            save_scheduled: AtomicBool::new(false),
             lastsave: AtomicU64::new(now_ms() / 1000),
             last_bg_ok: AtomicBool::new(true),
+            last_save_ok: AtomicBool::new(true),
+            last_rewrite_ok: AtomicBool::new(true),
             last_write_ok: AtomicBool::new(true),
             fsync_ok: AtomicBool::new(true),
-            saved_seq: AtomicU64::new(0),
+            saved_dirty: AtomicU64::new(0),
             tail_size: AtomicU64::new(0),
             base_size: AtomicU64::new(0),
             saves: AtomicU64::new(0),
@@ -750,6 +778,17 @@ impl Persist {
         self.sync_now();
     }
 
+    /// Records how the running save or rewrite ended; `INFO` reports the
+    /// two kinds apart, as Redis does.
+    fn record_outcome(&self, ok: bool) {
+        self.last_bg_ok.store(ok, Ordering::Relaxed);
+        if self.bg_is_save.load(Ordering::Relaxed) {
+            self.last_save_ok.store(ok, Ordering::Relaxed);
+        } else {
+            self.last_rewrite_ok.store(ok, Ordering::Relaxed);
+        }
+    }
+
     fn wants_auto_compaction(&self) -> bool {
         if !self.appendonly || self.auto_pct == 0 || self.bg_in_progress.load(Ordering::Relaxed) {
             return false;
@@ -800,13 +839,20 @@ fn background(shared: Arc<Shared>) {
             }
             _ => {}
         }
-        let scheduled =
-            p.bg_scheduled.load(Ordering::Relaxed) && !p.bg_in_progress.load(Ordering::Relaxed);
+        let idle = !p.bg_in_progress.load(Ordering::Relaxed);
+        let save = idle && p.save_scheduled.load(Ordering::Relaxed);
+        let rewrite = idle && p.rewrite_scheduled.load(Ordering::Relaxed);
         let may_retry = retry_at.is_none_or(|t| std::time::Instant::now() >= t);
-        if may_retry && (scheduled || p.wants_auto_compaction()) {
-            p.bg_scheduled.store(false, Ordering::Relaxed);
+        if may_retry && (save || rewrite || p.wants_auto_compaction()) {
+            // A scheduled save runs as a save, so "BGSAVE SCHEDULE, then
+            // watch LASTSAVE" sees it; a rewrite asked for as well runs next.
+            if save {
+                p.save_scheduled.store(false, Ordering::Relaxed);
+            } else {
+                p.rewrite_scheduled.store(false, Ordering::Relaxed);
+            }
             retry_at = None;
-            if let Err(e) = compact(&shared, false, false) {
+            if let Err(e) = compact(&shared, false, save) {
                 tracing::error!(error = %format!("{e:#}"), "automatic compaction failed; retrying in 10 s");
                 retry_at = Some(std::time::Instant::now() + Duration::from_secs(10));
             }
@@ -823,9 +869,15 @@ pub enum Started {
     Busy,
 }
 
-/// Asks for a snapshot to run after the current one (`BGSAVE SCHEDULE`).
-pub fn schedule(shared: &Shared) {
-    shared.persist.bg_scheduled.store(true, Ordering::Relaxed);
+/// Asks for a save (`BGSAVE SCHEDULE`, `save`) or a log rewrite
+/// (`BGREWRITEAOF`) to run after the one in progress.
+pub fn schedule(shared: &Shared, save: bool) {
+    let p = &shared.persist;
+    if save {
+        p.save_scheduled.store(true, Ordering::Relaxed);
+    } else {
+        p.rewrite_scheduled.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Writes a new snapshot and starts a new log tail (see the module docs).
@@ -846,36 +898,50 @@ pub fn compact(shared: &Arc<Shared>, wait: bool, save: bool) -> anyhow::Result<S
         let gen_ = old.generation() + 1;
         let new_log = format!("log-{gen_}.aof");
         let new_file = if p.appendonly {
-            let f = create_log(&p.dir, &new_log)
-                .with_context(|| format!("creating {}", p.dir.join(&new_log).display()))?;
-            let mut m1 = old.clone();
-            m1.logs.push(new_log.clone());
-            write_manifest(&p.dir, &m1).context("writing the manifest")?;
-            *p.files.lock() = m1;
-            Some(f)
+            Some(
+                create_log(&p.dir, &new_log)
+                    .with_context(|| format!("creating {}", p.dir.join(&new_log).display()))?,
+            )
         } else {
             None
         };
         // One critical section: the records before the switch are in the old
         // log, the image includes exactly them, and the new log gets the rest.
-        let (image, created, seq) = {
+        let (image, created, dirty) = {
             let mut w = p.writer.lock();
             let mut ks = shared.ks.lock();
             ks.log_pending(now_ms());
             if let Some(f) = new_file {
                 let spare = std::mem::take(&mut w.spare);
                 let taken = ks.oplog.take(spare);
-                if let Err(e) = p.write_locked(&mut w, taken) {
-                    // The log being appended to must stay the manifest's
-                    // last one: take the new, empty log back out.
-                    let _ = write_manifest(&p.dir, &old);
-                    *p.files.lock() = old.clone();
+                // The old log is written out and synced before the manifest
+                // names a log after it: a log that is not the last must be
+                // whole, so a power cut right after the manifest lands must
+                // not find its tail torn (the loader would refuse it).
+                let synced = p
+                    .write_locked(&mut w, taken)
+                    .context("writing the command log")
+                    .and_then(|()| match w.tail.as_ref() {
+                        Some(t) => t.file.sync_data().context("syncing the old log"),
+                        None => Ok(()),
+                    });
+                if let Err(e) = synced {
                     let _ = fs::remove_file(p.dir.join(&new_log));
-                    return Err(e).context("writing the command log");
+                    return Err(e);
                 }
-                if let Some(t) = w.tail.as_ref() {
-                    t.file.sync_data().context("syncing the old log")?;
+                let mut m1 = old.clone();
+                m1.logs.push(new_log.clone());
+                if let Err(e) = write_manifest(&p.dir, &m1) {
+                    // The new manifest may have landed before the failure
+                    // (rename done, directory sync failed): the log being
+                    // appended to must stay the last one it names. The new,
+                    // empty log goes only once the old manifest is back.
+                    if write_manifest(&p.dir, &old).is_ok() {
+                        let _ = fs::remove_file(p.dir.join(&new_log));
+                    }
+                    return Err(e).context("writing the manifest");
                 }
+                *p.files.lock() = m1;
                 let upto = p.written.load(Ordering::Acquire);
                 p.synced.fetch_max(upto, Ordering::AcqRel);
                 p.synced_tx.send_replace(p.synced.load(Ordering::Acquire));
@@ -894,22 +960,19 @@ pub fn compact(shared: &Arc<Shared>, wait: bool, save: bool) -> anyhow::Result<S
                 ms = t.elapsed().as_millis() as u64,
                 "compaction: dataset encoded under the keyspace lock"
             );
-            (image, created, ks.oplog.seq())
+            (image, created, ks.dirty)
         };
         let shared2 = shared.clone();
         let h = std::thread::Builder::new()
             .name("store-snapshot".into())
             .spawn(move || {
                 let p = &shared2.persist;
-                let r = finish_snapshot(p, gen_, &image, created, seq);
+                let r = finish_snapshot(p, gen_, &image, created, dirty);
                 drop(image);
+                p.record_outcome(r.is_ok());
                 match r {
-                    Ok(()) => {
-                        p.last_bg_ok.store(true, Ordering::Relaxed);
-                        tracing::info!(generation = gen_, "snapshot written");
-                    }
+                    Ok(()) => tracing::info!(generation = gen_, "snapshot written"),
                     Err(e) => {
-                        p.last_bg_ok.store(false, Ordering::Relaxed);
                         tracing::error!(error = %format!("{e:#}"), "writing the snapshot failed");
                     }
                 }
@@ -937,7 +1000,7 @@ pub fn compact(shared: &Arc<Shared>, wait: bool, save: bool) -> anyhow::Result<S
             Ok(Started::Yes)
         }
         Err(e) => {
-            p.last_bg_ok.store(false, Ordering::Relaxed);
+            p.record_outcome(false);
             p.bg_in_progress.store(false, Ordering::Release);
             Err(e)
         }
@@ -949,18 +1012,16 @@ fn finish_snapshot(
     gen_: u64,
     image: &[u8],
     created: u64,
-    seq: u64,
+    dirty: u64,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let name = format!("snapshot-{gen_}.rgs");
     let tmp = p.dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(image)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    drop(f);
+    write_temp(&tmp, image).with_context(|| format!("writing {}", tmp.display()))?;
     let size = image.len() as u64;
-    fs::rename(&tmp, p.dir.join(&name)).with_context(|| format!("renaming {}", tmp.display()))?;
+    fs::rename(&tmp, p.dir.join(&name))
+        .inspect_err(|_| discard_temp(&tmp))
+        .with_context(|| format!("renaming {}", tmp.display()))?;
     sync_dir(&p.dir).context("syncing data_dir")?;
     let old = p.files.lock().clone();
     let new_log = format!("log-{gen_}.aof");
@@ -984,7 +1045,7 @@ fn finish_snapshot(
     // an automatic compaction leaves LASTSAVE and the rdb_* figures alone,
     // so "BGSAVE, then poll LASTSAVE" backup scripts stay right.
     if p.bg_is_save.load(Ordering::Relaxed) {
-        p.saved_seq.store(seq, Ordering::Relaxed);
+        p.saved_dirty.store(dirty, Ordering::Relaxed);
         p.lastsave.store(created / 1000, Ordering::Relaxed);
         p.saves.fetch_add(1, Ordering::Relaxed);
     }
@@ -1129,6 +1190,8 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
     remove_strays(&p.dir, &m);
     p.start_logs(m.clone())?;
     ks.set_logging(p.appendonly);
+    // What was loaded is on disk already: replayed commands are no change.
+    ks.dirty = 0;
     drop(guard);
     tracing::info!(
         snapshot_keys = report.snapshot_keys,

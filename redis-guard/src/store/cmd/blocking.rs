@@ -177,6 +177,7 @@ pub fn try_op(
             }
         }
     }
+    ks.dirty += 1;
     if ks.oplog.enabled {
         ks.oplog.effects.push((db, effect_of(key, op, popped)));
     }

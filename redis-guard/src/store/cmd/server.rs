@@ -96,7 +96,7 @@ pub fn bgsave(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             return Err(err("Background save already in progress"));
         }
         Started::Busy if schedule => {
-            persist::schedule(ctx.shared);
+            persist::schedule(ctx.shared, true);
             ctx.out.simple("Background saving scheduled");
         }
         Started::Busy => {
@@ -120,7 +120,7 @@ pub fn bgrewriteaof(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
             ));
         }
         Started::Busy => {
-            persist::schedule(ctx.shared);
+            persist::schedule(ctx.shared, false);
             ctx.out
                 .simple("Background append only file rewriting scheduled");
         }
@@ -315,17 +315,19 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if want("persistence") {
         let p = &shared.persist;
-        let seq = if loading {
-            p.saved_seq.load(Ordering::Relaxed)
+        let changes = if loading {
+            0
         } else {
-            ctx.ks().oplog.seq()
+            ctx.ks()
+                .dirty
+                .saturating_sub(p.saved_dirty.load(Ordering::Relaxed))
         };
-        let changes = seq.saturating_sub(p.saved_seq.load(Ordering::Relaxed));
         let running = p.bg_in_progress.load(Ordering::Relaxed);
         let is_save = p.bg_is_save.load(Ordering::Relaxed);
         let (bg, rewriting) = ((running && is_save) as u8, (running && !is_save) as u8);
         let status = |ok: bool| if ok { "ok" } else { "err" };
-        let bg_ok = status(p.last_bg_ok.load(Ordering::Relaxed));
+        let save_ok = status(p.last_save_ok.load(Ordering::Relaxed));
+        let rewrite_ok = status(p.last_rewrite_ok.load(Ordering::Relaxed));
         let running_secs = (ctx
             .now
             .saturating_sub(p.bg_started_ms.load(Ordering::Relaxed))
@@ -336,13 +338,13 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let base = p.base_size.load(Ordering::Relaxed);
         let _ = write!(
             s,
-            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{bg_ok}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{save_now}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{rewrite_now}\r\naof_last_bgrewrite_status:{bg_ok}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
+            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{save_ok}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{save_now}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{rewrite_now}\r\naof_last_bgrewrite_status:{rewrite_ok}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
             p.loading.load(Ordering::Relaxed) as u8,
             p.lastsave.load(Ordering::Relaxed),
             p.last_save_secs.load(Ordering::Relaxed),
             p.saves.load(Ordering::Relaxed),
             p.appendonly as u8,
-            p.bg_scheduled.load(Ordering::Relaxed) as u8,
+            p.rewrite_scheduled.load(Ordering::Relaxed) as u8,
             p.last_rewrite_secs.load(Ordering::Relaxed),
             p.rewrites.load(Ordering::Relaxed),
             status(p.last_write_ok.load(Ordering::Relaxed) && p.fsync_ok.load(Ordering::Relaxed)),
