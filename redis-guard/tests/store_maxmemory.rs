@@ -86,7 +86,7 @@ fn a_transaction_is_checked_for_memory_once_and_runs_whole_or_not_at_all() {
     const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
     // Under the limit at EXEC: every command runs, even the ones that take
     // memory past the limit halfway through (Redis checks once, at EXEC).
-    let _ = q::<()>(&mut c, &["SET", "f", "x"]);
+    let _: () = q(&mut c, &["SET", "f", "x"]);
     let mut r = s.raw();
     r.roundtrip(&["MULTI"], b"+OK\r\n");
     let big = "v".repeat(300 * 1024);
