@@ -45,6 +45,20 @@ fn timeouts_are_fractional_and_validated() {
         let _: i64 = q(&mut c, &["RPUSH", "tiny", "x"]);
         r.expect(b"*2\r\n$4\r\ntiny\r\n$1\r\nx\r\n");
     }
+    {
+        // Just under i64::MAX ms: Redis blocks; the f64 product rounding up
+        // to 2^63 must not make it "negative".
+        let mut r = s.raw_authed();
+        r.cmd(&["BLPOP", "huge", "9223372036854775"]);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(r.drain().is_empty(), "a huge timeout must block");
+        let _: i64 = q(&mut c, &["RPUSH", "huge", "x"]);
+        r.expect(b"*2\r\n$4\r\nhuge\r\n$1\r\nx\r\n");
+    }
+    assert_eq!(
+        q_err(&mut c, &["BLPOP", "k", "9223372036854776000"]),
+        "ERR timeout is negative"
+    );
     let _: () = q(&mut c, &["SET", "str", "v"]);
     assert_eq!(
         q_err(&mut c, &["BLPOP", "str", "0.1"]),

@@ -206,6 +206,27 @@ fn hashes_stay_listpack_up_to_512_fields() {
 fn error_texts_and_edge_replies_match_redis() {
     let s = TestServer::start(|_| {});
     let mut c = s.conn();
+    // ZADD's flag parsing runs for ZINCRBY too in Redis: a flag word where
+    // the increment goes leaves one argument short.
+    assert_eq!(
+        q_err(&mut c, &["ZINCRBY", "z", "XX", "a"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        q_err(&mut c, &["ZINCRBY", "z", "nope", "a"]),
+        "ERR value is not a valid float"
+    );
+    // A transaction cannot turn its client into a monitor feed.
+    {
+        let mut r = s.raw_authed();
+        r.roundtrip(&["MULTI"], b"+OK\r\n");
+        r.roundtrip(&["MONITOR"], b"+QUEUED\r\n");
+        r.roundtrip(
+            &["EXEC"],
+            b"*1\r\n-ERR MONITOR isn't allowed for DENY BLOCKING client\r\n",
+        );
+        r.roundtrip(&["PING"], b"+PONG\r\n");
+    }
     assert_eq!(
         q_err(&mut c, &["ZADD", "z", "1e1000", "a"]),
         "ERR value is not a valid float"

@@ -341,7 +341,10 @@ fn timeout_arg(a: &[u8]) -> Result<Option<Duration>, CmdError> {
     }
     // Redis blocks for ceil(t * 1000) ms: only a value at or below -1 ms is
     // negative; a smaller negative one rounds to 0, which means forever.
-    if t * 1000.0 <= -1.0 || t * 1000.0 >= i64::MAX as f64 {
+    // Past i64::MAX ms Redis's conversion turns negative; up to it Redis
+    // blocks (as good as forever), and an f64 product that rounds up to
+    // exactly 2^63 is still a value Redis's long double holds below it.
+    if t * 1000.0 <= -1.0 || t * 1000.0 > i64::MAX as f64 {
         return Err(err("timeout is negative"));
     }
     if t < 0.0 {

@@ -20,8 +20,10 @@ use crate::store::server::Shared;
 
 /// MONITOR
 pub fn monitor(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    if ctx.client.multi.is_some() {
-        return Err(err("MONITOR isn't allowed in MULTI"));
+    // Inside EXEC the client expects one reply per queued command, so it
+    // cannot turn into a feed (Redis: a "deny blocking" client).
+    if ctx.in_exec {
+        return Err(err("MONITOR isn't allowed for DENY BLOCKING client"));
     }
     if !ctx.client.monitor {
         ctx.client.monitor = true;

@@ -220,6 +220,14 @@ pub fn zadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// ZINCRBY key increment member
 pub fn zincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    // Redis parses ZINCRBY with ZADD's code, which takes a flag word where
+    // the increment goes and then finds one argument missing.
+    if ["nx", "xx", "gt", "lt", "ch", "incr"]
+        .iter()
+        .any(|f| is(&args[2], f))
+    {
+        return Err(CmdError::Syntax);
+    }
     let delta = float_arg(&args[2])?;
     let (db, clock, now) = ctx.db_clock();
     let r = db
