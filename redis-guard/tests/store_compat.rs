@@ -461,6 +461,50 @@ fn client_kill_filters_are_validated() {
 }
 
 #[test]
+fn memory_stats_answers_with_redis_field_names() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    let _: () = q(&mut c, &["SET", "b", "2", "EX", "100"]);
+    let _: () = q(&mut c, &["SELECT", "3"]);
+    let _: () = q(&mut c, &["SET", "c", "3"]);
+    let v: redis::Value = q(&mut c, &["MEMORY", "STATS"]);
+    let redis::Value::Array(items) = v else {
+        panic!("MEMORY STATS is not a flat map in RESP2: {v:?}")
+    };
+    assert_eq!(items.len() % 2, 0);
+    let field = |name: &str| {
+        items
+            .chunks(2)
+            .find(|kv| kv[0] == redis::Value::BulkString(name.as_bytes().to_vec()))
+            .map(|kv| kv[1].clone())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert_eq!(field("keys.count"), redis::Value::Int(3));
+    assert!(matches!(field("total.allocated"), redis::Value::Int(n) if n > 0));
+    assert!(matches!(field("peak.allocated"), redis::Value::Int(n) if n > 0));
+    assert_eq!(
+        field("db.0"),
+        redis::Value::Array(vec![
+            redis::Value::BulkString(b"overhead.hashtable.main".to_vec()),
+            redis::Value::Int(2),
+            redis::Value::BulkString(b"overhead.hashtable.expires".to_vec()),
+            redis::Value::Int(1),
+        ])
+    );
+    field("db.3");
+    let info: String = q(&mut c, &["INFO", "memory"]);
+    for name in [
+        "used_memory_peak_perc:",
+        "used_memory_overhead:",
+        "used_memory_startup:",
+        "used_memory_dataset_perc:",
+    ] {
+        assert!(info.contains(name), "{name} missing from {info}");
+    }
+}
+
+#[test]
 fn small_edge_replies() {
     let s = TestServer::start(|_| {});
     let mut r = s.raw_authed();

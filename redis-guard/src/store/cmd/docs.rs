@@ -236,6 +236,7 @@ fn summary(name: &str) -> &'static str {
         "memory|help" => "List the MEMORY subcommands",
         "memory|malloc-stats" => "Report the allocator's statistics",
         "memory|purge" => "Ask the allocator to return free memory to the OS",
+        "memory|stats" => "Report the memory figures as name-value pairs",
         "memory|usage" => "Estimate the memory a key and its value use",
         "mget" => "Return the values of several strings",
         "monitor" => "Stream every command the server runs (passwords hidden)",

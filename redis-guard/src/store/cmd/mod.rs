@@ -238,6 +238,7 @@ pub const SUBCOMMANDS: &[(&str, i32)] = &[
     ("memory|help", 2),
     ("memory|malloc-stats", 2),
     ("memory|purge", 2),
+    ("memory|stats", 2),
     ("memory|usage", -3),
     ("object|encoding", 3),
     ("object|freq", 3),

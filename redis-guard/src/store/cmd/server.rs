@@ -304,13 +304,19 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let system = total_system_memory();
         let _ = write!(
             s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{used}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{used}\r\nused_memory_dataset_perc:{}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
             human(used),
             human(rss),
             human(peak),
+            if peak == 0 {
+                0.0
+            } else {
+                used as f64 * 100.0 / peak as f64
+            },
+            if used == 0 { "0.00" } else { "100.00" },
             human(system),
             human(max),
-            shared.config.maxmemory_policy.as_str()
+            shared.config.maxmemory_policy.as_str(),
         );
     }
     if want("persistence") {
@@ -787,6 +793,8 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             "    Return internal statistics report from the memory allocator.",
             "PURGE",
             "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
             "USAGE <key> [SAMPLES <count>]",
             "    Return memory in bytes used by <key> and its value.",
         ]);
@@ -824,6 +832,70 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         "malloc-stats" => {
             ctx.out
                 .verbatim(b"Stats not supported for the current allocator\n");
+            return Ok(());
+        }
+        // Redis's field names, so that clients' `memory_stats()` and
+        // dashboards read them. The dataset estimate is all this store
+        // counts (no separate overhead figure), so `overhead.total` is 0,
+        // and there is no fragmentation ratio: RSS over a figure without
+        // the process's baseline would read in the thousands for small
+        // datasets and mean nothing.
+        "stats" => {
+            let (used, keys, dbs) = {
+                let ks = ctx.ks();
+                let dbs: Vec<(usize, usize, usize)> = ks
+                    .dbs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| !d.is_empty())
+                    .map(|(i, d)| (i, d.len(), d.expires()))
+                    .collect();
+                (
+                    ks.used_memory(),
+                    dbs.iter().map(|d| d.1).sum::<usize>(),
+                    dbs,
+                )
+            };
+            let peak = ctx
+                .shared
+                .mem_peak
+                .fetch_max(used, Ordering::Relaxed)
+                .max(used);
+            let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+            let out = &mut ctx.out;
+            out.map(14 + dbs.len());
+            for (name, v) in [
+                ("peak.allocated", peak),
+                ("total.allocated", used),
+                ("startup.allocated", 0),
+                ("replication.backlog", 0),
+                ("clients.slaves", 0),
+                ("clients.normal", 0),
+                ("aof.buffer", 0),
+                ("lua.caches", 0),
+                ("overhead.total", 0),
+                ("keys.count", keys as u64),
+                (
+                    "keys.bytes-per-key",
+                    if keys == 0 { 0 } else { used / keys as u64 },
+                ),
+                ("dataset.bytes", used),
+            ] {
+                out.bulk(name.as_bytes());
+                out.int(v as i64);
+            }
+            for (i, len, expires) in dbs {
+                out.bulk(format!("db.{i}").as_bytes());
+                out.map(2);
+                out.bulk(b"overhead.hashtable.main");
+                out.int(len as i64);
+                out.bulk(b"overhead.hashtable.expires");
+                out.int(expires as i64);
+            }
+            out.bulk(b"dataset.percentage");
+            out.double(if used == 0 { 0.0 } else { 100.0 });
+            out.bulk(b"peak.percentage");
+            out.double(ratio(used, peak) * 100.0);
             return Ok(());
         }
         // jemalloc's background thread already returns dirty pages within
