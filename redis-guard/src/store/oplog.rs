@@ -185,8 +185,9 @@ pub struct Record {
 /// What is wrong at some offset of a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Damage {
-    /// The file ends inside a record (or with a last record whose checksum
-    /// fails, or with zeros): what a crash in the middle of a write leaves.
+    /// The file ends inside a record, or with zeros (also inside a last
+    /// record, from a sector boundary on): what a crash in the middle of a
+    /// write leaves.
     TruncatedTail,
     /// A record that is complete but wrong, with more data after it.
     Corrupt(String),
@@ -214,16 +215,32 @@ pub fn read_record(data: &[u8], off: usize) -> Result<Option<(Record, usize)>, D
         return Err(torn_or_damaged(data, off));
     };
     if xxhash_rust::xxh3::xxh3_64(payload) != sum {
-        // Only the very last record may be half-written.
-        return Err(if HEADER + len == rest.len() {
-            Damage::TruncatedTail
-        } else {
-            Damage::Corrupt("record checksum mismatch".into())
-        });
+        // Only the very last record may be half-written, and only the way a
+        // power cut leaves one: its first sectors on disk, the rest still
+        // zeros. A last record that is wrong otherwise (a flipped bit) may
+        // have been acknowledged after an fsync: refusing to start says so,
+        // where cutting it would drop it without a word.
+        return Err(
+            if HEADER + len == rest.len() && zeros_from_a_sector(data, off + HEADER) {
+                Damage::TruncatedTail
+            } else {
+                Damage::Corrupt("record checksum mismatch".into())
+            },
+        );
     }
     let rec = decode_payload(payload)
         .ok_or_else(|| Damage::Corrupt("record payload is malformed (checksum matched)".into()))?;
     Ok(Some((rec, off + HEADER + len)))
+}
+
+/// Whether `data` ends in zeros that start at or before a 512-byte sector
+/// boundary lying after `from`: the part of a write that never reached the
+/// disk reads back as zeros, sector by sector.
+fn zeros_from_a_sector(data: &[u8], from: usize) -> bool {
+    let zeros = data.iter().rev().take_while(|b| **b == 0).count();
+    let start = data.len() - zeros;
+    let sector = start.next_multiple_of(512).max(from.next_multiple_of(512));
+    zeros > 0 && sector < data.len()
 }
 
 /// A record at `off` that runs past the end of the data is what a crash
@@ -412,6 +429,41 @@ mod tests {
         let mut damaged = log_two();
         damaged[3] ^= 0xff;
         assert!(matches!(read_record(&damaged, 0), Err(Damage::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_bad_last_record_is_torn_only_if_it_ends_in_unwritten_sectors() {
+        // A last record of 2000 bytes whose later sectors never reached
+        // the disk (zeros from a 512-byte boundary on): a torn write.
+        let mut l = OpLog::default();
+        l.cmd(5, 0, &["SET", "a", "1"]);
+        let big = vec![b'v'; 2000];
+        l.cmd(6, 0, &[b"SET".as_slice(), b"b", &big]);
+        let data = l.take(Vec::new()).0;
+        let (_, second) = read_record(&data, 0).unwrap().unwrap();
+        let mut torn = data.clone();
+        for b in &mut torn[1024..] {
+            *b = 0;
+        }
+        assert_eq!(
+            read_record(&torn, second).unwrap_err(),
+            Damage::TruncatedTail
+        );
+        // The same record with one flipped byte and nothing unwritten may
+        // have been acknowledged after an fsync: corruption, not a tail.
+        let mut flipped = data.clone();
+        flipped[second + 40] ^= 0x01;
+        assert!(matches!(
+            read_record(&flipped, second),
+            Err(Damage::Corrupt(_))
+        ));
+        // Zeros that do not start on a sector boundary inside the record
+        // are a value's own bytes, not a torn write.
+        let mut l = OpLog::default();
+        l.cmd(6, 0, &[b"SET".as_slice(), b"z", &[0u8; 8]]);
+        let mut small = l.take(Vec::new()).0;
+        small[20] ^= 0x01;
+        assert!(matches!(read_record(&small, 0), Err(Damage::Corrupt(_))));
     }
 
     #[test]
