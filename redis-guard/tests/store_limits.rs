@@ -116,6 +116,32 @@ fn a_client_that_pipelines_gets_and_never_reads_is_cut_at_its_output_limit() {
 }
 
 #[test]
+fn a_transaction_cannot_queue_past_the_query_buffer_limit() {
+    let s = TestServer::start(|c| c.client_query_buffer_limit = ByteSize(1024 * 1024));
+    let mut r = s.raw_authed();
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    // 100 KB at a time: the eleventh crosses 1 MB and is refused, which
+    // dooms the transaction; nothing of it runs.
+    let value = "v".repeat(100 * 1024);
+    for i in 0..10 {
+        r.roundtrip(&["SET", &format!("k{i}"), &value], b"+QUEUED\r\n");
+    }
+    r.cmd(&["SET", "k10", &value]);
+    let line = r.line();
+    assert!(line.starts_with("-ERR transaction too large"), "{line}");
+    r.roundtrip(
+        &["EXEC"],
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+    // The connection is still good, and a transaction within the limit runs.
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    r.roundtrip(&["SET", "k", &value], b"+QUEUED\r\n");
+    r.roundtrip(&["EXEC"], b"*1\r\n+OK\r\n");
+}
+
+#[test]
 fn a_legitimate_pipeline_that_reads_late_gets_every_reply() {
     let s = TestServer::start(|_| {});
     let value = seed(&s);

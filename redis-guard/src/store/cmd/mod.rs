@@ -1185,10 +1185,28 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
             ctx.shared.cmdstats.rejected(cmd.index);
             return Err(CmdError::Oom);
         }
+        // The queue is input a client holds back, so it shares the query
+        // buffer's limit; `used_memory` does not count it, so without a cap
+        // of its own one client could queue gigabytes. The fixed ceiling
+        // keeps the whole transaction, logged as one record, within the
+        // log's 32-bit record length.
+        let bytes: usize = args.iter().map(|a| a.len() + 16).sum();
+        let queued = ctx
+            .client
+            .handle
+            .multi_mem
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let limit = (ctx.shared.config.client_query_buffer_limit.0 as usize).min(MAX_TX_BYTES);
+        if queued + bytes > limit {
+            ctx.client.multi_error = true;
+            ctx.shared.cmdstats.rejected(cmd.index);
+            return Err(err(format!(
+                "transaction too large: its queued commands would pass {limit} bytes (client_query_buffer_limit)"
+            )));
+        }
         if let Some(q) = ctx.client.multi.as_mut() {
             // Own copies: slices would pin every request buffer until EXEC.
             q.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
-            let bytes: usize = args.iter().map(|a| a.len()).sum();
             ctx.client
                 .handle
                 .multi_mem
@@ -1203,6 +1221,10 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
     }
     run_handler(ctx, cmd, args)
 }
+
+/// The most a `MULTI` queue may hold (arguments plus 16 bytes each), far
+/// below the 4 GiB a log record's length field can describe.
+const MAX_TX_BYTES: usize = 2 << 30;
 
 /// Refuses a command before it runs. Redis words a refused `EXEC` as the
 /// transaction's abort (`EXECABORT Transaction discarded because of: …`)
