@@ -488,6 +488,48 @@ fn a_flipped_byte_in_the_last_record_is_corruption_not_a_torn_tail() {
     s.stop();
 }
 
+#[test]
+fn a_missing_log_refuses_to_start_and_repair_loads_without_it() {
+    let (dir, cfg, log, _) = twenty_sets_then_crash();
+    std::fs::remove_file(&log).unwrap();
+    let err = Store::must_fail(&cfg);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&log.display().to_string()) && last.contains("--repair"),
+        "{err}"
+    );
+    let said = repair(&cfg);
+    assert!(
+        said.contains("missing; dropped from the manifest"),
+        "{said}"
+    );
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+    let _: () = q(&mut c, &["SET", "after", "1"]);
+    s.kill9();
+    let s = Store::start(&cfg);
+    let mut c = s.conn();
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "after"]),
+        Some("1".into())
+    );
+    s.stop();
+    // --repair on a data_dir that is not there says so.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let gone = config(&elsewhere, "");
+    let out = Command::new(bin())
+        .args(["store", "--config"])
+        .arg(&gone)
+        .arg("--repair")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("does not exist"), "{text}");
+}
+
 /// Offsets of the records of a command log (12-byte header: length, sum).
 fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     let mut v = Vec::new();

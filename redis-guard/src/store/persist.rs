@@ -1097,13 +1097,10 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
     for (i, name) in m.logs.iter().enumerate() {
         let path = p.dir.join(name);
         let last = i + 1 == m.logs.len();
-        let data = match fs::read(&path) {
-            Ok(d) => d,
-            // A log created by a compaction whose manifest was written but
-            // whose log creation was not durable yet: nothing was in it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && last => Vec::new(),
-            Err(e) => return Err(missing_or_io(&path, e)),
-        };
+        // Every log is created durably (file and directory synced) before a
+        // manifest names it, so one that is gone was removed, possibly with
+        // acknowledged writes: that takes --repair, not a silent start.
+        let data = fs::read(&path).map_err(|e| missing_or_io(&path, e))?;
         let mut off = 0usize;
         loop {
             match oplog::read_record(&data, off) {
@@ -1222,6 +1219,12 @@ fn remove_strays(dir: &Path, m: &Manifest) {
 pub fn repair(config: &StoreConfig) -> anyhow::Result<Vec<String>> {
     use anyhow::Context;
     let dir = &config.data_dir;
+    if !dir.exists() {
+        anyhow::bail!(
+            "{}: does not exist (store.data_dir): there is nothing to repair",
+            dir.display()
+        );
+    }
     if !dir.is_dir() {
         anyhow::bail!("{}: not a directory (store.data_dir)", dir.display());
     }
@@ -1266,6 +1269,13 @@ pub fn repair(config: &StoreConfig) -> anyhow::Result<Vec<String>> {
                     path.display(),
                     too_few_databases(b.missing_db.unwrap_or(0), config.databases)
                 );
+            }
+            Err(_) if !path.exists() => {
+                said.push(format!(
+                    "{}: missing; dropped from the manifest (its keys are lost unless later logs recreate them)",
+                    path.display()
+                ));
+                m.snapshot = None;
             }
             Err(b) => {
                 let aside = dir.join(format!("{s}.corrupt"));
