@@ -779,6 +779,38 @@ fn bgsave_schedule_during_a_rewrite_runs_a_save_after_it() {
     s.stop();
 }
 
+#[test]
+fn bgsave_and_bgrewriteaof_inside_a_transaction_are_scheduled() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::start(&config(dir.path(), ""));
+    let mut c = s.conn();
+    let replies: Vec<String> = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("k")
+        .arg("v")
+        .cmd("BGSAVE")
+        .cmd("BGREWRITEAOF")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        replies,
+        vec![
+            "OK",
+            "Background saving scheduled",
+            "Background append only file rewriting scheduled"
+        ]
+    );
+    // Both run once the transaction is over: the save first, as a save.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "rdb_saves") != "1" || info_field(&mut c, "aof_rewrites") != "1" {
+        assert!(Instant::now() < deadline, "the scheduled jobs never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+    s.stop();
+}
+
 /// Runs `mount` arguments; panics on failure (these tests run as root).
 fn mount(args: &[&str]) {
     let st = Command::new("mount").args(args).status().unwrap();

@@ -90,6 +90,16 @@ pub fn bgsave(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         2 if is(&args[1], "schedule") => true,
         _ => return Err(CmdError::Syntax),
     };
+    // EXEC holds the data lock the snapshot needs: as in Redis, a BGSAVE
+    // inside a transaction is scheduled and starts once it is over.
+    if ctx.in_exec {
+        if ctx.shared.persist.bg_in_progress.load(Ordering::Relaxed) && saving(ctx) {
+            return Err(err("Background save already in progress"));
+        }
+        persist::schedule(ctx.shared, true);
+        ctx.out.simple("Background saving scheduled");
+        return Ok(());
+    }
     match snapshot_now(ctx, "BGSAVE", false)? {
         Started::Yes => ctx.out.simple("Background saving started"),
         Started::Busy if saving(ctx) => {
@@ -110,6 +120,17 @@ pub fn bgsave(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// BGREWRITEAOF: a compaction (new snapshot plus a fresh log tail).
 pub fn bgrewriteaof(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    if ctx.in_exec {
+        if ctx.shared.persist.bg_in_progress.load(Ordering::Relaxed) && !saving(ctx) {
+            return Err(err(
+                "Background append only file rewriting already in progress",
+            ));
+        }
+        persist::schedule(ctx.shared, false);
+        ctx.out
+            .simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
     match snapshot_now(ctx, "BGREWRITEAOF", false)? {
         Started::Yes => ctx
             .out
