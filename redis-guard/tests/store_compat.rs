@@ -493,6 +493,11 @@ fn memory_stats_answers_with_redis_field_names() {
         ])
     );
     field("db.3");
+    assert!(q::<i64>(&mut c, &["MEMORY", "USAGE", "c", "SAMPLES", "0"]) > 0);
+    assert_eq!(
+        q_err(&mut c, &["MEMORY", "USAGE", "c", "SAMPLES", "-1"]),
+        "ERR syntax error"
+    );
     let info: String = q(&mut c, &["INFO", "memory"]);
     for name in [
         "used_memory_peak_perc:",

@@ -791,8 +791,10 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if args.len() != 3 && !(args.len() == 5 && is(&args[3], "samples")) {
             return Err(CmdError::Syntax);
         }
-        if args.len() == 5 {
-            int_arg(&args[4])?;
+        // The sample count does not change this store's figure, but Redis
+        // refuses a negative one.
+        if args.len() == 5 && int_arg(&args[4])? < 0 {
+            return Err(CmdError::Syntax);
         }
         let now = ctx.now;
         let m = ctx
