@@ -66,6 +66,31 @@ fn multi_exec_basics() {
 }
 
 #[test]
+fn client_reply_off_or_skip_does_not_silence_subscribe_confirmations() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    // Redis 7.0.15, byte for byte: the confirmation and the message come
+    // through REPLY OFF; the PING reply does not.
+    let mut off = s.raw_authed();
+    off.cmd(&["CLIENT", "REPLY", "OFF"]);
+    off.cmd(&["SUBSCRIBE", "a"]);
+    off.cmd(&["PING"]);
+    off.expect(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+    // SKIP is used up by the SUBSCRIBE, so the PING after it is answered.
+    let mut skip = s.raw_authed();
+    skip.cmd(&["CLIENT", "REPLY", "SKIP"]);
+    skip.cmd(&["SUBSCRIBE", "a"]);
+    skip.cmd(&["PING"]);
+    skip.expect(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    let _: i64 = q(&mut c, &["PUBLISH", "a", "hi"]);
+    let msg = b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n";
+    off.expect(msg);
+    skip.expect(msg);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(off.drain().is_empty(), "REPLY OFF must not answer the PING");
+}
+
+#[test]
 fn watch_invalidation() {
     let s = TestServer::start(|_| {});
     let mut a = s.conn();

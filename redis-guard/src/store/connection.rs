@@ -835,6 +835,7 @@ pub fn process<'s>(
         in_exec: false,
         block: None,
         timed: None,
+        keep_reply: false,
     };
     dispatch(&mut ctx, args);
     if ctx.out.buf.get(reply_start) == Some(&b'-') {

@@ -1137,6 +1137,7 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
                             in_exec: true,
                             block: None,
                             timed: None,
+                            keep_reply: false,
                         };
                         let _ = (COMMANDS[idx].handler)(&mut ctx, args);
                         guard = ctx.guard.take();

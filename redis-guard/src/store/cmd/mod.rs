@@ -1025,6 +1025,9 @@ pub struct Ctx<'a, 's> {
     /// How long the last handler run took, when the slow log wants it
     /// timed (see [`slowlog_times`]); nanoseconds.
     pub timed: Option<u64>,
+    /// The reply holds (un)subscribe confirmations, which `CLIENT REPLY
+    /// OFF`/`SKIP` do not silence in Redis 7.0 (messages neither).
+    pub keep_reply: bool,
 }
 
 impl<'a, 's> Ctx<'a, 's> {
@@ -1323,15 +1326,21 @@ pub fn finish(ctx: &mut Ctx<'_, '_>, reply_start: usize) {
             ctx.client.aof_seq = ks.oplog.seq();
         }
     }
+    let silence = !std::mem::take(&mut ctx.keep_reply);
     match ctx.client.reply {
         ReplyMode::On => {}
-        ReplyMode::Off => ctx.out.buf.truncate(reply_start),
+        ReplyMode::Off if silence => ctx.out.buf.truncate(reply_start),
+        ReplyMode::Off => {}
         ReplyMode::Skip => {
-            ctx.out.buf.truncate(reply_start);
+            if silence {
+                ctx.out.buf.truncate(reply_start);
+            }
             ctx.client.reply = ReplyMode::SkipThis;
         }
         ReplyMode::SkipThis => {
-            ctx.out.buf.truncate(reply_start);
+            if silence {
+                ctx.out.buf.truncate(reply_start);
+            }
             ctx.client.reply = ReplyMode::On;
         }
     }

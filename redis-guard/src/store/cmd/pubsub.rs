@@ -109,6 +109,7 @@ impl PubSub {
 
 fn confirm(ctx: &mut Ctx<'_, '_>, kind: &[u8], chan: Option<&[u8]>) {
     let count = ctx.client.subs.len() + ctx.client.psubs.len();
+    ctx.keep_reply = true;
     ctx.out.push(3);
     ctx.out.bulk(kind);
     match chan {
