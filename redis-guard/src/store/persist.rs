@@ -453,8 +453,6 @@ pub struct Persist {
     pub save_scheduled: AtomicBool,
     /// Unix seconds of the last successful snapshot (start time before any).
     pub lastsave: AtomicU64,
-    /// Whether the last snapshot of either kind succeeded.
-    pub last_bg_ok: AtomicBool,
     /// Whether the last save (`SAVE`/`BGSAVE`) succeeded (`rdb_last_bgsave_status`).
     pub last_save_ok: AtomicBool,
     /// Whether the last log rewrite succeeded (`aof_last_bgrewrite_status`).
@@ -521,7 +519,6 @@ impl Persist {
             rewrite_scheduled: AtomicBool::new(false),
             save_scheduled: AtomicBool::new(false),
             lastsave: AtomicU64::new(now_ms() / 1000),
-            last_bg_ok: AtomicBool::new(true),
             last_save_ok: AtomicBool::new(true),
             last_rewrite_ok: AtomicBool::new(true),
             last_write_ok: AtomicBool::new(true),
@@ -781,7 +778,6 @@ impl Persist {
     /// Records how the running save or rewrite ended; `INFO` reports the
     /// two kinds apart, as Redis does.
     fn record_outcome(&self, ok: bool) {
-        self.last_bg_ok.store(ok, Ordering::Relaxed);
         if self.bg_is_save.load(Ordering::Relaxed) {
             self.last_save_ok.store(ok, Ordering::Relaxed);
         } else {
@@ -993,7 +989,12 @@ pub fn compact(shared: &Arc<Shared>, wait: bool, save: bool) -> anyhow::Result<S
         Ok(h) => {
             if wait {
                 let _ = h.join();
-                if !p.last_bg_ok.load(Ordering::Relaxed) {
+                let ok = if save {
+                    &p.last_save_ok
+                } else {
+                    &p.last_rewrite_ok
+                };
+                if !ok.load(Ordering::Relaxed) {
                     anyhow::bail!("writing the snapshot failed (see the log)");
                 }
             }
