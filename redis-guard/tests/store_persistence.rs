@@ -884,6 +884,7 @@ fn a_full_disk_refuses_writes_loses_no_acknowledged_one_and_recovers() {
         .collect();
     assert!(temps.is_empty(), "left behind: {temps:?}");
     assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "err");
+    assert_ne!(info_field(&mut c, "aof_rewrites_consecutive_failures"), "0");
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
     // Room again: the store retries on its own and takes writes again.
     mount(&["-o", "remount,size=64m", &dstr]);
@@ -1226,6 +1227,11 @@ fn appendonly_off_keeps_only_what_was_saved() {
     let s = Store::start(&cfg);
     let mut c = s.conn();
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "saved", "unsaved"]), 1);
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_loaded"), "1");
+    assert_eq!(info_field(&mut c, "aof_enabled"), "0");
+    // Redis shows the log's own figures only while the log is on.
+    let info: String = q(&mut c, &["INFO", "persistence"]);
+    assert!(!info.contains("aof_current_size"), "{info}");
     s.stop();
 }
 

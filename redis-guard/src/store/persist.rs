@@ -457,6 +457,13 @@ pub struct Persist {
     pub last_save_ok: AtomicBool,
     /// Whether the last log rewrite succeeded (`aof_last_bgrewrite_status`).
     pub last_rewrite_ok: AtomicBool,
+    /// Log rewrites that failed since the last one that succeeded.
+    pub rewrite_failures: AtomicU64,
+    /// Keys the last start loaded from the snapshot (`rdb_last_load_keys_loaded`).
+    pub load_keys_loaded: AtomicU64,
+    /// Keys the last start dropped because they had expired while the store
+    /// was down (`rdb_last_load_keys_expired`).
+    pub load_keys_expired: AtomicU64,
     /// Whether the last log write succeeded; writes are refused while not.
     pub last_write_ok: AtomicBool,
     /// Whether fsync works; writes are refused while not. Under
@@ -521,6 +528,9 @@ impl Persist {
             lastsave: AtomicU64::new(now_ms() / 1000),
             last_save_ok: AtomicBool::new(true),
             last_rewrite_ok: AtomicBool::new(true),
+            rewrite_failures: AtomicU64::new(0),
+            load_keys_loaded: AtomicU64::new(0),
+            load_keys_expired: AtomicU64::new(0),
             last_write_ok: AtomicBool::new(true),
             fsync_ok: AtomicBool::new(true),
             saved_dirty: AtomicU64::new(0),
@@ -782,6 +792,11 @@ impl Persist {
             self.last_save_ok.store(ok, Ordering::Relaxed);
         } else {
             self.last_rewrite_ok.store(ok, Ordering::Relaxed);
+            if ok {
+                self.rewrite_failures.store(0, Ordering::Relaxed);
+            } else {
+                self.rewrite_failures.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -1192,6 +1207,10 @@ pub fn load(shared: &Arc<Shared>, m: Manifest) -> Result<LoadReport, LoadError> 
     // What was loaded is on disk already: replayed commands are no change.
     ks.dirty = 0;
     drop(guard);
+    p.load_keys_loaded
+        .store(report.snapshot_keys as u64, Ordering::Relaxed);
+    p.load_keys_expired
+        .store(report.expired as u64, Ordering::Relaxed);
     tracing::info!(
         snapshot_keys = report.snapshot_keys,
         records = report.records,

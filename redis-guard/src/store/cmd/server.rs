@@ -365,19 +365,32 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let base = p.base_size.load(Ordering::Relaxed);
         let _ = write!(
             s,
-            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{save_ok}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{save_now}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{rewrite_now}\r\naof_last_bgrewrite_status:{rewrite_ok}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{base}\r\naof_fsync:{}\r\n\r\n",
+            "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{bg}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{save_ok}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{save_now}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{rewriting}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{rewrite_now}\r\naof_last_bgrewrite_status:{rewrite_ok}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             p.loading.load(Ordering::Relaxed) as u8,
             p.lastsave.load(Ordering::Relaxed),
             p.last_save_secs.load(Ordering::Relaxed),
             p.saves.load(Ordering::Relaxed),
+            p.load_keys_expired.load(Ordering::Relaxed),
+            p.load_keys_loaded.load(Ordering::Relaxed),
             p.appendonly as u8,
             p.rewrite_scheduled.load(Ordering::Relaxed) as u8,
             p.last_rewrite_secs.load(Ordering::Relaxed),
             p.rewrites.load(Ordering::Relaxed),
+            p.rewrite_failures.load(Ordering::Relaxed),
             status(p.last_write_ok.load(Ordering::Relaxed) && p.fsync_ok.load(Ordering::Relaxed)),
-            base + tail,
-            p.fsync.as_str(),
         );
+        // As in Redis, the log's own figures only while it is on. Records
+        // reach the OS before their replies, so nothing waits in a buffer
+        // and no fsync is ever postponed.
+        if p.appendonly {
+            let _ = write!(
+                s,
+                "aof_current_size:{}\r\naof_base_size:{base}\r\naof_pending_rewrite:0\r\naof_buffer_length:0\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\naof_fsync:{}\r\n",
+                base + tail,
+                p.fsync.as_str(),
+            );
+        }
+        s.push_str("\r\n");
     }
     if want("stats") {
         let (expired, evicted, hits, misses) = if loading {
