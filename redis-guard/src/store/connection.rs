@@ -500,7 +500,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
             // The pre-AUTH deadline goes first so that a client keeping the
             // socket readable cannot outrun it; the kill and shutdown flags
             // are checked before every wait above; pushes and the idle timer
-            // wait only while this client is not sending.
+            // wait only while this client is not sending (pushes are also
+            // taken after every read).
             let ev = tokio::select! {
                 biased;
                 _ = &mut auth_timer, if auth_due => Event::AuthTimeout,
@@ -529,6 +530,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                 }
                 Event::Read(n) => {
                     handle.net_in.fetch_add(n as u64, Ordering::Relaxed);
+                    // The socket goes first in the wait, so a client that
+                    // keeps sending would otherwise see its messages only
+                    // once it paused, and be cut off for a backlog it was
+                    // ready to read.
+                    if let Ok(m) = self.push_rx.try_recv() {
+                        self.take_pushes(shared, state, m)?;
+                    }
                 }
                 Event::Wrote(r) => match r? {
                     0 if !self.wbuf.is_empty() => {

@@ -221,7 +221,7 @@ pub fn read_record(data: &[u8], off: usize) -> Result<Option<(Record, usize)>, D
         // have been acknowledged after an fsync: refusing to start says so,
         // where cutting it would drop it without a word.
         return Err(
-            if HEADER + len == rest.len() && zeros_from_a_sector(data, off + HEADER) {
+            if HEADER + len == rest.len() && zeros_from_a_sector(data, off + 1) {
                 Damage::TruncatedTail
             } else {
                 Damage::Corrupt("record checksum mismatch".into())
@@ -234,8 +234,9 @@ pub fn read_record(data: &[u8], off: usize) -> Result<Option<(Record, usize)>, D
 }
 
 /// Whether `data` ends in zeros that start at or before a 512-byte sector
-/// boundary lying after `from`: the part of a write that never reached the
-/// disk reads back as zeros, sector by sector.
+/// boundary at or after `from` (inside the last record, its header
+/// included): the part of a write that never reached the disk reads back
+/// as zeros, sector by sector.
 fn zeros_from_a_sector(data: &[u8], from: usize) -> bool {
     let zeros = data.iter().rev().take_while(|b| **b == 0).count();
     let start = data.len() - zeros;
@@ -457,6 +458,19 @@ mod tests {
             read_record(&flipped, second),
             Err(Damage::Corrupt(_))
         ));
+        // A small last record whose header straddles a sector boundary,
+        // torn right at it: zeros from inside the header on.
+        let mut l = OpLog::default();
+        l.cmd(5, 0, &[b"SET".as_slice(), b"pad", &vec![b'p'; 460]]);
+        l.cmd(6, 0, &["SET", "c", "1"]);
+        let data = l.take(Vec::new()).0;
+        let (_, last) = read_record(&data, 0).unwrap().unwrap();
+        assert!(last < 512 && last + HEADER > 512, "header at {last}");
+        let mut torn = data.clone();
+        for b in &mut torn[512..] {
+            *b = 0;
+        }
+        assert_eq!(read_record(&torn, last).unwrap_err(), Damage::TruncatedTail);
         // Zeros that do not start on a sector boundary inside the record
         // are a value's own bytes, not a torn write.
         let mut l = OpLog::default();

@@ -750,17 +750,7 @@ impl Persist {
                     tracing::info!("fsync of the command log works again; writes are accepted");
                 }
             }
-            Err(e) => {
-                self.fsync_ok.store(false, Ordering::Relaxed);
-                if self.fsync == FsyncPolicy::Always {
-                    tracing::error!(error = %e, "fsync of the command log failed under appendfsync always; writes are refused until the store restarts");
-                } else {
-                    tracing::error!(error = %e, "fsync of the command log failed; writes are refused until one succeeds");
-                }
-                // Wake waiters so they see the failure instead of hanging.
-                self.synced_tx
-                    .send_replace(self.synced.load(Ordering::Acquire));
-            }
+            Err(e) => fsync_failed(self, &e),
         }
     }
 
@@ -857,15 +847,22 @@ fn background(shared: Arc<Shared>) {
         if may_retry && (save || rewrite || p.wants_auto_compaction()) {
             // A scheduled save runs as a save, so "BGSAVE SCHEDULE, then
             // watch LASTSAVE" sees it; a rewrite asked for as well runs next.
-            if save {
-                p.save_scheduled.store(false, Ordering::Relaxed);
+            // The request stays until a run starts: a client's BGSAVE can
+            // take the slot first (Busy), and then this one waits its turn.
+            let flag = if save {
+                &p.save_scheduled
             } else {
-                p.rewrite_scheduled.store(false, Ordering::Relaxed);
-            }
+                &p.rewrite_scheduled
+            };
             retry_at = None;
-            if let Err(e) = compact(&shared, false, save) {
-                tracing::error!(error = %format!("{e:#}"), "automatic compaction failed; retrying in 10 s");
-                retry_at = Some(std::time::Instant::now() + Duration::from_secs(10));
+            match compact(&shared, false, save) {
+                Ok(Started::Yes) => flag.store(false, Ordering::Relaxed),
+                Ok(Started::Busy) => {}
+                Err(e) => {
+                    flag.store(false, Ordering::Relaxed);
+                    tracing::error!(error = %format!("{e:#}"), "compaction failed; automatic compaction retries in 10 s");
+                    retry_at = Some(std::time::Instant::now() + Duration::from_secs(10));
+                }
             }
         }
     }
@@ -878,6 +875,20 @@ pub enum Started {
     Yes,
     /// Another one is running.
     Busy,
+}
+
+/// Marks fsync as failing, so writes are refused until one works (under
+/// `always`, until restart: a later fsync that succeeds proves nothing about
+/// the pages of this one), and wakes `always` writers waiting for it so they
+/// see the failure instead of hanging.
+fn fsync_failed(p: &Persist, e: &std::io::Error) {
+    p.fsync_ok.store(false, Ordering::Relaxed);
+    if p.fsync == FsyncPolicy::Always {
+        tracing::error!(error = %e, "fsync of the command log failed under appendfsync always; writes are refused until the store restarts");
+    } else {
+        tracing::error!(error = %e, "fsync of the command log failed; writes are refused until one succeeds");
+    }
+    p.synced_tx.send_replace(p.synced.load(Ordering::Acquire));
 }
 
 /// Asks for a save (`BGSAVE SCHEDULE`, `save`) or a log rewrite
@@ -933,7 +944,11 @@ pub fn compact(shared: &Arc<Shared>, wait: bool, save: bool) -> anyhow::Result<S
                     .write_locked(&mut w, taken)
                     .context("writing the command log")
                     .and_then(|()| match w.tail.as_ref() {
-                        Some(t) => t.file.sync_data().context("syncing the old log"),
+                        Some(t) => t
+                            .file
+                            .sync_data()
+                            .inspect_err(|e| fsync_failed(p, e))
+                            .context("syncing the old log"),
                         None => Ok(()),
                     });
                 if let Err(e) = synced {

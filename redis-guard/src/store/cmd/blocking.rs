@@ -286,6 +286,10 @@ pub fn serve_ready(ks: &mut Keyspace) {
                 if let Some(w) = remove_waiter(ks, wid) {
                     let _ = w.tx.send(reply);
                 }
+                // Emptied: nobody behind can be served from it.
+                if ks.dbs[dbi].peek(&key, now_ms()).is_none() {
+                    break;
+                }
             }
             // Entries whose waiter already left (timed out, disconnected).
             let waiters = &ks.waiters;

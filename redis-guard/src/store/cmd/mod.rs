@@ -1191,8 +1191,9 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
         // The queue is input a client holds back, so it shares the query
         // buffer's limit; `used_memory` does not count it, so without a cap
         // of its own one client could queue gigabytes. The fixed ceiling
-        // keeps the whole transaction, logged as one record, within the
-        // log's 32-bit record length.
+        // keeps the queued commands, logged as one record, well within the
+        // log's 32-bit record length (what a command logs as its effect,
+        // SPOP's chosen members, is not known until it runs).
         let bytes: usize = args.iter().map(|a| a.len() + 16).sum();
         let queued = ctx
             .client

@@ -873,24 +873,15 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         // Redis's field names, so that clients' `memory_stats()` and
         // dashboards read them. The dataset estimate is all this store
         // counts (no separate overhead figure), so `overhead.total` is 0,
-        // and there is no fragmentation ratio: RSS over a figure without
+        // the per-database hash table overheads (`db.N`) are left out, and
+        // there is no fragmentation ratio: RSS over a figure without
         // the process's baseline would read in the thousands for small
         // datasets and mean nothing.
         "stats" => {
-            let (used, keys, dbs) = {
+            let (used, keys) = {
                 let ks = ctx.ks();
-                let dbs: Vec<(usize, usize, usize)> = ks
-                    .dbs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| !d.is_empty())
-                    .map(|(i, d)| (i, d.len(), d.expires()))
-                    .collect();
-                (
-                    ks.used_memory(),
-                    dbs.iter().map(|d| d.1).sum::<usize>(),
-                    dbs,
-                )
+                let keys: usize = ks.dbs.iter().map(|d| d.len()).sum();
+                (ks.used_memory(), keys)
             };
             let peak = ctx
                 .shared
@@ -899,7 +890,7 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 .max(used);
             let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
             let out = &mut ctx.out;
-            out.map(14 + dbs.len());
+            out.map(14);
             for (name, v) in [
                 ("peak.allocated", peak),
                 ("total.allocated", used),
@@ -919,14 +910,6 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             ] {
                 out.bulk(name.as_bytes());
                 out.int(v as i64);
-            }
-            for (i, len, expires) in dbs {
-                out.bulk(format!("db.{i}").as_bytes());
-                out.map(2);
-                out.bulk(b"overhead.hashtable.main");
-                out.int(len as i64);
-                out.bulk(b"overhead.hashtable.expires");
-                out.int(expires as i64);
             }
             out.bulk(b"dataset.percentage");
             out.double(if used == 0 { 0.0 } else { 100.0 });
