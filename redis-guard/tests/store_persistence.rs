@@ -715,11 +715,7 @@ fn a_log_rewrite_is_not_a_save() {
     let _: () = q(&mut c, &["SET", "k2", "v"]);
     std::thread::sleep(Duration::from_millis(1100));
     let _: String = q(&mut c, &["BGREWRITEAOF"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while q::<String>(&mut c, &["INFO", "persistence"]).contains("aof_rewrite_in_progress:1") {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_info(&mut c, "aof_rewrite_in_progress", "0", 10);
     assert_eq!(q::<i64>(&mut c, &["LASTSAVE"]), before);
     let info: String = q(&mut c, &["INFO", "persistence"]);
     assert!(info.contains("rdb_changes_since_last_save:1\r\n"), "{info}");
@@ -732,6 +728,18 @@ fn info_field(c: &mut Connection, field: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or_else(|| panic!("{field} missing from {info}"))
         .to_string()
+}
+
+/// Waits up to `secs` for `INFO persistence` to show `field:want`.
+fn wait_info(c: &mut Connection, field: &str, want: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while info_field(c, field) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{field} never became {want} within {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -768,11 +776,7 @@ fn bgsave_schedule_during_a_rewrite_runs_a_save_after_it() {
         )
     );
     // The scheduled save runs once the rewrite is done, and as a save.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while info_field(&mut c, "rdb_saves") != "1" {
-        assert!(Instant::now() < deadline, "the scheduled save never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_info(&mut c, "rdb_saves", "1", 30);
     assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
     assert_eq!(info_field(&mut c, "aof_rewrites"), "1");
@@ -802,11 +806,8 @@ fn bgsave_and_bgrewriteaof_inside_a_transaction_are_scheduled() {
         ]
     );
     // Both run once the transaction is over: the save first, as a save.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&mut c, "rdb_saves") != "1" || info_field(&mut c, "aof_rewrites") != "1" {
-        assert!(Instant::now() < deadline, "the scheduled jobs never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_info(&mut c, "rdb_saves", "1", 10);
+    wait_info(&mut c, "aof_rewrites", "1", 10);
     assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
     s.stop();
 }
@@ -872,11 +873,7 @@ fn a_full_disk_refuses_writes_loses_no_acknowledged_one_and_recovers() {
     // A rewrite that cannot be written leaves no partial file behind to
     // hold the space whose lack made it fail.
     let _ = redis::cmd("BGREWRITEAOF").query::<Value>(&mut c);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&mut c, "aof_rewrite_in_progress") != "0" {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_info(&mut c, "aof_rewrite_in_progress", "0", 10);
     let temps: Vec<_> = std::fs::read_dir(&d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
