@@ -215,12 +215,10 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     };
     let sink = EventSink::default();
 
-    if fw_policy.allow.is_empty() {
-        warn!(
-            ports = %fw_policy.ports_text(),
-            "firewall.allow is empty: no source can reach the protected ports (secure default; list your clients to let them in)"
-        );
-    }
+    warn_if_nobody_allowed(&fw_policy);
+    // Before anything is loaded or attached: a typo in the list must not
+    // leave the interfaces before it filtered for a moment.
+    check_interfaces(config, &fw_policy)?;
     let mut firewall = Firewall::load(&fw_policy)?;
     firewall.pin(&fw_policy.pin_path)?;
     firewall.attach_all(&fw_policy)?;
@@ -389,9 +387,30 @@ fn reload(
             "firewall.xdp_mode changed: re-attaching the interfaces whose mode differs (each is unfiltered for the moment between detach and attach)"
         );
     }
-    // Everything that can fail without side effects goes first, so a bad
-    // reload really does leave the previous policy in force.
-    for name in &new.interfaces {
+    // Everything that can fail without side effects goes first, and each
+    // step that can fail undoes itself and the steps before it, so a bad
+    // reload really does leave the previous policy in force: the maps as
+    // they were, and the same interfaces in the same modes.
+    check_interfaces(config, &new)?;
+    let changes = firewall.attach_listed(&new)?;
+    if let Err(e) = firewall.apply(&bans.effective(&new)) {
+        firewall.undo_attach(changes);
+        return Err(e.into());
+    }
+    firewall.detach_unlisted(&new);
+    warn_if_nobody_allowed(&new);
+    info!(
+        mode = %new.mode,
+        allow = new.allow.len(),
+        deny = new.deny.len(),
+        "policy reloaded"
+    );
+    Ok(new)
+}
+
+/// Every listed interface must exist; the error names the file and key.
+fn check_interfaces(config: &Path, policy: &FirewallPolicy) -> anyhow::Result<()> {
+    for name in &policy.interfaces {
         let c_name = std::ffi::CString::new(name.as_str())?;
         if unsafe { libc::if_nametoindex(c_name.as_ptr()) } == 0 {
             bail!(
@@ -400,15 +419,16 @@ fn reload(
             );
         }
     }
-    firewall.apply(&bans.effective(&new))?;
-    firewall.reconcile_interfaces(&new)?;
-    info!(
-        mode = %new.mode,
-        allow = new.allow.len(),
-        deny = new.deny.len(),
-        "policy reloaded"
-    );
-    Ok(new)
+    Ok(())
+}
+
+fn warn_if_nobody_allowed(policy: &FirewallPolicy) {
+    if policy.allow.is_empty() {
+        warn!(
+            ports = %policy.ports_text(),
+            "firewall.allow is empty: no source can reach the protected ports (secure default; list your clients to let them in)"
+        );
+    }
 }
 
 /// Binds the bundled store and serves it on the runtime until `shutdown`

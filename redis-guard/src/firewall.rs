@@ -26,7 +26,7 @@ use redis_guard_common::{
     FLAG_DENY_V6, FLAG_HTTP_GUARD, FLAG_RESP_ONLY, FilterConfig, FlowKey, FlowState, MODE_AUDIT,
     MODE_ENFORCE, MarkedFlow, PROGRAM_NAME, V4_BLOCKS_PER_WORD, maps,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::{
     metrics::Counters,
@@ -112,6 +112,15 @@ impl AttachedMode {
     }
 }
 
+/// One step of [`Firewall::attach_listed`], kept so it can be undone.
+#[derive(Debug)]
+pub enum AttachChange {
+    /// The interface had no program and got one.
+    Added(String),
+    /// The interface's program was re-attached; it had this mode before.
+    Switched(String, AttachedMode),
+}
+
 struct Attachment {
     interface: String,
     link: XdpLinkId,
@@ -132,6 +141,8 @@ pub struct Firewall {
     generation: u32,
     /// Non-zero words of `V4_BLOCKS` as last written, to update only diffs.
     v4_blocks: BTreeMap<u32, u64>,
+    /// Ports set in `PORTS`, kept write by write like `v4_blocks`.
+    ports: BTreeSet<u16>,
 }
 
 impl Firewall {
@@ -177,6 +188,7 @@ impl Firewall {
             applied: None,
             generation: 0,
             v4_blocks: BTreeMap::new(),
+            ports: BTreeSet::new(),
         };
         fw.apply(policy)?;
         Ok(fw)
@@ -184,11 +196,9 @@ impl Firewall {
 
     /// Attaches to every interface in the policy, honouring `xdp_mode`.
     /// Each interface gets one log line naming the mode it got.
+    /// If one fails, those attached before it are detached again.
     pub fn attach_all(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
-        for name in &policy.interfaces {
-            self.attach(name, policy.xdp_mode)?;
-        }
-        Ok(())
+        self.attach_listed(policy).map(drop)
     }
 
     /// Attaches to one interface. With [`XdpMode::Auto`] native mode is tried
@@ -299,34 +309,104 @@ impl Firewall {
         }
     }
 
-    /// Brings attachments in line with a new policy: attaches new
-    /// interfaces and detaches removed ones.
-    pub fn reconcile_interfaces(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
-        let wanted: BTreeSet<&str> = policy.interfaces.iter().map(String::as_str).collect();
-        // Kept only where the interface is still listed and its mode still
-        // satisfies `xdp_mode` (auto accepts either).
+    /// First half of bringing attachments in line with a new policy:
+    /// attaches the listed interfaces that have no program yet, and
+    /// re-attaches those whose mode no longer satisfies `xdp_mode`.
+    ///
+    /// All or nothing: on an error every interface is put back the way it
+    /// was before the error returns. The returned changes let the caller
+    /// undo them with [`Firewall::undo_attach`] if a later step fails.
+    pub fn attach_listed(
+        &mut self,
+        policy: &FirewallPolicy,
+    ) -> Result<Vec<AttachChange>, FirewallError> {
+        // Kept where the mode still satisfies `xdp_mode` (auto accepts either).
         let fits = |m: AttachedMode| match policy.xdp_mode {
             XdpMode::Auto => true,
             XdpMode::Native => m == AttachedMode::Native,
             XdpMode::Generic => m == AttachedMode::Generic,
         };
-        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
-            .into_iter()
-            .partition(|a| wanted.contains(a.interface.as_str()) && fits(a.mode));
-        self.attachments = keep;
-        let program = self.program()?;
-        for a in drop {
-            match program.detach(a.link) {
-                Ok(()) => info!(interface = %a.interface, "XDP program detached"),
-                Err(e) => warn!(interface = %a.interface, error = %e, "detach failed"),
-            }
-        }
+        let mut changes = Vec::new();
         for name in &policy.interfaces {
-            if !self.attachments.iter().any(|a| &a.interface == name) {
-                self.attach(name, policy.xdp_mode)?;
+            let current = self
+                .attachments
+                .iter()
+                .find(|a| &a.interface == name)
+                .map(|a| a.mode);
+            let step = match current {
+                Some(mode) if fits(mode) => continue,
+                Some(mode) => {
+                    self.detach_one(name);
+                    changes.push(AttachChange::Switched(name.clone(), mode));
+                    self.attach(name, policy.xdp_mode)
+                }
+                None => {
+                    changes.push(AttachChange::Added(name.clone()));
+                    self.attach(name, policy.xdp_mode)
+                }
+            };
+            if let Err(e) = step {
+                if let Some(AttachChange::Added(_)) = changes.last() {
+                    changes.pop();
+                }
+                self.undo_attach(changes);
+                return Err(e);
             }
         }
-        Ok(())
+        Ok(changes)
+    }
+
+    /// Undoes what [`Firewall::attach_listed`] did, newest change first.
+    pub fn undo_attach(&mut self, changes: Vec<AttachChange>) {
+        for change in changes.into_iter().rev() {
+            match change {
+                AttachChange::Added(name) => self.detach_one(&name),
+                AttachChange::Switched(name, mode) => {
+                    self.detach_one(&name);
+                    let back = match mode {
+                        AttachedMode::Native => XdpMode::Native,
+                        AttachedMode::Generic => XdpMode::Generic,
+                    };
+                    if let Err(e) = self.attach(&name, back) {
+                        error!(
+                            interface = %name,
+                            error = %error_chain(&e),
+                            "could not put the program back in its previous mode; the interface is unfiltered"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Second half: detaches the interfaces the policy no longer lists.
+    /// Done last, once everything that can fail has succeeded.
+    pub fn detach_unlisted(&mut self, policy: &FirewallPolicy) {
+        let unlisted: Vec<String> = self
+            .attachments
+            .iter()
+            .filter(|a| !policy.interfaces.contains(&a.interface))
+            .map(|a| a.interface.clone())
+            .collect();
+        for name in unlisted {
+            self.detach_one(&name);
+        }
+    }
+
+    fn detach_one(&mut self, interface: &str) {
+        let Some(at) = self
+            .attachments
+            .iter()
+            .position(|a| a.interface == interface)
+        else {
+            return;
+        };
+        let a = self.attachments.remove(at);
+        let Ok(program) = self.program() else { return };
+        match program.detach(a.link) {
+            Ok(()) => info!(interface = %a.interface, "XDP program detached"),
+            Err(e) => warn!(interface = %a.interface, error = %e, "detach failed"),
+        }
     }
 
     fn program(&mut self) -> Result<&mut Xdp, FirewallError> {
@@ -336,9 +416,30 @@ impl Firewall {
     /// Writes the policy into the maps, touching only what changed since the
     /// last call, so a reload never opens a window where the allowlist is
     /// empty or half-written.
+    ///
+    /// All or nothing: when a write fails part-way (a map full, say), the
+    /// policy that was in force is written back before the error returns,
+    /// so "keeping the previous policy" is what the kernel really enforces.
     pub fn apply(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
-        let previous = self.applied.take();
+        let Err(e) = self.write_policy(policy) else {
+            self.applied = Some(policy.clone());
+            return Ok(());
+        };
+        if let Some(previous) = self.applied.clone()
+            && let Err(restore) = self.write_policy(&previous)
+        {
+            // Neither policy is whole in the maps. The next apply still
+            // leaves them exact: its diffs follow the maps write by write.
+            self.applied = None;
+            error!(
+                error = %error_chain(&restore),
+                "could not restore the previous policy after a failed update; the maps may hold parts of both"
+            );
+        }
+        Err(e)
+    }
 
+    fn write_policy(&mut self, policy: &FirewallPolicy) -> Result<(), FirewallError> {
         // Deny first, then allow, then the block summary that points into
         // them: each step only adds before it removes, so an address present
         // in both the old and the new policy is never judged by a gap.
@@ -353,6 +454,8 @@ impl Firewall {
         sync_trie::<4>(&mut self.ebpf, maps::ALLOW_V4, &v4_allow)?;
         sync_trie::<16>(&mut self.ebpf, maps::ALLOW_V6, &v6_allow)?;
         // After the tries: a block flagged "some" must find its trie entries.
+        // `v4_blocks` follows every single write, so after a failure it still
+        // says what the map holds and a retry or rollback diffs correctly.
         let blocks = v4_block_words(&v4_allow, &v4_deny);
         {
             let mut array: Array<_, u64> = map_mut(&mut self.ebpf, maps::V4_BLOCKS)?;
@@ -363,37 +466,35 @@ impl Firewall {
             for (word, bits) in &blocks {
                 if self.v4_blocks.get(word) != Some(bits) {
                     array.set(*word, *bits, 0).map_err(err)?;
+                    self.v4_blocks.insert(*word, *bits);
                 }
             }
-            for word in self.v4_blocks.keys() {
-                if !blocks.contains_key(word) {
-                    array.set(*word, 0, 0).map_err(err)?;
-                }
+            let stale: Vec<u32> = self
+                .v4_blocks
+                .keys()
+                .filter(|w| !blocks.contains_key(w))
+                .copied()
+                .collect();
+            for word in stale {
+                array.set(word, 0, 0).map_err(err)?;
+                self.v4_blocks.remove(&word);
             }
         }
-        self.v4_blocks = blocks;
 
         {
             let mut ports: Array<_, u8> = map_mut(&mut self.ebpf, maps::PORTS)?;
-            let old: BTreeSet<u16> = previous
-                .as_ref()
-                .map(|p| p.ports.clone())
-                .unwrap_or_default();
+            let err = |source| FirewallError::Map {
+                name: maps::PORTS,
+                source,
+            };
             for port in &policy.ports {
-                ports
-                    .set(u32::from(*port), 1, 0)
-                    .map_err(|source| FirewallError::Map {
-                        name: maps::PORTS,
-                        source,
-                    })?;
+                ports.set(u32::from(*port), 1, 0).map_err(err)?;
+                self.ports.insert(*port);
             }
-            for port in old.difference(&policy.ports) {
-                ports
-                    .set(u32::from(*port), 0, 0)
-                    .map_err(|source| FirewallError::Map {
-                        name: maps::PORTS,
-                        source,
-                    })?;
+            let stale: Vec<u16> = self.ports.difference(&policy.ports).copied().collect();
+            for port in stale {
+                ports.set(u32::from(port), 0, 0).map_err(err)?;
+                self.ports.remove(&port);
             }
         }
 
@@ -423,7 +524,6 @@ impl Firewall {
             name: maps::CONFIG,
             source,
         })?;
-        self.applied = Some(policy.clone());
         Ok(())
     }
 
@@ -693,6 +793,12 @@ where
 
 /// Makes the trie hold exactly `wanted`: inserts first, then removes extras,
 /// so an entry present in both old and new policy is never absent.
+///
+/// When old and new together do not fit the map, the extras go first and the
+/// inserts are retried: entries common to both policies still never leave,
+/// but an address that moves from one entry to another (a /8 replaced by the
+/// /16 inside it) is briefly unmatched. Only a reload that swaps most of a
+/// near-full list pays that, and the log says so.
 fn sync_trie<const N: usize>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -700,16 +806,32 @@ fn sync_trie<const N: usize>(
 ) -> Result<(), FirewallError> {
     let mut trie: LpmTrie<_, [u8; N], u8> = map_mut(ebpf, name)?;
     let err = |source| FirewallError::Map { name, source };
+    let mut full = false;
     for (prefix, addr) in wanted {
-        trie.insert(&Key::new(*prefix, *addr), 1, 0).map_err(err)?;
+        match trie.insert(&Key::new(*prefix, *addr), 1, 0) {
+            Ok(()) => {}
+            Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOSPC) => {
+                full = true;
+                break;
+            }
+            Err(e) => return Err(err(e)),
+        }
     }
+    let wanted_keys: BTreeSet<(u32, [u8; N])> = wanted.iter().copied().collect();
     let existing: Vec<Key<[u8; N]>> = trie.keys().collect::<Result<_, _>>().map_err(err)?;
     for key in existing {
-        if !wanted
-            .iter()
-            .any(|(p, a)| *p == key.prefix_len() && *a == key.data())
-        {
+        if !wanted_keys.contains(&(key.prefix_len(), key.data())) {
             trie.remove(&key).map_err(err)?;
+        }
+    }
+    if full {
+        warn!(
+            map = name,
+            entries = wanted.len(),
+            "the old and new lists did not fit the map together: removed the old entries before adding the new ones"
+        );
+        for (prefix, addr) in wanted {
+            trie.insert(&Key::new(*prefix, *addr), 1, 0).map_err(err)?;
         }
     }
     Ok(())

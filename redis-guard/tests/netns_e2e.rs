@@ -336,6 +336,8 @@ fn clear_errors_for_missing_interface_and_privileges() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rg-nonexistent0"), "{err}");
     assert!(err.contains("does not exist"), "{err}");
+    assert!(err.contains("p.toml: key `firewall.interfaces`"), "{err}");
+    assert!(!err.contains("XDP program attached"), "{err}");
 
     std::fs::write(
         &config,
@@ -417,8 +419,69 @@ fn sighup_reloads_the_policy_and_a_bad_reload_changes_nothing() {
         "connected",
         "the failed reload must not have narrowed the allowlist"
     );
+
+    // The attacker allowed but denied: deny wins.
+    let denied = widened.replace(
+        "pin_path",
+        &format!("deny = [\"{}\"]\npin_path", lab.attacker_v4()),
+    );
+    std::fs::write(&policy, &denied).unwrap();
+    sighup_and_wait(&mut daemon, "policy reloaded", 2);
+    assert_eq!(
+        connect_outcome(&lab.attacker_ns, attacker_side, 6379),
+        "timeout"
+    );
+
+    // A reload that fails only when attaching (a bridge has no native XDP),
+    // after the policy itself validated: nothing of it may take effect, in
+    // particular not its empty deny list.
+    let bridge = format!("rgbr{}", lab.id);
+    let ip = |args: &[&str]| {
+        let out = Lab::cmd(&lab.server_ns, "ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&["link", "add", &bridge, "type", "bridge"]);
+    ip(&["link", "set", &bridge, "up"]);
+    std::fs::write(
+        &policy,
+        widened.replace("interfaces = [", &format!("interfaces = [\"{bridge}\", ")),
+    )
+    .unwrap();
+    sighup_and_wait(&mut daemon, "policy reload failed", 2);
+    assert!(!xdp_attached(&lab.server_ns, &bridge));
+    assert_eq!(
+        connect_outcome(&lab.attacker_ns, attacker_side, 6379),
+        "timeout",
+        "a reload that failed at attach must leave the deny list in force"
+    );
+    assert!(xdp_attached(&lab.server_ns, &lab.server_if_attacker));
+
+    // And the next good reload still knows what is protected: moving the
+    // protected port away leaves 6379 untouched, so the denied source reaches it.
+    std::fs::write(&policy, denied.replace("ports = [6379]", "ports = [6380]")).unwrap();
+    sighup_and_wait(&mut daemon, "policy reloaded", 3);
+    assert_eq!(
+        connect_outcome(&lab.attacker_ns, attacker_side, 6379),
+        "connected",
+        "a port no longer listed must not stay protected"
+    );
     let status = daemon.guard.terminate(Duration::from_secs(10)).unwrap();
     assert!(status.success());
+}
+
+/// Sends SIGHUP and waits until `needle` has appeared `count` times in the
+/// daemon's log (earlier reloads left their own lines).
+fn sighup_and_wait(daemon: &mut redis_guard::lab::Daemon, needle: &str, count: usize) {
+    unsafe { libc::kill(daemon.guard.pid() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon.log().matches(needle).count() < count {
+        assert!(
+            Instant::now() < deadline,
+            "no {count}th `{needle}` in the daemon log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Brute-forcing the bundled store gets the source dropped in the kernel for

@@ -622,6 +622,68 @@ fn policy_reload_updates_maps_in_place() {
     );
 }
 
+/// An update that fails part-way (here a list larger than the kernel's
+/// table, which only a policy built in code can carry past validation) puts
+/// the previous policy back: its deny entries, its ports, its allowlist.
+#[test]
+fn a_failed_policy_update_leaves_the_previous_policy_in_force() {
+    let mut h = Harness::new("");
+    let policy = |text: &str| {
+        Policy::parse(Path::new("t.toml"), text)
+            .unwrap()
+            .firewall
+            .unwrap()
+    };
+    let before = policy(
+        "[firewall]\ninterfaces=[\"lo\"]\nports=[6379]\nallow=[\"192.0.2.0/24\"]\ndeny=[\"192.0.2.9\"]\n",
+    );
+    h.fw.apply(&before).unwrap();
+    let mut oversize = policy("[firewall]\ninterfaces=[\"lo\"]\nports=[6380]\n");
+    oversize.allow = (0..70_000u32)
+        .map(|i| {
+            ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                0x0b00_0000 + (i << 8),
+            )))
+        })
+        .collect();
+    let err = h.fw.apply(&oversize).unwrap_err();
+    assert!(err.to_string().contains("ALLOW_V4"), "{err}");
+    use Counter::*;
+    h.expect(
+        &syn("192.0.2.9", "10.77.0.1", 6379).build(),
+        XDP_DROP,
+        DroppedDenied,
+        "the previous deny entry",
+    );
+    h.expect(
+        &syn("192.0.2.8", "10.77.0.1", 6379).build(),
+        XDP_PASS,
+        Passed,
+        "the previous allowlist",
+    );
+    h.expect(
+        &syn("11.0.0.1", "10.77.0.1", 6379).build(),
+        XDP_DROP,
+        DroppedNotAllowed,
+        "nothing of the failed allowlist",
+    );
+    h.expect(
+        &syn("192.0.2.8", "10.77.0.1", 6380).build(),
+        XDP_PASS,
+        NotProtected,
+        "nothing of the failed ports",
+    );
+    // The next good update still diffs against what the maps really hold.
+    h.fw.apply(&policy("[firewall]\ninterfaces=[\"lo\"]\nports=[6381]\n"))
+        .unwrap();
+    h.expect(
+        &syn("192.0.2.9", "10.77.0.1", 6379).build(),
+        XDP_PASS,
+        NotProtected,
+        "6379 released",
+    );
+}
+
 /// A flow that started while the program was attached remembers that its
 /// source was allowed, so later packets skip the tries; a policy change must
 /// void that memory at once, for flows already running.
