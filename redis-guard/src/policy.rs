@@ -14,6 +14,7 @@ use std::{
 };
 
 use ipnet::IpNet;
+use redis_guard_common::TRIE_ENTRIES;
 use serde::Deserialize;
 
 use crate::store::config::StoreConfig;
@@ -294,6 +295,20 @@ fn validate_firewall(raw: RawFirewall) -> Result<FirewallPolicy, (String, String
 
     let allow = parse_nets("allow", raw.allow.unwrap_or_default())?;
     let deny = parse_nets("deny", raw.deny.unwrap_or_default())?;
+    for (key, nets) in [("allow", &allow), ("deny", &deny)] {
+        let v4 = nets.iter().filter(|n| matches!(n, IpNet::V4(_))).count();
+        for (family, count) in [("IPv4", v4), ("IPv6", nets.len() - v4)] {
+            if count > TRIE_ENTRIES as usize {
+                return Err(err(
+                    key,
+                    format!(
+                        "{count} {family} entries; the kernel's table holds at most {TRIE_ENTRIES} per \
+                         address family: merge neighbouring addresses into wider prefixes"
+                    ),
+                ));
+            }
+        }
+    }
 
     let pin_path = raw
         .pin_path
@@ -390,7 +405,9 @@ fn describe_toml_error(
         let before = &text[..start];
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        let key = key_at(text, start).unwrap_or_else(|| "(document)".into());
+        let key = open_statement_at(text, start)
+            .or_else(|| key_at(text, start))
+            .unwrap_or_else(|| "(document)".into());
         return (key, format!("{reason} (line {line}, column {column})"));
     }
     (path, reason)
@@ -416,7 +433,11 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     if line.starts_with('[') {
         return header(line);
     }
-    let key = line.split_once('=')?.0.trim();
+    // Without `=` (a forgotten one), the key is the first word.
+    let key = match line.split_once('=') {
+        Some((key, _)) => key.trim(),
+        None => line.split([' ', '\t', '[', '"']).next()?,
+    };
     if !plain_key(key) {
         return None;
     }
@@ -429,6 +450,64 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         Some(table) => format!("{table}.{key}"),
         None => key.to_string(),
     })
+}
+
+/// The statement whose value is still open at byte `offset`: for an array or
+/// inline table that is never closed (`allow = ["10.0.0.1"` with no `]`) the
+/// parser only notices at the next line's key, but the mistake is in `allow`.
+/// `None` when no value is open there.
+fn open_statement_at(text: &str, offset: usize) -> Option<String> {
+    let bytes = &text.as_bytes()[..offset.min(text.len())];
+    let (mut depth, mut in_value) = (0usize, false);
+    let (mut line_start, mut statement_start) = (0, 0);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                line_start = i + 1;
+                if depth == 0 {
+                    in_value = false;
+                }
+            }
+            b'#' => {
+                while i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = bytes[i..].starts_with(&[q, q, q]);
+                i += if triple { 3 } else { 1 };
+                while i < bytes.len() {
+                    if q == b'"' && bytes[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if (triple && bytes[i..].starts_with(&[q, q, q]))
+                        || (!triple && (bytes[i] == q || bytes[i] == b'\n'))
+                    {
+                        break;
+                    }
+                    i += 1;
+                }
+                if triple {
+                    i += 2;
+                }
+            }
+            b'=' if depth == 0 => {
+                in_value = true;
+                statement_start = line_start;
+            }
+            b'[' | b'{' if in_value => depth += 1,
+            b']' | b'}' if depth > 0 => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        key_at(text, statement_start)
+    } else {
+        None
+    }
 }
 
 /// A bare or dotted TOML key (`ports`, `store.tls`): nothing quoted, so it
@@ -634,6 +713,46 @@ resp_only = true
             "firewall"
         );
         assert_eq!(key_of("mode = \"audit\"\nmode = 1\n"), "mode");
+        // A syntax error is charged to the statement it is in, not to the
+        // line where the parser noticed it.
+        assert_eq!(
+            key_of(&fw(
+                "allow = [\"10.0.0.1\",\n  \"10.0.0.2\" # [x\ndeny = []"
+            )),
+            "firewall.allow"
+        );
+        assert_eq!(
+            key_of(&fw("allow = [\"10.0.0.1\"\nports = [1]")),
+            "firewall.allow"
+        );
+        assert_eq!(
+            key_of("[firewall]\ninterfaces [\"lo\"]\n"),
+            "firewall.interfaces"
+        );
+        assert_eq!(
+            key_of(&fw("allow = [\"a]\"]\nports = [1, 2,, 3]")),
+            "firewall.ports"
+        );
+    }
+
+    #[test]
+    fn lists_that_overflow_the_kernel_tables_are_refused() {
+        // 65537 distinct /24s.
+        let many: Vec<String> = (0..=TRIE_ENTRIES as usize)
+            .map(|i| format!("\"{}.{}.{}.0/24\"", 1 + (i >> 16), i >> 8 & 0xff, i & 0xff))
+            .collect();
+        let text = format!(
+            "[firewall]\ninterfaces = [\"lo\"]\ndeny = [{}]\n",
+            many.join(", ")
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("test.toml: key `firewall.deny`:"), "{e}");
+        assert!(e.contains("65537 IPv4 entries"), "{e}");
+        let text = format!(
+            "[firewall]\ninterfaces = [\"lo\"]\nallow = [{}]\n",
+            many[..TRIE_ENTRIES as usize].join(", ")
+        );
+        assert_eq!(parse(&text).unwrap().firewall.unwrap().allow.len(), 65536);
     }
 
     #[test]
