@@ -222,13 +222,15 @@ fn parse_v4(ctx: &XdpContext, off: usize, frame_len: usize) -> Result<L3, Verdic
         return Err(Verdict::Refuse(Counter::Malformed));
     };
     let ip = unsafe { &*ip };
+    // Not TCP, so not ours, however broken the rest of its header: the
+    // stack judges that, and other traffic is never touched.
+    if ip.proto != IPPROTO_TCP {
+        return Err(Verdict::Pass(Counter::NotProtected));
+    }
     let ihl = ((ip.vihl & 0x0f) as usize) * 4;
     let tot_len = be16(ip.tot_len) as usize;
     if ip.vihl >> 4 != 4 || ihl < Ipv4Hdr::LEN || tot_len < ihl || off + tot_len > frame_len {
         return Err(Verdict::Refuse(Counter::Malformed));
-    }
-    if ip.proto != IPPROTO_TCP {
-        return Err(Verdict::Pass(Counter::NotProtected));
     }
     let frag_off = be16(ip.frags) & 0x1fff;
     if frag_off == 1 {
@@ -258,6 +260,9 @@ fn parse_v6(ctx: &XdpContext, off: usize, frame_len: usize) -> Result<L3, Verdic
         return Err(Verdict::Refuse(Counter::Malformed));
     };
     let ip = unsafe { &*ip };
+    if ip.next_hdr != IPPROTO_TCP && !is_ext_header(ip.next_hdr) {
+        return Err(Verdict::Pass(Counter::NotProtected));
+    }
     let payload_len = be16(ip.payload_len) as usize;
     // payload_len == 0 means a jumbogram, which never crosses Ethernet.
     if ip.vcf[0] >> 4 != 6 || payload_len == 0 || off + Ipv6Hdr::LEN + payload_len > frame_len {
@@ -332,6 +337,22 @@ fn decide_tcp(ctx: &XdpContext, cfg: &FilterConfig, l3: L3) -> Verdict {
         l4_off,
         l4_len,
     } = l3;
+    // The ports first: a broken segment to a port that is not protected is
+    // the stack's business, not ours.
+    let Some(ports) = ptr_at::<[u8; 4]>(ctx, l4_off) else {
+        return Verdict::Refuse(Counter::Malformed);
+    };
+    let ports = unsafe { *ports };
+    if l4_len < 4 {
+        // The "ports" are padding past the IP packet's end.
+        return Verdict::Refuse(Counter::Malformed);
+    }
+    key.sport = be16([ports[0], ports[1]]);
+    key.dport = be16([ports[2], ports[3]]);
+    match PORTS.get(key.dport as u32) {
+        Some(p) if *p != 0 => {}
+        _ => return Verdict::Pass(Counter::NotProtected),
+    }
     let Some(tcp) = ptr_at::<TcpHdr>(ctx, l4_off) else {
         // Includes first fragments too short to hold the TCP header: the
         // "tiny fragment" attack of RFC 1858.
@@ -345,12 +366,6 @@ fn decide_tcp(ctx: &XdpContext, cfg: &FilterConfig, l3: L3) -> Verdict {
     let doff = ((doff_byte >> 4) as usize) * 4;
     if doff < TcpHdr::LEN || doff > l4_len {
         return Verdict::Refuse(Counter::Malformed);
-    }
-    key.sport = be16(tcp.source);
-    key.dport = be16(tcp.dest);
-    match PORTS.get(key.dport as u32) {
-        Some(p) if *p != 0 => {}
-        _ => return Verdict::Pass(Counter::NotProtected),
     }
 
     let syn = flags & TCP_SYN != 0 && flags & TCP_ACK == 0;

@@ -297,6 +297,31 @@ fn truncation_at_every_boundary_is_malformed() {
     h.expect(&bad, XDP_DROP, Counter::Malformed, "IP version mismatch");
 }
 
+/// Broken traffic that is not for a protected port is the stack's to judge:
+/// other traffic is never touched, malformed or not.
+#[test]
+fn broken_traffic_to_other_ports_or_protocols_passes() {
+    let mut h = Harness::new("");
+    use Counter::*;
+    let mut bad = syn("192.0.2.99", "10.77.0.1", 6379).build();
+    bad[14] = 0x44; // IHL 4 < 5
+    bad[14 + 9] = 1; // ICMP
+    h.expect(&bad, XDP_PASS, NotProtected, "ICMP with IHL 4");
+    let mut bad = syn("192.0.2.99", "10.77.0.1", 80).build();
+    bad[14 + 20 + 12] = 0x40; // TCP data offset 4 words
+    h.expect(&bad, XDP_PASS, NotProtected, "TCP doff 4 to port 80");
+    // A TCP segment of 8 bytes: ports, but no room for the rest of the header.
+    for (port, action, counter) in [(80, XDP_PASS, NotProtected), (6379, XDP_DROP, Malformed)] {
+        let mut short = syn("192.0.2.99", "10.77.0.1", port).build()[..14 + 20 + 8].to_vec();
+        short[16..18].copy_from_slice(&28u16.to_be_bytes());
+        h.expect(&short, action, counter, "8-byte TCP header");
+    }
+    let mut bad = syn("2001:db8::9", "fd77::1", 6379).build();
+    bad[14 + 6] = 17; // UDP
+    bad[14 + 4..14 + 6].copy_from_slice(&9000u16.to_be_bytes()); // beyond the frame
+    h.expect(&bad, XDP_PASS, NotProtected, "IPv6 UDP with a bad length");
+}
+
 #[test]
 fn fragments() {
     let mut h = Harness::new("");
