@@ -48,18 +48,26 @@ impl EventSink {
     }
 }
 
-/// One event as a JSON line: `fields` plus `ts` and `event`, newline included.
-pub fn event_line(event: &str, mut fields: Value) -> String {
-    if let Value::Object(map) = &mut fields {
-        map.insert(
-            "ts".into(),
-            humantime::format_rfc3339_millis(SystemTime::now())
-                .to_string()
-                .into(),
-        );
-        map.insert("event".into(), event.into());
+/// One event as a JSON line: `ts` and `event`, then `fields` in the order
+/// they were written (serde_json's `preserve_order`), newline included.
+/// A reader scanning a log by eye finds the time and kind first.
+pub fn event_line(event: &str, fields: Value) -> String {
+    let mut map = serde_json::Map::new();
+    map.insert(
+        "ts".into(),
+        humantime::format_rfc3339_millis(SystemTime::now())
+            .to_string()
+            .into(),
+    );
+    map.insert("event".into(), event.into());
+    if let Value::Object(fields) = fields {
+        for (k, v) in fields {
+            if k != "ts" && k != "event" {
+                map.insert(k, v);
+            }
+        }
     }
-    let mut line = fields.to_string();
+    let mut line = Value::Object(map).to_string();
     line.push('\n');
     line
 }
@@ -181,6 +189,22 @@ pub async fn pump_flow_events(ring: RingBuf<MapData>, sink: EventSink) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_lines_lead_with_time_and_kind_then_keep_the_written_order() {
+        let line = event_line(
+            "flow_marked",
+            json!({"reason": "http", "action": "dropped", "src": "10.0.0.1", "event": "spoofed"}),
+        );
+        assert!(line.ends_with('\n'));
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(&line)
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["ts", "event", "reason", "action", "src"]);
+        assert!(line.contains("\"event\":\"flow_marked\""), "{line}");
+    }
 
     #[test]
     fn rate_limiter_bursts_then_counts_what_it_suppressed() {
