@@ -4,8 +4,34 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, q, q_err};
+use common::{TestServer, q, q_err, wait_blocked};
 use redis::Value;
+
+/// `CLIENT REPLY SKIP`/`OFF` cover a blocking command's eventual reply,
+/// served or timed out, as in Redis: a fire-and-forget client must not get
+/// an answer that puts its replies out of step.
+#[test]
+fn client_reply_skip_and_off_silence_a_blocked_commands_reply() {
+    let s = TestServer::start(|_| {});
+    let mut r = s.raw_authed();
+    r.cmd(&["CLIENT", "REPLY", "SKIP"]);
+    r.cmd(&["BLPOP", "q", "0.2"]);
+    r.roundtrip(&["PING"], b"+PONG\r\n");
+
+    let mut c = s.conn();
+    r.cmd(&["CLIENT", "REPLY", "SKIP"]);
+    r.cmd(&["BLPOP", "q", "5"]);
+    wait_blocked(&mut c);
+    let _: i64 = q(&mut c, &["RPUSH", "q", "v"]);
+    r.roundtrip(&["PING"], b"+PONG\r\n");
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "q"]), 0, "the pop was served");
+
+    r.cmd(&["CLIENT", "REPLY", "OFF"]);
+    r.cmd(&["BZPOPMIN", "z", "0.1"]);
+    r.cmd(&["BLMOVE", "q", "d", "LEFT", "LEFT", "0.1"]);
+    r.roundtrip(&["CLIENT", "REPLY", "ON"], b"+OK\r\n");
+    r.roundtrip(&["BLPOP", "q", "0.05"], b"*-1\r\n");
+}
 
 #[test]
 fn timeouts_are_fractional_and_validated() {

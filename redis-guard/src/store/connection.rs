@@ -723,7 +723,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     // Its pop is in the log only once that is written: a
                     // failed write must withhold this reply like a write's.
                     state.wrote = true;
-                    self.wbuf.extend_from_slice(&v);
+                    if !b.silent {
+                        self.wbuf.extend_from_slice(&v);
+                    }
                     return Ok(true);
                 }
                 W::Read => {
@@ -741,12 +743,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     if matches!(w, W::Gone) {
                         return Ok(false);
                     }
-                    if removed {
-                        Out::new(&mut self.wbuf, state.resp3).null_array();
-                    } else if let Ok(v) = b.rx.try_recv() {
-                        self.wbuf.extend_from_slice(&v);
-                    } else {
-                        Out::new(&mut self.wbuf, state.resp3).null_array();
+                    let served = if removed { None } else { b.rx.try_recv().ok() };
+                    // Under CLIENT REPLY OFF/SKIP there is nothing to send.
+                    match served {
+                        _ if b.silent => {}
+                        Some(v) => self.wbuf.extend_from_slice(&v),
+                        None => Out::new(&mut self.wbuf, state.resp3).null_array(),
                     }
                     return Ok(true);
                 }

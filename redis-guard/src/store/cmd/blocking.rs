@@ -420,6 +420,8 @@ fn block_or_serve(
         rx,
         waiter: id,
         timeout,
+        // Set by `finish`, which knows the reply mode.
+        silent: false,
     });
     Ok(())
 }

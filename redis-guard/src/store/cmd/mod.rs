@@ -1004,6 +1004,9 @@ pub struct BlockRequest {
     pub waiter: u64,
     /// Timeout; `None` blocks forever.
     pub timeout: Option<std::time::Duration>,
+    /// `CLIENT REPLY OFF`/`SKIP` covered the command: its eventual reply
+    /// (served or timed out) is not sent.
+    pub silent: bool,
 }
 
 /// Everything a command handler can touch.
@@ -1328,22 +1331,20 @@ pub fn finish(ctx: &mut Ctx<'_, '_>, reply_start: usize) {
         }
     }
     let silence = !std::mem::take(&mut ctx.keep_reply);
+    let silenced = silence && ctx.client.reply != ReplyMode::On;
+    if silenced {
+        ctx.out.buf.truncate(reply_start);
+    }
     match ctx.client.reply {
-        ReplyMode::On => {}
-        ReplyMode::Off if silence => ctx.out.buf.truncate(reply_start),
-        ReplyMode::Off => {}
-        ReplyMode::Skip => {
-            if silence {
-                ctx.out.buf.truncate(reply_start);
-            }
-            ctx.client.reply = ReplyMode::SkipThis;
-        }
-        ReplyMode::SkipThis => {
-            if silence {
-                ctx.out.buf.truncate(reply_start);
-            }
-            ctx.client.reply = ReplyMode::On;
-        }
+        ReplyMode::On | ReplyMode::Off => {}
+        ReplyMode::Skip => ctx.client.reply = ReplyMode::SkipThis,
+        ReplyMode::SkipThis => ctx.client.reply = ReplyMode::On,
+    }
+    // A command that blocked answers later, when served or timed out; that
+    // answer is the one the mode silences, as in Redis, where the skip
+    // only ends once the blocked command completes.
+    if let Some(b) = ctx.block.as_mut() {
+        b.silent = silenced;
     }
 }
 
