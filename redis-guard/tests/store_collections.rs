@@ -235,6 +235,20 @@ fn sets() {
     let (cur, items): (String, Vec<String>) = q(&mut c, &["SSCAN", "s2", "0"]);
     assert_eq!(cur, "0");
     assert_eq!(items.len(), 2);
+
+    // An intset (up to 512 integers) comes back whole from one SSCAN, in
+    // numeric order, as from Redis; a hashtable set of that size in pieces.
+    let mut sadd = vec!["SADD".to_string(), "ints".to_string()];
+    sadd.extend((0..400).rev().map(|i| i.to_string()));
+    let refs: Vec<&str> = sadd.iter().map(String::as_str).collect();
+    assert_eq!(q::<i64>(&mut c, &refs), 400);
+    let (cur, items): (String, Vec<i64>) = q(&mut c, &["SSCAN", "ints", "0", "COUNT", "10"]);
+    assert_eq!(cur, "0");
+    assert_eq!(items, (0..400).collect::<Vec<_>>());
+    let _: i64 = q(&mut c, &["SADD", "ints", "x"]);
+    let (cur, items): (String, Vec<String>) = q(&mut c, &["SSCAN", "ints", "0", "COUNT", "10"]);
+    assert_ne!(cur, "0");
+    assert!(items.len() < 401, "{}", items.len());
 }
 
 #[test]

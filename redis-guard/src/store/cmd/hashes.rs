@@ -237,7 +237,7 @@ pub fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<HashVal, _>(&args[1], now, clock, |h| {
-        let (next, items) = scan_collection(h.iter(), cursor, count, pat.as_deref());
+        let (next, items) = scan_collection(h.iter(), cursor, count, pat.as_deref(), h.is_packed());
         out.array(2);
         out.bulk(next.to_string().as_bytes());
         out.array(items.len() * 2);

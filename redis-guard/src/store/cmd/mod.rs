@@ -1536,17 +1536,20 @@ pub fn scan_target<K: crate::store::value::Kind>(
 
 /// Iterates a collection in `SCAN` fashion: items are ordered by a fixed hash,
 /// the cursor is the next hash to visit. Returns (next cursor, items).
+/// `compact` says the collection has one of Redis's compact encodings (an
+/// intset of up to 512 members), which Redis returns whole in one call.
 pub fn scan_collection<'a, T: 'a>(
     items: impl Iterator<Item = (&'a [u8], T)>,
     cursor: u64,
     count: usize,
     pat: Option<&[u8]>,
+    compact: bool,
 ) -> (u64, Vec<(&'a [u8], T)>) {
     use std::hash::BuildHasher;
     let all: Vec<(&'a [u8], T)> = items.collect();
     // Small collections come back whole and in their natural order, like
-    // Redis's compact encodings.
-    if all.len() <= 128 {
+    // Redis's compact encodings (listpacks hold up to 128 entries).
+    if compact || all.len() <= 128 {
         let out = all
             .into_iter()
             .filter(|(k, _)| pat.is_none_or(|p| crate::store::glob::matches(p, k)))

@@ -310,8 +310,13 @@ pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (pat, count, _) = scan_opts(&args[3..], false)?;
     let (db, out, clock, now) = ctx.db_out();
     let found = db.read::<SetVal, _>(&args[1], now, clock, |s| {
-        let (next, items) =
-            scan_collection(s.ordered().map(|m| (m, ())), cursor, count, pat.as_deref());
+        let (next, items) = scan_collection(
+            s.ordered().map(|m| (m, ())),
+            cursor,
+            count,
+            pat.as_deref(),
+            s.is_intset(),
+        );
         out.array(2);
         out.bulk(next.to_string().as_bytes());
         out.array(items.len());

@@ -833,6 +833,7 @@ pub fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             cursor,
             count,
             pat.as_deref(),
+            packed,
         );
         out.array(2);
         out.bulk(next.to_string().as_bytes());
