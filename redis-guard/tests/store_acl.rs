@@ -40,6 +40,38 @@ const NOPERM_CMD: &str = "NOPERM this user has no permissions to run the";
 const NOPERM_KEY: &str =
     "NOPERM this user has no permissions to access one of the keys used as arguments";
 
+/// AUTH, HELLO, QUIT and RESET carry Redis's `no-auth` flag: every user may
+/// run them whatever its command rules, so a read-only user can still switch
+/// user, renegotiate the protocol, reset or leave.
+#[test]
+fn no_auth_commands_are_open_to_every_user() {
+    let s = server(false);
+    let mut r = s.raw();
+    r.roundtrip(&["AUTH", "reader", "readpw"], b"+OK\r\n");
+    r.roundtrip(&["RESET"], b"+RESET\r\n");
+    r.roundtrip(&["AUTH", "reader", "readpw"], b"+OK\r\n");
+    r.cmd(&["HELLO", "3"]);
+    let hello = r.drain();
+    assert!(
+        hello.starts_with(b"%"),
+        "{}",
+        String::from_utf8_lossy(&hello)
+    );
+    r.roundtrip(&["AUTH", "admin", "adminpw"], b"+OK\r\n");
+    r.roundtrip(&["AUTH", "reader", "readpw"], b"+OK\r\n");
+    r.roundtrip(&["QUIT"], b"+OK\r\n");
+    r.expect_closed();
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    for c in [&["hello"][..], &["auth", "x"], &["quit"], &["reset"]] {
+        let mut args = vec!["ACL", "DRYRUN", "reader"];
+        args.extend_from_slice(c);
+        assert_eq!(q::<String>(&mut admin, &args), "OK");
+    }
+    // Still refused: everything else outside the rules.
+    let mut reader = conn_as(&s, "reader", "readpw");
+    assert!(q_err(&mut reader, &["SET", "k", "v"]).starts_with(NOPERM_CMD));
+}
+
 #[test]
 fn categories_follow_redis() {
     let s = server(false);
@@ -55,9 +87,30 @@ fn categories_follow_redis() {
 
     // @dangerous holds KEYS, FLUSHALL, FLUSHDB and CLIENT KILL, as in Redis.
     let dangerous: Vec<String> = q(&mut admin, &["ACL", "CAT", "dangerous"]);
-    for c in ["keys", "flushall", "flushdb", "client"] {
+    for c in ["keys", "flushall", "flushdb", "client|kill", "config|get"] {
         assert!(dangerous.contains(&c.to_string()), "{c} in {dangerous:?}");
     }
+    // Containers are filed by their subcommands, as `ACL CAT` on Redis 7.0.
+    for c in ["client", "client|id", "config|help", "memory|stats"] {
+        assert!(!dangerous.contains(&c.to_string()), "{c} in {dangerous:?}");
+    }
+    let read: Vec<String> = q(&mut admin, &["ACL", "CAT", "read"]);
+    for c in ["memory|usage", "object|encoding"] {
+        assert!(read.contains(&c.to_string()), "{c} in {read:?}");
+    }
+    for c in ["memory", "memory|stats", "object|help", "object"] {
+        assert!(!read.contains(&c.to_string()), "{c} in {read:?}");
+    }
+    let slow: Vec<String> = q(&mut admin, &["ACL", "CAT", "slow"]);
+    for c in ["acl", "memory", "client", "command|info", "pubsub|help"] {
+        assert!(slow.contains(&c.to_string()), "{c} in {slow:?}");
+    }
+    // And rules judge each subcommand by its own categories.
+    let mut reader = conn_as(&s, "reader", "readpw");
+    assert!(q_err(&mut reader, &["MEMORY", "STATS"]).contains("'memory|stats'"));
+    assert!(q_err(&mut reader, &["OBJECT", "HELP"]).contains("'object|help'"));
+    let _: Option<i64> = q(&mut reader, &["MEMORY", "USAGE", "nokey"]);
+    let _: Option<String> = q(&mut reader, &["OBJECT", "ENCODING", "nokey"]);
     let mut app = conn_as(&s, "app", "apppw");
     q::<()>(&mut app, &["SET", "app:1", "x"]);
     assert_eq!(

@@ -292,8 +292,27 @@ pub fn sub_categories(parent: &str, sub: &str) -> Option<&'static [&'static str]
             | "tracking" | "trackinginfo" | "no-touch" | "help",
         ) => Some(&["slow", "connection"]),
         ("client", _) => Some(&["admin", "slow", "dangerous", "connection"]),
-        ("slowlog" | "latency", "help") => Some(&["slow"]),
+        // HELP is harmless everywhere; each container's other subcommands
+        // are as Redis 7.0 files them (`ACL CAT` on redis-server).
+        ("slowlog" | "latency" | "config" | "memory" | "pubsub", "help") => Some(&["slow"]),
+        ("slowlog" | "latency" | "config", _) => Some(&["admin", "slow", "dangerous"]),
+        ("memory", "usage") => Some(&["read", "slow"]),
+        ("memory", _) => Some(&["slow"]),
+        ("object", "help") => Some(&["keyspace", "slow"]),
+        ("object", _) => Some(&["keyspace", "read", "slow"]),
+        ("pubsub", _) => Some(&["pubsub", "slow"]),
+        ("command", _) => Some(&["slow", "connection"]),
         _ => None,
+    }
+}
+
+/// Categories `ACL CAT` files a container command itself under: Redis 7.0
+/// gives containers no flags of their own, so `@slow` (and `COMMAND` its
+/// `@connection`); what a call may do is decided by its subcommand.
+pub fn container_categories(name: &str) -> &'static [&'static str] {
+    match name {
+        "command" => &["slow", "connection"],
+        _ => &["slow"],
     }
 }
 
@@ -1152,12 +1171,14 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
     }
     // Cloned only for restricted users: every client of an unrestricted user
     // shares one Arc, and bumping its count per command would bounce that
-    // cache line between cores.
+    // cache line between cores. `no-auth` commands (AUTH, HELLO, QUIT,
+    // RESET) are open to every user, as in Redis: a user limited to
+    // `+@read` must still be able to switch user, renegotiate or leave.
     if let Some(user) = ctx
         .client
         .user
         .as_ref()
-        .filter(|u| !u.unrestricted())
+        .filter(|u| !u.unrestricted() && !cmd.no_auth)
         .cloned()
     {
         let mut name_buf = String::new();
