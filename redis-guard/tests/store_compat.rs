@@ -345,6 +345,26 @@ fn command_introspection_matches_redis_shapes() {
     let s = TestServer::start(|_| {});
     let mut r = s.raw_authed();
     r.roundtrip(&["COMMAND", "INFO", "nosuchcommand"], b"*1\r\n$-1\r\n");
+    // Containers as Redis 7.0 describes them: nothing of their own, and one
+    // entry per subcommand, each with its own keys and categories.
+    r.roundtrip(
+        &["COMMAND", "INFO", "memory|usage"],
+        b"*1\r\n*10\r\n$12\r\nmemory|usage\r\n:-3\r\n*1\r\n+readonly\r\n:2\r\n:2\r\n:1\r\n\
+          *2\r\n+@read\r\n+@slow\r\n*0\r\n*0\r\n*0\r\n",
+    );
+    r.cmd(&["COMMAND", "INFO", "memory"]);
+    let memory = String::from_utf8(r.drain()).unwrap();
+    assert!(
+        memory.starts_with(
+            "*1\r\n*10\r\n$6\r\nmemory\r\n:-2\r\n*0\r\n:0\r\n:0\r\n:0\r\n*1\r\n+@slow\r\n"
+        ),
+        "{memory}"
+    );
+    assert!(
+        memory.contains("$12\r\nmemory|stats\r\n:2\r\n*0\r\n"),
+        "{memory}"
+    );
+    assert!(memory.contains("$12\r\nmemory|usage\r\n"), "{memory}");
     let mut c = s.conn();
     let mut zr: Vec<String> = q(
         &mut c,

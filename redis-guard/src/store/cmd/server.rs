@@ -523,6 +523,9 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn command_info(out: &mut Out<'_>, c: &Command) {
+    if c.container {
+        return container_info(out, c);
+    }
     out.array(10);
     out.bulk(c.name.as_bytes());
     out.int(c.arity as i64);
@@ -535,6 +538,72 @@ fn command_info(out: &mut Out<'_>, c: &Command) {
     out.int(c.step as i64);
     out.set(c.categories.len());
     for cat in &c.categories {
+        out.simple(&format!("@{cat}"));
+    }
+    out.set(0);
+    out.array(0);
+    out.array(0);
+}
+
+/// A container as Redis 7.0 describes it: no flags or keys of its own,
+/// `@slow`, and one entry per subcommand in the tenth element, each with the
+/// flags, key positions and categories that subcommand has.
+fn container_info(out: &mut Out<'_>, c: &Command) {
+    out.array(10);
+    out.bulk(c.name.as_bytes());
+    out.int(c.arity as i64);
+    let flags: &[&str] = if c.name == "command" {
+        &["loading", "stale"]
+    } else {
+        &[]
+    };
+    out.set(flags.len());
+    for f in flags {
+        out.simple(f);
+    }
+    for _ in 0..3 {
+        out.int(0);
+    }
+    let cats = super::container_categories(c.name);
+    out.set(cats.len());
+    for cat in cats {
+        out.simple(&format!("@{cat}"));
+    }
+    out.set(0);
+    out.array(0);
+    let subs: Vec<(&str, i32)> = super::SUBCOMMANDS
+        .iter()
+        .copied()
+        .filter(|(full, _)| full.split_once('|').is_some_and(|(p, _)| p == c.name))
+        .collect();
+    out.array(subs.len());
+    for (full, arity) in subs {
+        subcommand_info(out, c, full, arity);
+    }
+}
+
+/// One `container|sub` entry of [`container_info`] (also what `COMMAND INFO
+/// container|sub` answers).
+fn subcommand_info(out: &mut Out<'_>, c: &Command, full: &str, arity: i32) {
+    let sub = full.split_once('|').map_or("", |(_, s)| s);
+    let cats = super::sub_categories(c.name, sub).unwrap_or(&c.categories);
+    // The subcommands that take a key: MEMORY USAGE and OBJECT's readers.
+    let keyed = cats.contains(&"read");
+    out.array(10);
+    out.bulk(full.as_bytes());
+    out.int(arity as i64);
+    if keyed {
+        out.set(1);
+        out.simple("readonly");
+    } else {
+        out.set(0);
+    }
+    let (first, last, step) = if keyed { (2, 2, 1) } else { (0, 0, 0) };
+    out.int(first);
+    out.int(last);
+    out.int(step);
+    out.set(cats.len());
+    for cat in cats {
         out.simple(&format!("@{cat}"));
     }
     out.set(0);
@@ -635,6 +704,16 @@ pub fn command(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         } else {
             ctx.out.array(args.len() - 2);
             for a in &args[2..] {
+                let name = String::from_utf8_lossy(a).to_ascii_lowercase();
+                let sub = name.split_once('|').and_then(|(parent, sub)| {
+                    let i = lookup(parent.as_bytes()).filter(|&i| COMMANDS[i].container)?;
+                    super::subcommand(COMMANDS[i].name, sub.as_bytes())
+                        .map(|(full, arity)| (i, full, arity))
+                });
+                if let Some((i, full, arity)) = sub {
+                    subcommand_info(&mut ctx.out, &COMMANDS[i], full, arity);
+                    continue;
+                }
                 match lookup(a) {
                     Some(i) => command_info(&mut ctx.out, &COMMANDS[i]),
                     None => ctx.out.null(),
