@@ -926,6 +926,57 @@ fn background_save_and_rewrite_refuse_each_other_as_redis_does() {
     assert!(!info.contains("aof_last_rewrite_time_sec:-1"), "{info}");
 }
 
+/// A MONITOR client that keeps reading stays connected through a long burst
+/// of commands: its pending-bytes count must never read below zero (it did,
+/// for an instant, when the feed counted a line only after sending it, and
+/// the wrapped count closed the client as over its output limit).
+#[test]
+fn a_reading_monitor_survives_a_burst() {
+    use std::io::Read as _;
+    let s = TestServer::start(|_| {});
+    let mut mon = s.raw_authed();
+    mon.roundtrip(&["MONITOR"], b"+OK\r\n");
+    let mut stream = mon.s.try_clone().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while !seen.ends_with(b"\"the-end\"\r\n") {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+            // Only the tail matters; keep memory flat.
+            if seen.len() > 1 << 20 {
+                seen.drain(..seen.len() - 64);
+            }
+        }
+        true
+    });
+    let mut c = s.conn();
+    for _ in 0..5 {
+        let mut p = redis::pipe();
+        for _ in 0..20_000 {
+            p.cmd("INCR").arg("n").ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let _: String = q(&mut c, &["ECHO", "the-end"]);
+    assert!(reader.join().unwrap(), "the monitor was cut off mid-burst");
+    assert_eq!(q::<i64>(&mut c, &["GET", "n"]), 100_000);
+    let security = s.security_counts();
+    assert_eq!(
+        security
+            .get("client_output_buffer_limit")
+            .copied()
+            .unwrap_or(0),
+        0,
+        "{security:?}"
+    );
+}
+
 #[test]
 fn client_list_shows_blocked_monitor_and_pending_output() {
     let s = TestServer::start(|_| {});

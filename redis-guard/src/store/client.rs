@@ -199,11 +199,17 @@ impl ClientHandle {
         if self.push_bytes.load(Ordering::Relaxed).saturating_add(size) > limit {
             return Pushed::Overflow;
         }
-        match self.push.try_send(msg) {
-            Ok(()) => {
-                self.push_bytes.fetch_add(size, Ordering::Relaxed);
-                Pushed::Queued
-            }
+        // Counted before it is sent: the connection may take the message
+        // and subtract its size at once, and a count added only after the
+        // send could be seen below zero, wrap, and read as a client over
+        // its output limit.
+        self.push_bytes.fetch_add(size, Ordering::Relaxed);
+        let sent = self.push.try_send(msg);
+        if sent.is_err() {
+            self.push_bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+        match sent {
+            Ok(()) => Pushed::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => Pushed::Overflow,
             Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
         }
