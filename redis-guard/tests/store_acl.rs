@@ -362,6 +362,24 @@ fn acl_log_records_refusals_and_failed_logins() {
     );
     q::<()>(&mut admin, &["ACL", "LOG", "RESET"]);
     assert!(q::<Vec<redis::Value>>(&mut admin, &["ACL", "LOG"]).is_empty());
+
+    // An entry is aged from its latest occurrence, as in Redis.
+    q_err(&mut app, &["GET", "other"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    q_err(&mut app, &["GET", "other"]);
+    let log: Vec<Vec<redis::Value>> = q(&mut admin, &["ACL", "LOG"]);
+    let field = |name: &str| -> String {
+        let kv = log[0]
+            .chunks(2)
+            .find(|kv| redis::from_redis_value::<String>(&kv[0]).is_ok_and(|k| k == name));
+        match &kv.unwrap()[1] {
+            redis::Value::Int(n) => n.to_string(),
+            other => redis::from_redis_value::<String>(other).unwrap(),
+        }
+    };
+    assert_eq!(field("count"), "2");
+    let age: f64 = field("age-seconds").parse().unwrap();
+    assert!(age < 1.0, "age-seconds {age}");
 }
 
 #[test]

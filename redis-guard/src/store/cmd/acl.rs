@@ -316,8 +316,9 @@ fn log(ctx: &mut Ctx<'_, '_>, arg: Option<&Bytes>) -> CmdResult {
         out.bulk(e.object.as_bytes());
         out.bulk(b"username");
         out.bulk(e.username.as_bytes());
+        // Redis ages an entry from its latest occurrence, not its first.
         out.bulk(b"age-seconds");
-        out.double(now.saturating_sub(e.created_ms) as f64 / 1000.0);
+        out.double(now.saturating_sub(e.updated_ms) as f64 / 1000.0);
         out.bulk(b"client-info");
         out.bulk(e.client_info.as_bytes());
         out.bulk(b"entry-id");
