@@ -259,6 +259,16 @@ fn introspection_commands() {
         q::<redis::Value>(&mut admin, &["ACL", "GETUSER", "ghost"]),
         redis::Value::Nil
     );
+    // In RESP3 the flags are a set, as Redis sends them.
+    let mut r3 = s.raw();
+    r3.cmd(&["HELLO", "3", "AUTH", "admin", "adminpw"]);
+    let _ = r3.drain();
+    r3.cmd(&["ACL", "GETUSER", "reader"]);
+    let reply = String::from_utf8(r3.drain()).unwrap();
+    assert!(
+        reply.starts_with("%") && reply.contains("$5\r\nflags\r\n~1\r\n$2\r\non\r\n"),
+        "{reply}"
+    );
 
     assert_eq!(
         q::<String>(&mut admin, &["ACL", "DRYRUN", "reader", "GET", "x"]),

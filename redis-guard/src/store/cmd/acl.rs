@@ -229,7 +229,8 @@ fn getuser(ctx: &mut Ctx<'_, '_>, name: &[u8]) {
     out.map(6);
     out.bulk(b"flags");
     let flags = r.flags();
-    out.array(flags.len());
+    // A set in RESP3, as Redis replies it.
+    out.set(flags.len());
     for f in flags {
         out.bulk(f.as_bytes());
     }
