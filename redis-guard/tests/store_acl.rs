@@ -392,6 +392,90 @@ fn acl_log_records_refusals_and_failed_logins() {
     assert!(age < 1.0, "age-seconds {age}");
 }
 
+/// Rules changed between MULTI and EXEC: each queued command runs only if
+/// it is still allowed, and the refusal carries Redis's text and an ACL LOG
+/// entry in the `multi` context.
+#[test]
+fn exec_checks_the_rules_again() {
+    let s = server(true);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    q::<()>(
+        &mut admin,
+        &["ACL", "SETUSER", "m", "on", ">mpw", "~k*", "&c*", "+@all"],
+    );
+    let mut m = s.raw();
+    m.roundtrip(&["AUTH", "m", "mpw"], b"+OK\r\n");
+    m.roundtrip(&["MULTI"], b"+OK\r\n");
+    for cmd in [
+        &["SET", "k1", "a"][..],
+        &["GET", "k1"],
+        &["SET", "k2", "b"],
+        &["PUBLISH", "c1", "x"],
+    ] {
+        m.roundtrip(cmd, b"+QUEUED\r\n");
+    }
+    q::<()>(
+        &mut admin,
+        &[
+            "ACL",
+            "SETUSER",
+            "m",
+            "-get",
+            "resetkeys",
+            "~k1",
+            "resetchannels",
+        ],
+    );
+    m.cmd(&["EXEC"]);
+    let prefix = "-NOPERM ACLs rules changed between the moment the transaction was accumulated \
+                  and the EXEC call. This command is no longer allowed for the following reason: ";
+    let expected = format!(
+        "*4\r\n+OK\r\n{prefix}no permission to execute the command or subcommand\r\n\
+         {prefix}no permission to touch the specified keys\r\n\
+         {prefix}no permission to access one of the channels used as arguments\r\n"
+    );
+    m.expect(expected.as_bytes());
+    assert_eq!(q::<Option<String>>(&mut admin, &["GET", "k2"]), None);
+    let log: Vec<Vec<redis::Value>> = q(&mut admin, &["ACL", "LOG", "1"]);
+    assert!(format!("{log:?}").contains("multi"), "{log:?}");
+}
+
+/// A subscriber whose channel rights are taken away is unsubscribed and
+/// disconnected at once, as Redis does: PUBLISH no longer reaches it.
+#[test]
+fn subscribers_lose_channels_taken_away() {
+    let s = server(true);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    q::<()>(
+        &mut admin,
+        &[
+            "ACL", "SETUSER", "v", "on", ">vpw", "&ch*", "&keep", "+@all",
+        ],
+    );
+    let mut pat = s.raw();
+    pat.roundtrip(&["AUTH", "v", "vpw"], b"+OK\r\n");
+    pat.cmd(&["PSUBSCRIBE", "ch*"]);
+    let _ = pat.read_n(b"*3\r\n$10\r\npsubscribe\r\n$3\r\nch*\r\n:1\r\n".len());
+    let mut chan = s.raw();
+    chan.roundtrip(&["AUTH", "v", "vpw"], b"+OK\r\n");
+    chan.cmd(&["SUBSCRIBE", "ch1"]);
+    let _ = chan.read_n(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nch1\r\n:1\r\n".len());
+    let mut keep = s.raw();
+    keep.roundtrip(&["AUTH", "v", "vpw"], b"+OK\r\n");
+    keep.cmd(&["SUBSCRIBE", "keep"]);
+    let _ = keep.read_n(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nkeep\r\n:1\r\n".len());
+    assert_eq!(q::<i64>(&mut admin, &["PUBLISH", "ch1", "before"]), 2);
+
+    q::<()>(
+        &mut admin,
+        &["ACL", "SETUSER", "v", "resetchannels", "&keep"],
+    );
+    assert_eq!(q::<i64>(&mut admin, &["PUBLISH", "ch1", "secret"]), 0);
+    pat.expect_closed();
+    chan.expect_closed();
+    assert_eq!(q::<i64>(&mut admin, &["PUBLISH", "keep", "still"]), 1);
+}
+
 #[test]
 fn runtime_changes_are_off_by_default() {
     let s = server(false);

@@ -130,6 +130,16 @@ pub enum Denied {
 }
 
 impl Denied {
+    /// Why a command queued in `MULTI` may no longer run at `EXEC`, in
+    /// Redis's words.
+    pub fn exec_reason(&self) -> &'static str {
+        match self {
+            Denied::Command(_) => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        }
+    }
+
     /// The error reply, exactly as Redis words it.
     pub fn noperm(&self) -> String {
         match self {
@@ -685,6 +695,20 @@ pub struct User {
 }
 
 impl User {
+    /// Whether the user may subscribe to `channel` (a pattern when not
+    /// `literal`, which must then be granted as written), through its
+    /// root rules or any selector, as Redis checks live subscriptions
+    /// after an `ACL SETUSER`.
+    pub fn allows_channel(&self, channel: &[u8], literal: bool) -> bool {
+        self.unrestricted
+            || self.rules.root.allows_channel(channel, literal)
+            || self
+                .rules
+                .selectors
+                .iter()
+                .any(|s| s.allows_channel(channel, literal))
+    }
+
     /// Builds a user, precomputing whether it may skip per-command checks.
     pub fn new(name: String, rules: Rules) -> User {
         let unrestricted =

@@ -35,7 +35,7 @@ pub fn refresh_user(ctx: &mut Ctx<'_, '_>) -> CmdResult {
 
 /// Records a refusal in `ACL LOG` and as a `noperm` security event.
 pub fn log_denied(ctx: &mut Ctx<'_, '_>, user: &str, denied: &Denied) {
-    let context = if ctx.client.multi.is_some() {
+    let context = if ctx.client.multi.is_some() || ctx.in_exec {
         "multi"
     } else {
         "toplevel"
@@ -402,6 +402,7 @@ fn setuser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             .map_err(|e| err(format!("Error in ACL SETUSER modifier {e}")))?;
     }
     let disabled = !rules.enabled();
+    let user = User::new(name.clone(), rules.clone());
     users.insert(User::new(name.clone(), rules));
     drop(users);
     ctx.shared.acl_epoch.fetch_add(1, Ordering::AcqRel);
@@ -409,6 +410,22 @@ fn setuser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         // A user switched off loses its live sessions too: disabling is
         // what an operator does to a leaked credential.
         kill_clients_of(ctx, &name);
+    } else {
+        // As in Redis, a subscriber whose channels were taken away is
+        // unsubscribed and disconnected at once: it must not keep receiving
+        // what it may no longer subscribe to.
+        let lost = ctx
+            .shared
+            .pubsub
+            .lock()
+            .revoke(&name, |c, pattern| user.allows_channel(c, !pattern));
+        for h in lost {
+            if h.id == ctx.client.handle.id {
+                ctx.client.close = true;
+            } else {
+                h.kill();
+            }
+        }
     }
     acl_change_event(ctx, "setuser", &name);
     ctx.out.ok();

@@ -47,6 +47,36 @@ impl PubSub {
         }
     }
 
+    /// Unsubscribes every client of `user` holding a subscription that
+    /// `allowed(channel, is_pattern)` no longer grants, from everything it
+    /// is subscribed to, and returns those clients, which the caller
+    /// disconnects (Redis closes them).
+    pub fn revoke(
+        &mut self,
+        user: &str,
+        allowed: impl Fn(&[u8], bool) -> bool,
+    ) -> Vec<Arc<ClientHandle>> {
+        let mut lost: HashMap<u64, Arc<ClientHandle>> = HashMap::new();
+        for (map, pattern) in [(&self.channels, false), (&self.patterns, true)] {
+            for (name, subs) in map {
+                for (id, h) in subs {
+                    if !lost.contains_key(id) && *h.user.lock() == user && !allowed(name, pattern) {
+                        lost.insert(*id, h.clone());
+                    }
+                }
+            }
+        }
+        if !lost.is_empty() {
+            for map in [&mut self.channels, &mut self.patterns] {
+                map.retain(|_, subs| {
+                    subs.retain(|id, _| !lost.contains_key(id));
+                    !subs.is_empty()
+                });
+            }
+        }
+        lost.into_values().collect()
+    }
+
     /// Delivers a message; returns the number of receivers. Returns the ids
     /// of clients whose queue overflowed (more than `limit` bytes pending)
     /// so the caller can disconnect them.

@@ -131,6 +131,28 @@ pub fn exec(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
             ctx.out.error(&super::unknown_command(args));
             continue;
         };
+        // Rules may have changed since the command was queued (ACL SETUSER
+        // from another connection): it runs only if it is still allowed.
+        if let Some(user) = ctx
+            .client
+            .user
+            .as_ref()
+            .filter(|u| !u.unrestricted() && !COMMANDS[i].no_auth)
+            .cloned()
+        {
+            let mut name_buf = String::new();
+            let req = super::acl_request(&COMMANDS[i], args, &mut name_buf);
+            if let Err(denied) = user.check(&req) {
+                super::acl::log_denied(ctx, &user.name, &denied);
+                ctx.out.error(&format!(
+                    "NOPERM ACLs rules changed between the moment the transaction was accumulated \
+                     and the EXEC call. This command is no longer allowed for the following \
+                     reason: {}",
+                    denied.exec_reason()
+                ));
+                continue;
+            }
+        }
         if let Err(e) = run_handler(ctx, &COMMANDS[i], args) {
             ctx.out.buf.truncate(start);
             ctx.out.error(&e.to_string());
