@@ -166,6 +166,15 @@ fn key_patterns_and_read_write_permissions() {
     // INCR reads and writes: a write-only pattern is not enough.
     assert_eq!(q_err(&mut split, &["INCR", "wo:1"]), NOPERM_KEY);
     q::<()>(&mut split, &["LPUSH", "wo:list", "a"]);
+    // What returns nothing of the value needs neither %R nor %W, as in
+    // Redis's key specs: a write-only pattern admits lengths and WATCH.
+    assert_eq!(q::<i64>(&mut split, &["LLEN", "wo:list"]), 1);
+    assert_eq!(q::<i64>(&mut split, &["STRLEN", "wo:1"]), 3);
+    q::<()>(&mut split, &["WATCH", "wo:1"]);
+    assert_eq!(
+        q_err(&mut split, &["LRANGE", "wo:list", "0", "-1"]),
+        NOPERM_KEY
+    );
     assert_eq!(q::<i64>(&mut split, &["INCR", "rw:n"]), 1);
     // Copy from a readable key into a writable one; not the other way.
     assert_eq!(q::<i64>(&mut split, &["COPY", "ro:1", "wo:copy"]), 1);

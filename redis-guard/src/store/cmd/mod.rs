@@ -149,8 +149,15 @@ impl Command {
 /// need write access, those that return data need read access, and metadata
 /// commands (`EXISTS`, `TYPE`) need neither, only a matching pattern.
 pub fn key_perm(cmd: &Command, args: &[Bytes], pos: usize) -> KeyPerm {
+    // From Redis 7.0's key specs: read access is needed only where the spec
+    // says `access` (the command returns data derived from the value), write
+    // where it inserts, updates or deletes. Lengths, membership tests and
+    // WATCH do neither, so any key pattern, %R~ or %W~, admits them.
     match cmd.name {
-        "exists" | "type" | "touch" | "object" | "memory" => KeyPerm::NONE,
+        "exists" | "type" | "touch" | "object" | "memory" | "strlen" | "llen" | "hlen"
+        | "hstrlen" | "hexists" | "scard" | "sismember" | "zcard" | "watch" => KeyPerm::NONE,
+        // RESTORE only writes: it returns nothing of what it replaces.
+        "restore" => KeyPerm::W,
         "set" if args.iter().skip(3).any(|a| is(a, "get")) => KeyPerm::RW,
         "set" | "setex" | "psetex" | "setnx" | "mset" | "msetnx" | "del" | "unlink" | "lpush"
         | "rpush" | "lpushx" | "rpushx" | "sadd" | "hset" | "hmset" | "hsetnx" | "zadd"
