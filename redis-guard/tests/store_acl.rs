@@ -485,6 +485,61 @@ fn subscribers_lose_channels_taken_away() {
     assert_eq!(q::<i64>(&mut admin, &["PUBLISH", "keep", "still"]), 1);
 }
 
+/// Rules a Redis 7.0 policy may carry: commands this store lacks (they
+/// match nothing here), first-argument rules, selectors split over several
+/// arguments; and the rules Redis refuses are refused with its texts.
+#[test]
+fn rules_are_read_as_redis_7_reads_them() {
+    let s = server(true);
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    let setuser = |admin: &mut redis::Connection, rules: &[&str]| {
+        let mut args = vec!["ACL", "SETUSER", "r"];
+        args.extend_from_slice(rules);
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query::<()>(admin).map_err(|e| error_text(&e))
+    };
+    setuser(
+        &mut admin,
+        &[
+            "on", ">rpw", "~*", "+@all", "-sort", "-xadd", "-pfadd", "-setbit",
+        ],
+    )
+    .unwrap();
+    setuser(
+        &mut admin,
+        &["reset", "on", ">rpw", "~*", "-@all", "+select|1", "+GET"],
+    )
+    .unwrap();
+    let mut r = conn_as(&s, "r", "rpw");
+    q::<()>(&mut r, &["SELECT", "1"]);
+    assert!(q_err(&mut r, &["SELECT", "2"]).starts_with(NOPERM_CMD));
+    assert_eq!(q::<Option<String>>(&mut r, &["GET", "k"]), None);
+    // A selector sent as several arguments is one rule.
+    setuser(&mut admin, &["(~sel:*", "+set)"]).unwrap();
+    q::<()>(&mut r, &["SET", "sel:1", "v"]);
+    assert_eq!(
+        setuser(&mut admin, &["(~x"]).unwrap_err(),
+        "ERR Unmatched parenthesis in acl selector starting at '(~x'."
+    );
+    for (rule, why) in [
+        ("+config|nosuch", "Unknown command or category name in ACL"),
+        ("-select|0", "Unknown command or category name in ACL"),
+        ("+get|x|y", "Unknown command or category name in ACL"),
+        (
+            "+client|id|x",
+            "Allowing first-arg of a subcommand is not supported",
+        ),
+    ] {
+        assert_eq!(
+            setuser(&mut admin, &[rule]).unwrap_err(),
+            format!("ERR Error in ACL SETUSER modifier '{rule}': {why}")
+        );
+    }
+}
+
 #[test]
 fn runtime_changes_are_off_by_default() {
     let s = server(false);

@@ -206,20 +206,33 @@ pub struct Request<'a> {
     /// Channel arguments; `true` marks a `PSUBSCRIBE` pattern, which must be
     /// granted literally rather than matched.
     pub channels: Vec<(&'a [u8], bool)>,
+    /// The first argument of a plain (non-container) command, which a
+    /// `+cmd|arg` rule may allow on its own.
+    pub first_arg: Option<&'a [u8]>,
 }
 
 /// Decides whether `name` is a command or category the rules may mention.
 pub type NameCheck<'a> = &'a dyn Fn(&str) -> bool;
 
 impl Selector {
-    fn allows_command(&self, name: &str, categories: &[&str]) -> bool {
+    fn allows_command(&self, req: &Request<'_>) -> bool {
+        let (name, categories) = (req.name, req.categories);
         let parent = name.split('|').next().unwrap_or(name);
+        // `+select|0`: the command with that first argument (any case).
+        let first_arg_rule = |c: &str| {
+            c.split_once('|').is_some_and(|(cmd, arg)| {
+                cmd == name
+                    && req
+                        .first_arg
+                        .is_some_and(|a| a.eq_ignore_ascii_case(arg.as_bytes()))
+            })
+        };
         let mut ok = false;
         for r in &self.cmd_rules {
             match r {
                 CmdRule::AllowCat(c) if c == "all" || categories.contains(&c.as_str()) => ok = true,
                 CmdRule::DenyCat(c) if c == "all" || categories.contains(&c.as_str()) => ok = false,
-                CmdRule::AllowCmd(c) if c == name || c == parent => ok = true,
+                CmdRule::AllowCmd(c) if c == name || c == parent || first_arg_rule(c) => ok = true,
                 CmdRule::DenyCmd(c) if c == name || c == parent => ok = false,
                 _ => {}
             }
@@ -248,7 +261,7 @@ impl Selector {
     }
 
     fn check(&self, req: &Request<'_>) -> Result<(), Denied> {
-        if !self.allows_command(req.name, req.categories) {
+        if !self.allows_command(req) {
             return Err(Denied::Command(req.name.to_string()));
         }
         if !self.all_keys()
@@ -438,10 +451,31 @@ fn check_category(tok: &str, c: &str) -> Result<(), String> {
     }
 }
 
+/// Validates a command rule as Redis 7.0 does: a command, a container's real
+/// subcommand, or (allowing only) a plain command with its first argument
+/// (`+select|0`, which Redis 7.0 still accepts).
 fn check_command(tok: &str, c: &str, known: NameCheck<'_>) -> Result<(), String> {
-    let parent = c.split('|').next().unwrap_or(c);
-    if c.is_empty() || c.matches('|').count() > 1 || c.ends_with('|') || !known(parent) {
-        return Err(format!("'{tok}': Unknown command or category name in ACL"));
+    let unknown = || Err(format!("'{tok}': Unknown command or category name in ACL"));
+    let mut parts = c.split('|');
+    let parent = parts.next().unwrap_or(c);
+    let (sub, rest) = (parts.next(), parts.next());
+    if c.is_empty() || c.ends_with('|') || !known(parent) || parts.next().is_some() {
+        return unknown();
+    }
+    let Some(sub) = sub else { return Ok(()) };
+    if is_container(parent) {
+        if !known_subcommand(&format!("{parent}|{sub}")) {
+            return unknown();
+        }
+        if rest.is_some() {
+            return Err(format!(
+                "'{tok}': Allowing first-arg of a subcommand is not supported"
+            ));
+        }
+        return Ok(());
+    }
+    if rest.is_some() || !tok.starts_with('+') {
+        return unknown();
     }
     Ok(())
 }
@@ -665,7 +699,212 @@ fn parse_hash(hex_text: &str) -> Option<[u8; 32]> {
 pub fn known_command(name: &str) -> bool {
     crate::store::cmd::lookup(name.as_bytes()).is_some()
         || crate::store::cmd::REFUSED_COMMANDS.contains(&name)
+        || REDIS_ONLY_COMMANDS.binary_search(&name).is_ok()
 }
+
+/// Whether `name` is a container command in Redis 7.0 or here.
+fn is_container(name: &str) -> bool {
+    crate::store::cmd::CONTAINERS.contains(&name)
+        || REDIS_SUBCOMMANDS
+            .iter()
+            .any(|s| s.split_once('|').is_some_and(|(p, _)| p == name))
+}
+
+/// Whether `full` (`container|sub`) names a real subcommand.
+fn known_subcommand(full: &str) -> bool {
+    REDIS_SUBCOMMANDS.binary_search(&full).is_ok()
+        || crate::store::cmd::SUBCOMMANDS
+            .iter()
+            .any(|(n, _)| *n == full)
+}
+
+/// Redis 7.0 commands this store does not implement (streams, bitmaps,
+/// HyperLogLog, geo, SORT, WAIT, cluster, sharded pub/sub). Rules may name
+/// them, so that a policy written for Redis (`+@all -sort`) loads here too;
+/// they match nothing, since nothing here runs them.
+pub const REDIS_ONLY_COMMANDS: &[&str] = &[
+    "asking",
+    "bitcount",
+    "bitfield",
+    "bitfield_ro",
+    "bitop",
+    "bitpos",
+    "cluster",
+    "geoadd",
+    "geodist",
+    "geohash",
+    "geopos",
+    "georadius",
+    "georadius_ro",
+    "georadiusbymember",
+    "georadiusbymember_ro",
+    "geosearch",
+    "geosearchstore",
+    "getbit",
+    "lolwut",
+    "pfadd",
+    "pfcount",
+    "pfdebug",
+    "pfmerge",
+    "pfselftest",
+    "readonly",
+    "readwrite",
+    "replconf",
+    "restore-asking",
+    "setbit",
+    "sort",
+    "sort_ro",
+    "spublish",
+    "ssubscribe",
+    "sunsubscribe",
+    "wait",
+    "xack",
+    "xadd",
+    "xautoclaim",
+    "xclaim",
+    "xdel",
+    "xgroup",
+    "xinfo",
+    "xlen",
+    "xpending",
+    "xrange",
+    "xread",
+    "xreadgroup",
+    "xrevrange",
+    "xsetid",
+    "xtrim",
+];
+
+/// Every subcommand of a Redis 7.0 container command (`COMMAND LIST` on
+/// redis-server 7.0.15), for validating `+container|sub` rules.
+pub const REDIS_SUBCOMMANDS: &[&str] = &[
+    "acl|cat",
+    "acl|deluser",
+    "acl|dryrun",
+    "acl|genpass",
+    "acl|getuser",
+    "acl|help",
+    "acl|list",
+    "acl|load",
+    "acl|log",
+    "acl|save",
+    "acl|setuser",
+    "acl|users",
+    "acl|whoami",
+    "client|caching",
+    "client|getname",
+    "client|getredir",
+    "client|help",
+    "client|id",
+    "client|info",
+    "client|kill",
+    "client|list",
+    "client|no-evict",
+    "client|pause",
+    "client|reply",
+    "client|setname",
+    "client|tracking",
+    "client|trackinginfo",
+    "client|unblock",
+    "client|unpause",
+    "cluster|addslots",
+    "cluster|addslotsrange",
+    "cluster|bumpepoch",
+    "cluster|count-failure-reports",
+    "cluster|countkeysinslot",
+    "cluster|delslots",
+    "cluster|delslotsrange",
+    "cluster|failover",
+    "cluster|flushslots",
+    "cluster|forget",
+    "cluster|getkeysinslot",
+    "cluster|help",
+    "cluster|info",
+    "cluster|keyslot",
+    "cluster|links",
+    "cluster|meet",
+    "cluster|myid",
+    "cluster|nodes",
+    "cluster|replicas",
+    "cluster|replicate",
+    "cluster|reset",
+    "cluster|saveconfig",
+    "cluster|set-config-epoch",
+    "cluster|setslot",
+    "cluster|shards",
+    "cluster|slaves",
+    "cluster|slots",
+    "command|count",
+    "command|docs",
+    "command|getkeys",
+    "command|getkeysandflags",
+    "command|help",
+    "command|info",
+    "command|list",
+    "config|get",
+    "config|help",
+    "config|resetstat",
+    "config|rewrite",
+    "config|set",
+    "function|delete",
+    "function|dump",
+    "function|flush",
+    "function|help",
+    "function|kill",
+    "function|list",
+    "function|load",
+    "function|restore",
+    "function|stats",
+    "latency|doctor",
+    "latency|graph",
+    "latency|help",
+    "latency|histogram",
+    "latency|history",
+    "latency|latest",
+    "latency|reset",
+    "memory|doctor",
+    "memory|help",
+    "memory|malloc-stats",
+    "memory|purge",
+    "memory|stats",
+    "memory|usage",
+    "module|help",
+    "module|list",
+    "module|load",
+    "module|loadex",
+    "module|unload",
+    "object|encoding",
+    "object|freq",
+    "object|help",
+    "object|idletime",
+    "object|refcount",
+    "pubsub|channels",
+    "pubsub|help",
+    "pubsub|numpat",
+    "pubsub|numsub",
+    "pubsub|shardchannels",
+    "pubsub|shardnumsub",
+    "script|debug",
+    "script|exists",
+    "script|flush",
+    "script|help",
+    "script|kill",
+    "script|load",
+    "slowlog|get",
+    "slowlog|help",
+    "slowlog|len",
+    "slowlog|reset",
+    "xgroup|create",
+    "xgroup|createconsumer",
+    "xgroup|delconsumer",
+    "xgroup|destroy",
+    "xgroup|help",
+    "xgroup|setid",
+    "xinfo|consumers",
+    "xinfo|groups",
+    "xinfo|help",
+    "xinfo|stream",
+];
 
 /// Parses a rule string from the policy file. An empty string means
 /// `on ~* &* +@all`, so that a user given only a password can use the store.
@@ -927,6 +1166,7 @@ mod tests {
             categories: cats,
             keys,
             channels: Vec::new(),
+            first_arg: None,
         }
     }
 

@@ -388,8 +388,7 @@ fn setuser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         .unwrap_or_else(Rules::empty);
     // All rules are checked before any takes effect, like Redis: a typo in
     // the fifth rule must not leave the first four applied.
-    for a in &args[1..] {
-        let tok = String::from_utf8_lossy(a);
+    for tok in merge_selectors(&args[1..])? {
         if let Some(addr) = exposed
             && tok.eq_ignore_ascii_case("nopass")
         {
@@ -430,6 +429,33 @@ fn setuser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     acl_change_event(ctx, "setuser", &name);
     ctx.out.ok();
     Ok(())
+}
+
+/// Joins a selector a client sent as several arguments (`"(~x*" "+get)"`,
+/// or unquoted from redis-cli) back into one rule, as Redis does.
+fn merge_selectors(args: &[Bytes]) -> Result<Vec<String>, super::CmdError> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut open: Option<String> = None;
+    for a in args {
+        let tok = String::from_utf8_lossy(a).into_owned();
+        match open.as_mut() {
+            Some(sel) => {
+                sel.push(' ');
+                sel.push_str(&tok);
+                if tok.ends_with(')') {
+                    out.extend(open.take());
+                }
+            }
+            None if tok.starts_with('(') && !tok.ends_with(')') => open = Some(tok),
+            None => out.push(tok),
+        }
+    }
+    match open {
+        Some(sel) => Err(err(format!(
+            "Unmatched parenthesis in acl selector starting at '{sel}'."
+        ))),
+        None => Ok(out),
+    }
 }
 
 fn deluser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

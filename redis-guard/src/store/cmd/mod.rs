@@ -365,6 +365,11 @@ pub fn acl_request<'a>(
         categories,
         keys,
         channels,
+        first_arg: if cmd.container {
+            None
+        } else {
+            args.get(1).map(|a| &a[..])
+        },
     }
 }
 
