@@ -312,7 +312,28 @@ impl Selector {
             "allchannels" | "&*" => self.channels = vec![b"*".to_vec()],
             "resetchannels" => self.channels.clear(),
             _ => {
+                // Redis's refusals: a pattern with a space cannot be listed
+                // back as one rule, and one after `*` would do nothing.
+                let pattern_ok = |p: &str, all: bool, kind: &str, reset: &str| {
+                    if p.contains(' ') {
+                        return Err(format!("'{tok}': Syntax error"));
+                    }
+                    if all {
+                        return Err(format!(
+                            "'{tok}': Adding a pattern after the * pattern (or the 'all{kind}' \
+                             flag) is not valid and does not have any effect. Try '{reset}' to \
+                             start with an empty list of {}",
+                            if kind == "keys" {
+                                "patterns"
+                            } else {
+                                "channels"
+                            }
+                        ));
+                    }
+                    Ok(())
+                };
                 if let Some(p) = tok.strip_prefix('~') {
+                    pattern_ok(p, self.all_keys(), "keys", "resetkeys")?;
                     self.add_key(p, KeyPerm::RW);
                 } else if let Some(rest) = tok.strip_prefix('%') {
                     let (flags, p) = rest
@@ -320,20 +341,21 @@ impl Selector {
                         .ok_or_else(|| format!("'{tok}': a %R/%W key rule needs '~pattern'"))?;
                     let mut perm = KeyPerm::NONE;
                     for f in flags.chars() {
+                        // Each flag once, as Redis reads them.
                         match f.to_ascii_uppercase() {
-                            'R' => perm.read = true,
-                            'W' => perm.write = true,
+                            'R' if !perm.read => perm.read = true,
+                            'W' if !perm.write => perm.write = true,
                             _ => return Err(format!("'{tok}': Syntax error")),
                         }
                     }
                     if perm == KeyPerm::NONE {
                         return Err(format!("'{tok}': Syntax error"));
                     }
+                    pattern_ok(p, self.all_keys(), "keys", "resetkeys")?;
                     self.add_key(p, perm);
                 } else if let Some(p) = tok.strip_prefix('&') {
-                    if !self.all_channels() {
-                        self.channels.push(p.as_bytes().to_vec());
-                    }
+                    pattern_ok(p, self.all_channels(), "channels", "resetchannels")?;
+                    self.channels.push(p.as_bytes().to_vec());
                 } else if let Some(c) = lower.strip_prefix("+@") {
                     check_category(tok, c)?;
                     self.cmd_rules.push(CmdRule::AllowCat(c.to_string()));
@@ -423,23 +445,26 @@ impl Selector {
         parts.join(" ")
     }
 
+    /// As Redis 7.0 writes it: the key patterns (nothing when there are
+    /// none), then `&*` or `resetchannels` followed by the channel patterns,
+    /// then the command rules.
     fn describe(&self) -> String {
         let keys = self.keys_text();
-        let chans = self.channels_text();
-        [
-            if keys.is_empty() {
-                "resetkeys".into()
-            } else {
-                keys
-            },
-            if chans.is_empty() {
-                "resetchannels".into()
-            } else {
-                chans
-            },
-            self.commands_text(),
-        ]
-        .join(" ")
+        let chans = if self.all_channels() {
+            "&*".to_string()
+        } else {
+            let mut c = String::from("resetchannels");
+            for p in &self.channels {
+                c.push_str(" &");
+                c.push_str(&String::from_utf8_lossy(p));
+            }
+            c
+        };
+        [keys, chans, self.commands_text()]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -485,6 +510,10 @@ fn check_command(tok: &str, c: &str, known: NameCheck<'_>) -> Result<(), String>
 pub struct Rules {
     enabled: bool,
     nopass: bool,
+    /// Redis's `sanitize-payload` (true) / `skip-sanitize-payload` (false)
+    /// flag, kept and shown as Redis shows it; RESTORE here always checks
+    /// its payload whatever it says.
+    sanitize: Option<bool>,
     hashes: Vec<[u8; 32]>,
     root: Selector,
     selectors: Vec<Selector>,
@@ -532,6 +561,7 @@ impl Rules {
         Rules {
             enabled: false,
             nopass: false,
+            sanitize: None,
             hashes: Vec::new(),
             root: Selector::default(),
             selectors: Vec::new(),
@@ -581,9 +611,12 @@ impl Rules {
                 self.hashes.clear();
             }
             "clearselectors" => self.selectors.clear(),
-            "reset" => *self = Rules::empty(),
-            // Redis's payload-sanitizing flags concern DUMP/RESTORE, which do not exist here.
-            "sanitize-payload" | "skip-sanitize-payload" => {}
+            "reset" => {
+                *self = Rules::empty();
+                self.sanitize = Some(true);
+            }
+            "sanitize-payload" => self.sanitize = Some(true),
+            "skip-sanitize-payload" => self.sanitize = Some(false),
             _ => {
                 if let Some(p) = tok.strip_prefix('>') {
                     let h: [u8; 32] = Sha256::digest(p.as_bytes()).into();
@@ -652,10 +685,7 @@ impl Rules {
 
     /// The `ACL LIST` line after `user <name> `.
     pub fn describe(&self) -> String {
-        let mut parts = vec![if self.enabled { "on" } else { "off" }.to_string()];
-        if self.nopass {
-            parts.push("nopass".into());
-        }
+        let mut parts: Vec<String> = self.flags().into_iter().map(String::from).collect();
         parts.extend(self.hashes.iter().map(|h| format!("#{}", hex::encode(h))));
         parts.push(self.root.describe());
         parts.extend(self.selectors.iter().map(|s| format!("({})", s.describe())));
@@ -667,6 +697,11 @@ impl Rules {
         let mut f = vec![if self.enabled { "on" } else { "off" }];
         if self.nopass {
             f.push("nopass");
+        }
+        match self.sanitize {
+            Some(false) => f.push("skip-sanitize-payload"),
+            Some(true) => f.push("sanitize-payload"),
+            None => {}
         }
         f
     }

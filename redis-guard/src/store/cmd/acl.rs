@@ -168,8 +168,8 @@ fn cat(ctx: &mut Ctx<'_, '_>, which: Option<&Bytes>) -> CmdResult {
         }
         return Ok(());
     };
+    // Redis takes the bare name: `ACL CAT @read` is an unknown category.
     let want = String::from_utf8_lossy(which).to_ascii_lowercase();
-    let want = want.strip_prefix('@').unwrap_or(&want).to_string();
     if !CATEGORIES.contains(&want.as_str()) {
         return Err(err(format!(
             "Unknown category '{}'",
@@ -295,11 +295,8 @@ fn log(ctx: &mut Ctx<'_, '_>, arg: Option<&Bytes>) -> CmdResult {
             ctx.out.ok();
             return Ok(());
         }
-        Some(a) => {
-            // Redis counts a negative number down without reaching zero:
-            // every entry.
-            usize::try_from(super::int_arg(a)?).unwrap_or(usize::MAX)
-        }
+        // A negative count lists nothing, as on redis-server 7.0.15.
+        Some(a) => usize::try_from(super::int_arg(a)?).unwrap_or(0),
     };
     let entries = ctx.shared.acl_log.lock().recent(count);
     let now = ctx.now;
