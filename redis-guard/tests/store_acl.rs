@@ -485,6 +485,29 @@ fn subscribers_lose_channels_taken_away() {
     assert_eq!(q::<i64>(&mut admin, &["PUBLISH", "keep", "still"]), 1);
 }
 
+/// AUTH is asked for only while `default` needs a password: once an admin
+/// makes it `nopass`, a connection that never authenticated is `default`,
+/// as on redis-server.
+#[test]
+fn an_open_default_user_admits_waiting_connections() {
+    let s = server(true);
+    let mut waiting = s.raw();
+    waiting.roundtrip(&["PING"], b"-NOAUTH Authentication required.\r\n");
+    let mut admin = conn_as(&s, "admin", "adminpw");
+    q::<()>(
+        &mut admin,
+        &["ACL", "SETUSER", "default", "on", "nopass", "~*", "+@all"],
+    );
+    waiting.roundtrip(&["PING"], b"+PONG\r\n");
+    waiting.roundtrip(&["ACL", "WHOAMI"], b"$7\r\ndefault\r\n");
+    q::<()>(
+        &mut admin,
+        &["ACL", "SETUSER", "default", ">now-a-password"],
+    );
+    let mut late = s.raw();
+    late.roundtrip(&["PING"], b"-NOAUTH Authentication required.\r\n");
+}
+
 /// Rules a Redis 7.0 policy may carry: commands this store lacks (they
 /// match nothing here), first-argument rules, selectors split over several
 /// arguments; and the rules Redis refuses are refused with its texts.

@@ -952,6 +952,21 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     let idx = lookup(&args[0]);
     if ctx.client.user.is_none() && idx.is_none_or(|i| !COMMANDS[i].no_auth) {
+        // Redis asks for AUTH only while `default` needs a password: a
+        // connection opened before `ACL SETUSER default nopass` is now
+        // `default`, as on redis-server.
+        let open = ctx
+            .shared
+            .users
+            .read()
+            .get("default")
+            .filter(|u| u.nopass() && u.enabled());
+        if let Some(u) = open {
+            *ctx.client.handle.user.lock() = u.name.clone();
+            ctx.client.user = Some(u);
+        }
+    }
+    if ctx.client.user.is_none() && idx.is_none_or(|i| !COMMANDS[i].no_auth) {
         if let Some(i) = idx {
             ctx.shared.cmdstats.rejected(i);
         }
