@@ -1171,6 +1171,25 @@ fn client_pause_holds_commands_until_it_ends() {
     drop(gone);
     std::thread::sleep(Duration::from_millis(900));
     assert_eq!(q::<Option<String>>(&mut other, &["GET", "gone"]), None);
+    // An EXEC whose transaction writes is a write: it waits, and nothing
+    // of it is visible during the pause; a read-only EXEC runs at once.
+    let mut tx = s.raw_authed();
+    tx.roundtrip(&["MULTI"], b"+OK\r\n");
+    tx.roundtrip(&["SET", "pw", "1"], b"+QUEUED\r\n");
+    let start = Instant::now();
+    let _: () = q(&mut admin, &["CLIENT", "PAUSE", "700", "WRITE"]);
+    tx.cmd(&["EXEC"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(q::<Option<String>>(&mut other, &["GET", "pw"]), None);
+    tx.expect(b"*1\r\n+OK\r\n");
+    assert!(start.elapsed() >= Duration::from_millis(600));
+    tx.roundtrip(&["MULTI"], b"+OK\r\n");
+    tx.roundtrip(&["GET", "pw"], b"+QUEUED\r\n");
+    let start = Instant::now();
+    let _: () = q(&mut admin, &["CLIENT", "PAUSE", "700", "WRITE"]);
+    tx.roundtrip(&["EXEC"], b"*1\r\n$1\r\n1\r\n");
+    assert!(start.elapsed() < Duration::from_millis(500));
+    let _: () = q(&mut admin, &["CLIENT", "UNPAUSE"]);
     // ALL holds reads too.
     let start = Instant::now();
     let _: () = q(&mut admin, &["CLIENT", "PAUSE", "500", "ALL"]);

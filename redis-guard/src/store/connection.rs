@@ -856,6 +856,19 @@ pub fn process<'s>(
     ctx.block.take()
 }
 
+/// Whether `CLIENT PAUSE WRITE` holds `cmd`: writes and PUBLISH, as in
+/// Redis, and an EXEC whose transaction holds one.
+fn pauses_for_writes(ctx: &Ctx<'_, '_>, cmd: &cmd::Command) -> bool {
+    let writes = |c: &cmd::Command| c.write || c.name == "publish";
+    if cmd.name == "exec" {
+        return ctx.client.multi.as_ref().is_some_and(|q| {
+            q.iter()
+                .any(|a| lookup(&a[0]).is_some_and(|i| writes(&COMMANDS[i])))
+        });
+    }
+    writes(cmd)
+}
+
 /// The commands of the reference attacks (write files via CONFIG SET dir +
 /// SAVE, load code, stop the server, talk to another host). They do not
 /// exist here for anyone; asking for one is worth an audit event, unlike a
@@ -1044,10 +1057,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     // CLIENT PAUSE: the command waits (no reply yet) and runs once the
     // pause ends; PUBLISH counts as a write, as in Redis.
-    if ctx
-        .shared
-        .paused_for(cmd.write || cmd.name == "publish", ctx.now)
-    {
+    if ctx.shared.paused_for(pauses_for_writes(ctx, cmd), ctx.now) {
         ctx.client.postponed = true;
         return;
     }
