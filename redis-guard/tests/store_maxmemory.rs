@@ -35,6 +35,45 @@ fn fill(
     out
 }
 
+/// The request's own bytes count, as Redis counts query buffers and queued
+/// transactions in `used_memory`: one write larger than the room left is
+/// refused whole instead of taking the store far past the limit.
+#[test]
+fn a_request_larger_than_the_room_left_is_refused() {
+    let s = TestServer::start(|c| {
+        c.maxmemory = ByteSize(1024 * 1024);
+        c.maxmemory_policy = EvictionPolicy::NoEviction;
+    });
+    let mut c = s.conn();
+    let value = "x".repeat(1024);
+    let mut mset = redis::cmd("MSET");
+    for i in 0..1500 {
+        mset.arg(format!("m:{i}")).arg(&value);
+    }
+    let e = mset.query::<()>(&mut c).unwrap_err();
+    assert_eq!(
+        common::error_text(&e),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+    // The same in a transaction: the queue itself fills the room.
+    let mut r = s.raw();
+    r.roundtrip(&["MULTI"], b"+OK\r\n");
+    let mut refused = 0;
+    for i in 0..1500 {
+        r.cmd(&["SET", &format!("t:{i}"), &value]);
+        if r.line().starts_with("-OOM") {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the queue never counted");
+    r.roundtrip(
+        &["EXEC"],
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    assert!(used_memory(&mut c) <= 1024 * 1024);
+}
+
 #[test]
 fn noeviction_refuses_writes_with_oom() {
     let s = TestServer::start(|c| {
@@ -64,8 +103,9 @@ fn noeviction_refuses_writes_with_oom() {
     let _ = fill(&mut c, "again", 100, false);
     let mut r = s.raw();
     r.roundtrip(&["MULTI"], b"+OK\r\n");
+    // As large as the writes `fill` could no longer fit.
     r.roundtrip(
-        &["SET", "x", "y"],
+        &["SET", "x", &"y".repeat(200)],
         b"-OOM command not allowed when used memory > 'maxmemory'.\r\n",
     );
     r.roundtrip(
@@ -86,14 +126,16 @@ fn a_transaction_is_checked_for_memory_once_and_runs_whole_or_not_at_all() {
     const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
     // Under the limit at EXEC: every command runs, even the ones that take
     // memory past the limit halfway through (Redis checks once, at EXEC).
+    // SETRANGE grows the data by 300 KB from a request of a few bytes (a
+    // 300 KB request would itself count against the limit, as in Redis).
     let _: () = q(&mut c, &["SET", "f", "x"]);
     let mut r = s.raw();
     r.roundtrip(&["MULTI"], b"+OK\r\n");
-    let big = "v".repeat(300 * 1024);
-    r.roundtrip(&["SET", "big", &big], b"+QUEUED\r\n");
+    let grow = ["SETRANGE", "big", "307200", "v"];
+    r.roundtrip(&grow, b"+QUEUED\r\n");
     r.roundtrip(&["SET", "small", "1"], b"+QUEUED\r\n");
     r.roundtrip(&["DEL", "f"], b"+QUEUED\r\n");
-    r.roundtrip(&["EXEC"], b"*3\r\n+OK\r\n+OK\r\n:1\r\n");
+    r.roundtrip(&["EXEC"], b"*3\r\n:307201\r\n+OK\r\n:1\r\n");
     assert_eq!(q::<String>(&mut c, &["GET", "small"]), "1");
     assert!(used_memory(&mut c) > 256 * 1024);
     // Queued under the limit, over it at EXEC: nothing runs.
@@ -101,7 +143,7 @@ fn a_transaction_is_checked_for_memory_once_and_runs_whole_or_not_at_all() {
     r.roundtrip(&["MULTI"], b"+OK\r\n");
     r.roundtrip(&["SET", "a", "1"], b"+QUEUED\r\n");
     r.roundtrip(&["INCR", "small"], b"+QUEUED\r\n");
-    let _: () = q(&mut c, &["SET", "big", &big]);
+    let _: i64 = q(&mut c, &grow);
     r.roundtrip(
         &["EXEC"],
         b"-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n",

@@ -872,13 +872,21 @@ impl Keyspace {
     /// Evicts keys per policy until under `maxmemory`. Returns false when still
     /// over the limit (no-eviction policy or nothing evictable).
     pub fn make_room(&mut self) -> bool {
+        self.make_room_for(0)
+    }
+
+    /// [`Keyspace::make_room`] for a request that itself holds `extra` bytes
+    /// (its arguments, a queued transaction): Redis counts a client's query
+    /// buffer and queued commands in `used_memory`, so a single 12 MB `MSET`
+    /// is refused under a 10 MB `maxmemory`, not applied.
+    pub fn make_room_for(&mut self, extra: usize) -> bool {
         if self.maxmemory == 0 {
             return true;
         }
         let mut rng = rand::rng();
         let now = now_ms();
         let clock = self.clock();
-        while self.used_memory() > self.maxmemory {
+        while self.used_memory().saturating_add(extra as u64) > self.maxmemory {
             let volatile = matches!(
                 self.policy,
                 EvictionPolicy::VolatileLru | EvictionPolicy::VolatileTtl

@@ -1218,8 +1218,15 @@ fn execute_inner(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdRes
             return Err(err("Command not allowed inside a transaction"));
         }
         // Over `maxmemory` nothing is queued, reads included, as in Redis:
-        // the queue itself is memory a client could grow without bound.
-        if ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
+        // the queue itself is memory a client could grow without bound, and
+        // counts toward the limit as Redis counts it.
+        let pending = ctx
+            .client
+            .handle
+            .multi_mem
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + args.iter().map(|a| a.len() + 16).sum::<usize>();
+        if ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room_for(pending) {
             ctx.client.multi_error = true;
             ctx.shared.cmdstats.rejected(cmd.index);
             return Err(CmdError::Oom);
@@ -1302,9 +1309,20 @@ pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdR
     let stats = &ctx.shared.cmdstats;
     // Inside EXEC memory was checked once, for the whole transaction, before
     // it started: checking each command could apply half of it.
-    if cmd.deny_oom && !ctx.in_exec && ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
-        stats.rejected(cmd.index);
-        return Err(CmdError::Oom);
+    // As Redis does before every command: evict while over the limit (reads
+    // too, so an overshoot is undone without waiting for the next write),
+    // counting the request's own bytes; only a command that may grow the
+    // data is refused when no room can be made.
+    if !ctx.in_exec && ctx.shared.config.maxmemory.0 > 0 {
+        let request: usize = args.iter().map(|a| a.len() + 16).sum();
+        if !ctx
+            .ks()
+            .make_room_for(if cmd.deny_oom { request } else { 0 })
+            && cmd.deny_oom
+        {
+            stats.rejected(cmd.index);
+            return Err(CmdError::Oom);
+        }
     }
     // Only this client's own execution writes its count (a blocked client
     // is served while its task waits), so no locked increment is needed.

@@ -88,7 +88,11 @@ pub fn exec(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     let needs_memory = queued
         .iter()
         .any(|a| lookup(&a[0]).is_some_and(|i| COMMANDS[i].deny_oom));
-    if needs_memory && ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room() {
+    let queued_bytes: usize = queued
+        .iter()
+        .flat_map(|a| a.iter().map(|x| x.len() + 16))
+        .sum();
+    if needs_memory && ctx.shared.config.maxmemory.0 > 0 && !ctx.ks().make_room_for(queued_bytes) {
         end_multi(ctx);
         return Err(super::CmdError::Msg(format!(
             "EXECABORT Transaction discarded because of: {}",
