@@ -233,3 +233,44 @@ fn allkeys_random_evicts() {
     assert!(used_memory(&mut c) <= 256 * 1024 + 1024);
     assert!(q::<i64>(&mut c, &["DBSIZE"]) < 5000);
 }
+
+/// volatile-ttl evicts the keys nearest their expiry first, and allkeys-lru
+/// the keys idle longest: the sampled candidates go through a pool of the
+/// best seen so far, as in Redis, rather than the best of one small sample.
+#[test]
+fn eviction_picks_the_best_candidates() {
+    let limit = 512 * 1024;
+    let s = TestServer::start(|c| {
+        c.maxmemory = ByteSize(limit);
+        c.maxmemory_policy = EvictionPolicy::VolatileTtl;
+    });
+    let mut c = s.conn();
+    let value = "v".repeat(64);
+    let ttls = [100, 10_000, 100_000];
+    for i in 0..9000 {
+        let class = i % 3;
+        let _: () = q(
+            &mut c,
+            &[
+                "SET",
+                &format!("t{class}:{i}"),
+                &value,
+                "EX",
+                &ttls[class].to_string(),
+            ],
+        );
+    }
+    let alive = |c: &mut redis::Connection, class: usize| -> usize {
+        (0..9000)
+            .filter(|i| i % 3 == class)
+            .filter(|i| q::<i64>(c, &["EXISTS", &format!("t{class}:{i}")]) == 1)
+            .count()
+    };
+    let (short, long) = (alive(&mut c, 0), alive(&mut c, 2));
+    assert!(short < 3000 && long > short, "short {short}, long {long}");
+    // Nearly every eviction took a short-TTL key; a long one only rarely.
+    assert!(
+        3000 - long <= (3000 - short) / 20,
+        "short {short}, long {long}"
+    );
+}

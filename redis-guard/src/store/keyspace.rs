@@ -28,6 +28,8 @@ use crate::store::value::{FixedState, Key, Kind, Value, hasher};
 /// 1024 tables a 1M-key database lands just past hashbrown's 7/8 load limit
 /// in every table and doubles them all; 1280 keeps them about 3/4 full.
 pub const TABLES: usize = 1280;
+/// Candidates the eviction pool keeps, as Redis's `EVPOOL_SIZE`.
+const EVICT_POOL: usize = 16;
 // Table index above, hash bits below; 11 bits cover TABLES.
 const SCAN_BITS: u32 = 53;
 const SCAN_MASK: u64 = (1 << SCAN_BITS) - 1;
@@ -226,6 +228,11 @@ impl Db {
 
     /// The table index of `key` if it is live (expiring it lazily), for
     /// callers that go on to remove or replace the entry.
+    /// The entry of `key` as stored, without expiring or touching it.
+    fn stored(&self, key: &[u8]) -> Option<&Entry> {
+        self.tables[slot_of(hash_of(key))].get(key)
+    }
+
     fn live_slot(&mut self, key: &[u8], now: u64) -> Option<usize> {
         let t = slot_of(hash_of(key));
         self.live_entry_in(t, key, now, false).map(|_| t)
@@ -666,8 +673,12 @@ impl Db {
                 if !volatile || e.expire != 0 {
                     return Some((k, e));
                 }
-                if let Some(x) = t.iter().find(|(_, e)| e.expire != 0) {
-                    return Some(x);
+                // A key with a TTL chosen at random in this table: taking
+                // the first one would offer the same few keys every time.
+                let with_ttl = t.values().filter(|e| e.expire != 0).count();
+                if with_ttl > 0 {
+                    let n = rng.random_range(0..with_ttl);
+                    return t.iter().filter(|(_, e)| e.expire != 0).nth(n);
                 }
                 break;
             }
@@ -783,6 +794,9 @@ pub struct Keyspace {
     pub next_waiter: u64,
     /// Records of executed writes not yet handed to the log writer.
     pub oplog: crate::store::oplog::OpLog,
+    /// Eviction candidates kept between rounds, ascending by score (idle
+    /// time, or nearness of expiry): (score, database, key).
+    evict_pool: Vec<(u64, usize, Key)>,
     /// Writes since start (or since loading): `rdb_changes_since_last_save`
     /// counts from its value at the last save. Counted whether or not the
     /// log is on: with `appendonly = false` it is what a save would keep.
@@ -801,6 +815,7 @@ impl Keyspace {
             waiters: StdHashMap::new(),
             next_waiter: 1,
             oplog: Default::default(),
+            evict_pool: Vec::new(),
             dirty: 0,
             start_ms: now_ms(),
         }
@@ -894,7 +909,11 @@ impl Keyspace {
             if self.policy == EvictionPolicy::NoEviction {
                 return false;
             }
-            // Pick up to 5 candidates across databases, keep the best per policy.
+            // Sample 5 keys across databases into the pool of the best
+            // candidates seen so far (Redis's eviction pool), then evict
+            // the best one that still exists: with the pool, a key that was
+            // idle (or near its expiry) in an earlier round is not forgotten
+            // because this round's sample happened to miss it.
             let mut best: Option<(u64, usize, Key)> = None;
             let candidates: Vec<usize> = (0..self.dbs.len())
                 .filter(|&i| {
@@ -917,11 +936,30 @@ impl Keyspace {
                     EvictionPolicy::VolatileTtl => u64::MAX - e.expire,
                     _ => rng.random(),
                 };
-                if best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, dbi, k.clone()));
-                }
                 if self.policy == EvictionPolicy::AllkeysRandom {
+                    best = Some((score, dbi, k.clone()));
                     break;
+                }
+                let pool = &mut self.evict_pool;
+                if !pool.iter().any(|(_, d, pk)| *d == dbi && pk == k)
+                    && (pool.len() < EVICT_POOL || pool[0].0 < score)
+                {
+                    let at = pool.partition_point(|(s, _, _)| *s < score);
+                    pool.insert(at, (score, dbi, k.clone()));
+                    if pool.len() > EVICT_POOL {
+                        pool.remove(0);
+                    }
+                }
+            }
+            if best.is_none() {
+                // Best last; skip candidates deleted, or (volatile) made
+                // persistent, since they entered the pool.
+                while let Some((score, dbi, key)) = self.evict_pool.pop() {
+                    let live = self.dbs.get(dbi).and_then(|d| d.stored(&key));
+                    if live.is_some_and(|e| !volatile || e.expire != 0) {
+                        best = Some((score, dbi, key));
+                        break;
+                    }
                 }
             }
             let Some((_, dbi, key)) = best else {
