@@ -277,6 +277,14 @@ fn client_subcommands() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(redis::cmd("PING").query::<String>(&mut b).is_err());
     assert!(q_err(&mut a, &["CLIENT", "NOPE"]).starts_with("ERR unknown subcommand 'NOPE'"));
+    // cmd= names the subcommand, and NULL after an unknown command, as
+    // Redis shows them.
+    let me: String = q(&mut a, &["CLIENT", "INFO"]);
+    assert!(me.contains(" cmd=client|info "), "{me}");
+    let _ = q_err(&mut a, &["NOSUCHCOMMAND"]);
+    let mut observer = s.conn();
+    let mine: String = q(&mut observer, &["CLIENT", "LIST", "ID", &id_a.to_string()]);
+    assert!(mine.contains(" cmd=NULL "), "{mine}");
     // CLIENT REPLY OFF / ON over a raw socket.
     let mut r = s.raw();
     r.cmd(&["CLIENT", "REPLY", "OFF"]);

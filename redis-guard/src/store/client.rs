@@ -85,6 +85,9 @@ pub struct ClientHandle {
     pub last_active: AtomicU64,
     /// Index of the last command in the command table (+1; 0 = none yet).
     pub last_cmd: AtomicUsize,
+    /// Index + 1 into [`crate::store::cmd::SUBCOMMANDS`] of the last
+    /// command's subcommand (0: none), for `cmd=client|list`.
+    pub last_sub: AtomicUsize,
     /// Authenticated user name.
     pub user: Mutex<String>,
     /// Protocol version (2 or 3).
@@ -147,6 +150,7 @@ impl ClientHandle {
             db: AtomicUsize::new(0),
             last_active: AtomicU64::new(crate::store::keyspace::now_ms()),
             last_cmd: AtomicUsize::new(0),
+            last_sub: AtomicUsize::new(0),
             user: Mutex::new(user),
             resp: AtomicUsize::new(2),
             subs: AtomicUsize::new(0),
@@ -219,6 +223,16 @@ impl ClientHandle {
     pub fn touch(&self, cmd_index: usize, now_ms: u64) {
         self.last_active.store(now_ms, Ordering::Relaxed);
         self.last_cmd.store(cmd_index + 1, Ordering::Relaxed);
+    }
+
+    /// Records the last command for `CLIENT LIST`'s `cmd=`: `None` for an
+    /// unknown one (`cmd=NULL`, as Redis shows it), with its subcommand
+    /// when it has one.
+    pub fn set_last(&self, cmd_index: Option<usize>, sub_index: Option<usize>) {
+        self.last_cmd
+            .store(cmd_index.map_or(0, |i| i + 1), Ordering::Relaxed);
+        self.last_sub
+            .store(sub_index.map_or(0, |i| i + 1), Ordering::Relaxed);
     }
 }
 

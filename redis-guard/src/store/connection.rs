@@ -964,6 +964,11 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         return;
     }
     let idx = lookup(&args[0]);
+    // `CLIENT LIST`'s cmd= is the command as looked up, known or not.
+    let sub = idx
+        .filter(|&i| COMMANDS[i].container && args.len() > 1)
+        .and_then(|i| cmd::subcommand_index(COMMANDS[i].name, &args[1]));
+    ctx.client.handle.set_last(idx, sub);
     if ctx.client.user.is_none() && idx.is_none_or(|i| !COMMANDS[i].no_auth) {
         // Redis asks for AUTH only while `default` needs a password: a
         // connection opened before `ACL SETUSER default nopass` is now

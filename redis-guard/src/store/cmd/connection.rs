@@ -280,9 +280,13 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
         .as_ref()
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .unwrap_or_default();
-    let cmd = match h.last_cmd.load(Ordering::Relaxed) {
-        0 => "NULL".to_string(),
-        i => super::COMMANDS[i - 1].name.to_string(),
+    let cmd = match (
+        h.last_cmd.load(Ordering::Relaxed),
+        h.last_sub.load(Ordering::Relaxed),
+    ) {
+        (0, _) => "NULL".to_string(),
+        (_, s) if s > 0 => super::SUBCOMMANDS[s - 1].0.to_string(),
+        (i, _) => super::COMMANDS[i - 1].name.to_string(),
     };
     let subs = h.subs.load(Ordering::Relaxed);
     let psubs = h.psubs.load(Ordering::Relaxed);

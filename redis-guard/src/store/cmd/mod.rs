@@ -272,6 +272,15 @@ pub fn subcommand(container: &str, sub: &[u8]) -> Option<(&'static str, i32)> {
     })
 }
 
+/// The position in [`SUBCOMMANDS`] of `container`'s subcommand `sub`.
+pub fn subcommand_index(container: &str, sub: &[u8]) -> Option<usize> {
+    SUBCOMMANDS.iter().position(|(name, _)| {
+        name.strip_prefix(container)
+            .and_then(|r| r.strip_prefix('|'))
+            .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(sub))
+    })
+}
+
 /// Checks a container command's subcommand and its arity as Redis does
 /// before running anything: the error to refuse it with, if any.
 pub fn check_subcommand(cmd: &Command, args: &[Bytes]) -> Result<(), CmdError> {
