@@ -414,6 +414,9 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         };
         let st = &shared.stats;
         let [cmds, nin, nout] = shared.totals();
+        // Redis counts a command once it has run, so INFO never counts
+        // itself; here it was counted as it started.
+        let cmds = cmds.saturating_sub(1);
         let [ops, in_rate, out_rate] = shared.rates.lock().average();
         let error_replies = shared.errors.lock().total;
         let _ = write!(
