@@ -1156,6 +1156,11 @@ fn client_pause_holds_commands_until_it_ends() {
         (n, start.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));
+    // The held writer shows as blocked, as Redis shows a paused client.
+    let info: String = q(&mut admin, &["INFO", "clients"]);
+    assert!(info.contains("blocked_clients:1"), "{info}");
+    let list: String = q(&mut admin, &["CLIENT", "LIST"]);
+    assert!(list.contains(" flags=b "), "{list}");
     let _: () = q(&mut admin, &["CLIENT", "UNPAUSE"]);
     let (n, waited) = writer.join().unwrap();
     assert_eq!(n, 3);

@@ -110,6 +110,9 @@ pub struct ClientHandle {
     pub no_evict: AtomicBool,
     /// Blocked in `BLPOP` and friends (`flags=b` in `CLIENT LIST`).
     pub blocked: AtomicBool,
+    /// Held by `CLIENT PAUSE`: shown blocked too (`flags=b`, counted in
+    /// `blocked_clients`), as Redis shows paused clients.
+    pub paused: AtomicBool,
     /// In `MONITOR` mode (`flags=O`).
     pub monitor: AtomicBool,
     /// Reply bytes produced and not yet taken by the socket, as of the last
@@ -162,6 +165,7 @@ impl ClientHandle {
             push_bytes: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             monitor: AtomicBool::new(false),
             out_pending: AtomicUsize::new(0),
             commands: AtomicU64::new(0),

@@ -426,7 +426,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Conn<R, W> {
                     }
                     Batch::Postponed => {
                         self.flush_delayed(shared, state).await?;
-                        if !self.wait_unpaused(shared, stop.as_mut()).await {
+                        self.handle.paused.store(true, Ordering::Relaxed);
+                        let resumed = self.wait_unpaused(shared, stop.as_mut()).await;
+                        self.handle.paused.store(false, Ordering::Relaxed);
+                        if !resumed {
                             return Ok(());
                         }
                     }

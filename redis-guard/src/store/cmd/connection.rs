@@ -309,7 +309,7 @@ pub fn client_line(h: &crate::store::client::ClientHandle) -> String {
     if multi >= 0 {
         flags.push('x');
     }
-    if h.blocked.load(Ordering::Relaxed) {
+    if h.blocked.load(Ordering::Relaxed) || h.paused.load(Ordering::Relaxed) {
         flags.push('b');
     }
     if h.no_evict.load(Ordering::Relaxed) {

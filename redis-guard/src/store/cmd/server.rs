@@ -297,19 +297,23 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("clients") {
-        let (n, pubsub) = {
+        let (n, pubsub, paused) = {
             let c = shared.clients.lock();
             let p = c
                 .values()
                 .filter(|h| h.subs.load(Ordering::Relaxed) > 0)
                 .count();
-            (c.len(), p)
+            let held = c
+                .values()
+                .filter(|h| h.paused.load(Ordering::Relaxed))
+                .count();
+            (c.len(), p, held)
         };
         let (blocked, timed) = if loading {
             (0, 0)
         } else {
             let w = &ctx.ks().waiters;
-            (w.len(), w.values().filter(|w| w.timed).count())
+            (w.len() + paused, w.values().filter(|w| w.timed).count())
         };
         let _ = write!(
             s,
