@@ -234,9 +234,10 @@ fn allkeys_random_evicts() {
     assert!(q::<i64>(&mut c, &["DBSIZE"]) < 5000);
 }
 
-/// volatile-ttl evicts the keys nearest their expiry first, and allkeys-lru
-/// the keys idle longest: the sampled candidates go through a pool of the
-/// best seen so far, as in Redis, rather than the best of one small sample.
+/// volatile-ttl evicts the keys nearest their expiry first: the sampled
+/// candidates go through a pool of the best seen so far, as in Redis, rather
+/// than the best of one small sample (the same pool serves the LRU policies,
+/// whose hot keys `allkeys_lru_evicts_and_keeps_hot_keys` checks).
 #[test]
 fn eviction_picks_the_best_candidates() {
     let limit = 512 * 1024;
