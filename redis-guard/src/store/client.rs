@@ -223,10 +223,10 @@ impl ClientHandle {
         }
     }
 
-    /// Marks activity for `idle=` and `CLIENT LIST`.
-    pub fn touch(&self, cmd_index: usize, now_ms: u64) {
+    /// Marks activity for `idle=` (the command itself was recorded by
+    /// [`ClientHandle::set_last`] when it was looked up).
+    pub fn touch(&self, now_ms: u64) {
         self.last_active.store(now_ms, Ordering::Relaxed);
-        self.last_cmd.store(cmd_index + 1, Ordering::Relaxed);
     }
 
     /// Records the last command for `CLIENT LIST`'s `cmd=`: `None` for an

@@ -1069,7 +1069,7 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         ctx.client.postponed = true;
         return;
     }
-    ctx.client.handle.touch(idx, ctx.now);
+    ctx.client.handle.touch(ctx.now);
     ctx.timed = None;
     cmd::execute(ctx, idx, args);
     // The handler's own timing (`cmd::run_handler`), taken only for the

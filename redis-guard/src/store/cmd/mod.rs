@@ -265,11 +265,7 @@ pub const SUBCOMMANDS: &[(&str, i32)] = &[
 /// The `container|sub` name and arity of an implemented subcommand, matched
 /// without regard to case; `container` is lowercase.
 pub fn subcommand(container: &str, sub: &[u8]) -> Option<(&'static str, i32)> {
-    SUBCOMMANDS.iter().copied().find(|(name, _)| {
-        name.strip_prefix(container)
-            .and_then(|r| r.strip_prefix('|'))
-            .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(sub))
-    })
+    subcommand_index(container, sub).map(|i| SUBCOMMANDS[i])
 }
 
 /// The position in [`SUBCOMMANDS`] of `container`'s subcommand `sub`.
@@ -1323,12 +1319,13 @@ pub fn run_handler(ctx: &mut Ctx<'_, '_>, cmd: &Command, args: &[Bytes]) -> CmdR
     // counting the request's own bytes; only a command that may grow the
     // data is refused when no room can be made.
     if !ctx.in_exec && ctx.shared.config.maxmemory.0 > 0 {
-        let request: usize = args.iter().map(|a| a.len() + 16).sum();
-        if !ctx
-            .ks()
-            .make_room_for(if cmd.deny_oom { request } else { 0 })
-            && cmd.deny_oom
-        {
+        // Only a command that may grow the data has its request counted.
+        let request: usize = if cmd.deny_oom {
+            args.iter().map(|a| a.len() + 16).sum()
+        } else {
+            0
+        };
+        if !ctx.ks().make_room_for(request) && cmd.deny_oom {
             stats.rejected(cmd.index);
             return Err(CmdError::Oom);
         }
