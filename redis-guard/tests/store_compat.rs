@@ -877,6 +877,72 @@ fn read_lookups_count_as_keyspace_hits_and_misses() {
     assert_eq!(stat(&mut c, "keyspace_misses") - m0, 3);
 }
 
+/// The lookups Redis counts in `keyspace_hits`/`keyspace_misses` and the
+/// ones that set a key's access clock, side by side with redis-server:
+/// COPY's source, TOUCH and OBJECT count; EXPIRE and PERSIST are write
+/// lookups (uncounted, but IDLETIME restarts); a SET whose absolute time
+/// has passed stores the key until a lookup expires it.
+#[test]
+fn lookups_count_and_touch_keys_as_redis_does() {
+    let reference = Reference::start();
+    let s = TestServer::start(|_| {});
+    let mut conns = [reference.conn_maybe().unwrap(), s.conn()];
+    let stat = |c: &mut redis::Connection, name: &str| -> i64 {
+        let info: String = q(c, &["INFO", "stats"]);
+        info_field(&info, name)
+    };
+    // Setting up on both servers before either is read keeps the idle
+    // times comparable.
+    for c in conns.iter_mut() {
+        run_from_empty(
+            c,
+            &[&["SET", "a", "v"], &["SET", "b", "v"], &["SET", "c", "v"]],
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let mut seen = Vec::new();
+    for c in conns.iter_mut() {
+        let (h0, m0, e0) = (
+            stat(c, "keyspace_hits"),
+            stat(c, "keyspace_misses"),
+            stat(c, "expired_keys"),
+        );
+        let mut got = Vec::new();
+        for args in [
+            &["COPY", "a", "a2"][..],
+            &["COPY", "nope", "n2"],
+            &["TOUCH", "a", "nope"],
+            &["OBJECT", "ENCODING", "a"],
+            &["OBJECT", "ENCODING", "nope"],
+            &["APPEND", "a", "x"],
+            &["SETRANGE", "a", "1", "y"],
+            &["INCRBYFLOAT", "n", "1.5"],
+            &["INCRBYFLOAT", "n", "1.5"],
+            &["GETRANGE", "a", "0", "-1"],
+            &["GETSET", "a", "w"],
+            &["EXPIRE", "b", "100"],
+            &["OBJECT", "IDLETIME", "b"],
+            &["PERSIST", "c"],
+            &["OBJECT", "IDLETIME", "c"],
+            &["SET", "gone", "v", "PXAT", "1"],
+            &["DBSIZE"],
+            &["EXISTS", "gone"],
+            &["DBSIZE"],
+        ] {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            got.push(reply_text(c, &args));
+        }
+        got.push(format!(
+            "hits +{} misses +{} expired +{}",
+            stat(c, "keyspace_hits") - h0,
+            stat(c, "keyspace_misses") - m0,
+            stat(c, "expired_keys") - e0
+        ));
+        seen.push(got);
+    }
+    assert_eq!(seen[1], seen[0], "ours (left) against redis-server (right)");
+}
+
 #[test]
 fn background_save_and_rewrite_refuse_each_other_as_redis_does() {
     let s = TestServer::start(|c| c.appendonly = true);

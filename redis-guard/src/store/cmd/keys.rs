@@ -39,7 +39,8 @@ pub fn touch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let n = args[1..]
         .iter()
-        .filter(|k| db.get(k, now, clock).is_some())
+        // Redis's read lookup: counted in keyspace_hits/misses.
+        .filter(|k| db.get_read(k, now, clock).is_some())
         .count();
     ctx.out.int(n as i64);
     Ok(())
@@ -98,8 +99,9 @@ pub fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         "expireat" => t.checked_mul(1000).ok_or_else(invalid)?,
         _ => t,
     };
-    let (db, _, now) = ctx.db_clock();
-    let Some(cur) = db.peek(&args[1], now).map(|e| e.expire) else {
+    let (db, clock, now) = ctx.db_clock();
+    // A write lookup in Redis: it sets the key's access clock (IDLETIME).
+    let Some(cur) = db.get(&args[1], now, clock).map(|e| e.expire) else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -148,8 +150,8 @@ pub fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// PERSIST key
 pub fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (db, _, now) = ctx.db_clock();
-    let had = db.peek(&args[1], now).map(|e| e.expire != 0) == Some(true);
+    let (db, clock, now) = ctx.db_clock();
+    let had = db.get(&args[1], now, clock).map(|e| e.expire != 0) == Some(true);
     if had {
         db.set_expire(&args[1], 0, now);
     }
@@ -214,7 +216,11 @@ pub fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     let ks = ctx.ks();
     let clock = ks.clock();
-    let Some(e) = ks.dbs[src_db].peek(&args[1], now).cloned() else {
+    // The source is a read lookup in Redis (counted, access clock set).
+    let Some(e) = ks.dbs[src_db]
+        .get_read(&args[1], now, clock)
+        .map(|e| e.clone())
+    else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -332,7 +338,9 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru
         );
     let db = ctx.client.db;
-    let Some(e) = ctx.ks().dbs[db].peek(&args[2], now) else {
+    // Counted like Redis's lookup for OBJECT, which leaves the access
+    // clock alone so that IDLETIME can be read.
+    let Some(e) = ctx.ks().dbs[db].peek_read(&args[2], now) else {
         ctx.out.null();
         return Ok(());
     };
