@@ -848,6 +848,19 @@ resp_only = true
             e.contains("store.users[0].nopass") && e.contains("0.0.0.0:6380"),
             "{e}"
         );
+        // Without users the store would generate a password for `default`
+        // and serve it on the public TLS port: refused, as for plaintext.
+        let no_users = |addr: &str| {
+            format!(
+                "[store]\nlisten = [\"127.0.0.1:6379\"]\n[store.tls]\nlisten = [\"{addr}\"]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n"
+            )
+        };
+        parse(&no_users("127.0.0.1:6380")).unwrap();
+        let e = parse(&no_users("10.77.0.1:6380")).unwrap_err().to_string();
+        assert!(
+            e.contains("store.users") && e.contains("10.77.0.1:6380"),
+            "{e}"
+        );
         let e = parse("[store]\n[[store.users]]\nname = \"a\"\npassword = \"hunter2\"\n")
             .unwrap_err()
             .to_string();

@@ -541,8 +541,14 @@ impl StoreConfig {
             }
         }
         // Protected mode: nobody reaches the store without a password unless
-        // it listens on loopback only.
-        if let Some(exposed) = self.listen.iter().find(|a| !a.ip().is_loopback()) {
+        // it listens on loopback only. TLS listeners count: encryption says
+        // nothing about who connects.
+        if let Some(exposed) = self
+            .plaintext_listen()
+            .iter()
+            .chain(self.tls_listen())
+            .find(|a| !a.ip().is_loopback())
+        {
             if self.users.is_empty() {
                 return Err(bad(
                     "users",
