@@ -5,7 +5,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData};
 use clap::{Parser, Subcommand, ValueEnum};
 use redis_guard_common::{
@@ -261,10 +261,23 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     let mut report = tokio::time::interval(Duration::from_secs(60));
     let mut last = firewall.counters()?;
     let mut current = fw_policy;
+    // A store that stops on its own (damaged data, a failed listener) ends
+    // the daemon with an error, so that the service manager sees the
+    // failure and restarts it instead of reporting a running service whose
+    // store refuses every connection.
+    let mut store_failed: Option<anyhow::Error> = None;
     loop {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: detaching"); break; }
             _ = sigint.recv() => { info!("SIGINT: detaching"); break; }
+            r = tasks.join_next(), if !tasks.is_empty() => {
+                store_failed = Some(match r {
+                    Some(Ok(Err(e))) => e.context("the store stopped"),
+                    _ => anyhow!("the store stopped unexpectedly"),
+                });
+                error!("the store stopped: detaching and exiting");
+                break;
+            }
             ban = next_ban(&mut ban_rx), if ban_rx.is_some() => match ban {
                 Ok(ev) if current.kernel_bans && !ev.addr.is_loopback() => {
                     bans.add(ev.addr, ev.until);
@@ -291,7 +304,7 @@ async fn run(config: &Path) -> anyhow::Result<()> {
                 }
             }
             _ = sighup.recv() => {
-                match reload(config, &mut firewall, &current, &bans) {
+                match reload(config, &mut firewall, &current, &bans, &policy.store) {
                     Ok(new) => current = new,
                     Err(e) => error!("policy reload failed, keeping the previous policy: {e:#}"),
                 }
@@ -321,7 +334,10 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     .await;
     tasks.abort_all();
     info!("detached cleanly");
-    Ok(())
+    match store_failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Sources the store banned for failed authentications, dropped in the
@@ -372,8 +388,18 @@ fn reload(
     firewall: &mut Firewall,
     current: &FirewallPolicy,
     bans: &KernelBans,
+    running_store: &StoreConfig,
 ) -> anyhow::Result<FirewallPolicy> {
     let policy = Policy::load(config)?;
+    if policy.store != *running_store {
+        // Users, rules and limits live in the running store (ACL SETUSER
+        // changes them at run time); a reload applying half of `[store]`
+        // would be worse than saying plainly that none of it applies.
+        warn!(
+            file = %config.display(),
+            "[store] differs from the running store's settings: store changes take effect on restart (SIGHUP only re-reads the TLS certificate files)"
+        );
+    }
     let Some(new) = policy.firewall else {
         bail!("{}: key `firewall`: missing", config.display());
     };

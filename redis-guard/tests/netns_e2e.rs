@@ -465,6 +465,29 @@ fn sighup_reloads_the_policy_and_a_bad_reload_changes_nothing() {
         "connected",
         "a port no longer listed must not stay protected"
     );
+
+    // `[store]` changes are not applied by a reload, and the log says so.
+    assert!(
+        !daemon
+            .log()
+            .contains("store changes take effect on restart")
+    );
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n[store]\nmaxclients = 5\n",
+            denied.replace("ports = [6379]", "ports = [6380]")
+        ),
+    )
+    .unwrap();
+    sighup_and_wait(&mut daemon, "policy reloaded", 4);
+    assert!(
+        daemon
+            .log()
+            .contains("store changes take effect on restart"),
+        "{}",
+        daemon.log()
+    );
     let status = daemon.guard.terminate(Duration::from_secs(10)).unwrap();
     assert!(status.success());
 }
@@ -548,4 +571,80 @@ fn store_auth_bans_become_kernel_drops_and_expire() {
     assert_eq!(redis_cli(&lab.client_ns, v4, &get), "kept");
     let status = daemon.guard.terminate(Duration::from_secs(10)).unwrap();
     assert!(status.success());
+}
+
+/// A bundled store that stops on its own (here: a damaged command log found
+/// while loading) ends `redis-guard run` with an error and a detach, so that
+/// systemd or Kubernetes sees the failure and restarts it, instead of a
+/// daemon that looks healthy while its store refuses every connection.
+#[test]
+fn a_store_that_stops_ends_the_daemon_with_an_error() {
+    let lab = lab();
+    let dir = scratch_dir("e2e-store-dies").unwrap();
+    let data = dir.join("data");
+    let hash = redis_guard::store::auth::sha256_hex(b"s3cret-pass");
+    let extra = format!(
+        "[store]\nenabled = true\nlisten = [\"{}:6379\"]\ndata_dir = \"{}\"\nappendonly = true\n\
+         [[store.users]]\nname = \"default\"\npassword_sha256 = \"{hash}\"\n",
+        lab.server_v4(),
+        data.display()
+    );
+    let mut daemon = start_daemon(&lab, &dir, &extra);
+    daemon
+        .wait_for_log("store listening", Duration::from_secs(10))
+        .unwrap();
+    let v4: IpAddr = lab.server_v4().into();
+    for i in 0..10 {
+        let k = format!("k{i}");
+        let out = redis_cli(
+            &lab.client_ns,
+            v4,
+            &["-a", "s3cret-pass", "--no-auth-warning", "SET", &k, "v"],
+        );
+        assert_eq!(out, "OK");
+    }
+    assert!(
+        daemon
+            .guard
+            .terminate(Duration::from_secs(10))
+            .unwrap()
+            .success()
+    );
+
+    // Flip a byte inside the newest command log.
+    let mut logs: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "aof"))
+        .collect();
+    logs.sort();
+    let log = logs.pop().expect("a command log in data_dir");
+    let mut bytes = std::fs::read(&log).unwrap();
+    assert!(bytes.len() > 40, "{} is too short", log.display());
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&log, &bytes).unwrap();
+
+    let mut daemon = start_daemon(&lab, &dir, &extra);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = daemon.guard.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon kept running without its store:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "exit status {status}:\n{}", daemon.log());
+    let log_text = daemon.log();
+    assert!(log_text.contains("the store stopped"), "{log_text}");
+    assert!(
+        log_text.contains(&log.display().to_string()),
+        "the error names the damaged file:\n{log_text}"
+    );
+    assert!(log_text.contains("detached cleanly"), "{log_text}");
+    assert!(!xdp_attached(&lab.server_ns, &lab.server_if_client));
 }
