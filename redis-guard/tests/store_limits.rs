@@ -677,3 +677,133 @@ fn the_daemon_writes_store_events_to_stderr_and_the_audit_log_not_stdout() {
     assert_eq!(audit_lines(&log, "auth_failure")[0]["peer"], "127.0.0.1");
     assert_eq!(audit_lines(&log, "auth_success").len(), 1);
 }
+
+/// The store binary started under `wrapper` (prlimit, setpriv), its stderr
+/// collected; returns the child, the address it listens on and its log up
+/// to that point.
+fn spawn_store_under(
+    wrapper: &[&str],
+    dir: &Path,
+) -> (std::process::Child, std::net::SocketAddr, String) {
+    use std::io::BufRead;
+    let cfg = dir.join("store.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\nlisten = [\"127.0.0.1:0\"]\ndata_dir = \"{}\"\nappendonly = false\n\
+             [[store.users]]\nname = \"default\"\nnopass = true\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(env!("CARGO_BIN_EXE_redis-guard"))
+        .args(["store", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit and setpriv (util-linux)");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut log = String::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the store did not start:\n{log}");
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(a) = line.split("store listening addr=").nth(1) {
+            let addr = a.split_whitespace().next().unwrap().parse().unwrap();
+            return (child, addr, log);
+        }
+    }
+}
+
+/// `Max open files` of a running process: (soft, hard).
+fn nofile(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let n = |i| line.split_whitespace().nth(i).unwrap().parse().unwrap();
+    (n(3), n(4))
+}
+
+/// A service manager's soft limit of 1024 descriptors would stall accept()
+/// far below the default maxclients of 10000: the store raises it at start,
+/// as Redis does, and when even the hard limit is too low it serves as many
+/// clients as fit, refusing the rest with Redis's error instead of leaving
+/// them hanging on EMFILE.
+#[test]
+fn the_open_files_limit_is_raised_for_maxclients_or_maxclients_is_fitted() {
+    // Soft 1024 under this process's own hard limit (raising a hard limit
+    // takes CAP_SYS_RESOURCE, which a container may not grant).
+    let hard = nofile(std::process::id()).1;
+    assert!(
+        hard >= 10_032,
+        "this test needs a hard limit of 10032, have {hard}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _, _) = spawn_store_under(
+        &["prlimit", &format!("--nofile=1024:{hard}"), "--"],
+        dir.path(),
+    );
+    let soft = nofile(child.id()).0;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        soft >= 10_032,
+        "soft open-files limit {soft}, want >= 10032"
+    );
+
+    // A hard limit of 200 that cannot be raised (no CAP_SYS_RESOURCE).
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, log) = spawn_store_under(
+        &[
+            "prlimit",
+            "--nofile=200:200",
+            "--",
+            "setpriv",
+            "--bounding-set=-sys_resource",
+            "--",
+        ],
+        dir.path(),
+    );
+    assert!(log.contains("serving at most 168 clients"), "{log}");
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..190 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+        match &buf[..n] {
+            b"+PONG\r\n" => held.push(s),
+            b"-ERR max number of clients reached\r\n" => refused += 1,
+            other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        held.len(),
+        168,
+        "clients served under a 200-descriptor limit"
+    );
+    assert_eq!(refused, 190 - 168);
+}

@@ -238,8 +238,9 @@ pub struct Server {
 
 impl Server {
     /// Binds every `listen` address (port 0 allowed for tests); fails with context naming the address.
-    pub async fn bind(config: StoreConfig) -> anyhow::Result<Server> {
+    pub async fn bind(mut config: StoreConfig) -> anyhow::Result<Server> {
         config.validate()?;
+        config.maxclients = fit_open_files_limit(config.maxclients);
         let users = Users::from_config(&config.users)?;
         // Opening data_dir (and initialising a fresh one) comes first so that
         // an unusable directory fails the start before anything listens.
@@ -647,4 +648,56 @@ async fn active_expire(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Descriptors kept for everything but clients: listeners, data files, the
+/// audit log, the runtime's own. Redis reserves the same 32.
+const RESERVED_FDS: u64 = 32;
+
+/// Raises the soft open-files limit to what `maxclients` needs, as Redis
+/// does at start, and returns the number of clients the limit allows.
+///
+/// Service managers start processes with a soft limit of 1024 (systemd's
+/// default), which would otherwise stall `accept` with EMFILE long before
+/// a `maxclients` of 10000. When even the hard limit is too low, the store
+/// serves fewer clients and says so, instead of failing accepts at random.
+pub fn fit_open_files_limit(maxclients: usize) -> usize {
+    let want = maxclients as u64 + RESERVED_FDS;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return maxclients;
+    }
+    if lim.rlim_cur >= want {
+        return maxclients;
+    }
+    // The soft limit up to what is needed; with CAP_SYS_RESOURCE the hard
+    // limit too. Failing that, as far as the hard limit allows.
+    let raised = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: lim.rlim_max.max(want),
+    };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        return maxclients;
+    }
+    let capped = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    let got = if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &capped) } == 0 {
+        lim.rlim_max
+    } else {
+        lim.rlim_cur
+    };
+    let fit = got.saturating_sub(RESERVED_FDS).max(1) as usize;
+    tracing::warn!(
+        maxclients,
+        open_files_limit = got,
+        reduced_to = fit,
+        "the open-files limit is too low for store.maxclients: serving at most {fit} clients (raise LimitNOFILE or ulimit -n)"
+    );
+    fit
 }
