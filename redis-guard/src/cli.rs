@@ -164,6 +164,13 @@ fn check(config: &Path) -> anyhow::Result<()> {
             fw.ports_text()
         );
     }
+    // The file may be checked on another host than the one it is for, so
+    // this is a note; `run` refuses a missing interface.
+    if let Some(fw) = &policy.firewall
+        && let Err(e) = check_interfaces(config, fw)
+    {
+        eprintln!("{e} on this host (`redis-guard run` here would refuse it)");
+    }
     match &policy.firewall {
         Some(fw) => println!(
             "{}: ok: firewall on {} ({} mode, ports {}, {} allow and {} deny entries, http_guard {}, resp_only {}); store {}",

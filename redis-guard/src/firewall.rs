@@ -167,10 +167,17 @@ impl Firewall {
                 io_error,
                 verifier_log,
             } => {
-                // EACCES here is the verifier's "invalid program"; only EPERM
-                // means missing capabilities.
+                // EACCES here is the verifier's "invalid program"; EPERM
+                // means missing capabilities. Without CAP_PERFMON the
+                // verifier refuses the packet pointer arithmetic with EACCES
+                // too: that is a privilege problem, not a bad program.
                 if io_error.raw_os_error() == Some(libc::EPERM) {
                     FirewallError::NotPrivileged(io_error.to_string())
+                } else if !has_capability(CAP_PERFMON) && !has_capability(CAP_SYS_ADMIN) {
+                    FirewallError::NotPrivileged(format!(
+                        "{io_error}: the verifier needs CAP_PERFMON (or CAP_SYS_ADMIN) for this \
+                         program, and this process has neither"
+                    ))
                 } else {
                     FirewallError::Refused {
                         error: io_error,
@@ -898,7 +905,8 @@ fn ensure_bpffs(dir: &Path) -> Result<(), String> {
     };
     if rc != 0 {
         return Err(format!(
-            "mount -t bpf bpf /sys/fs/bpf failed: {}",
+            "mount -t bpf bpf /sys/fs/bpf failed: {} (mounting needs CAP_SYS_ADMIN: mount bpffs \
+             before starting the daemon, as the systemd unit and the DaemonSet's init container do)",
             io::Error::last_os_error()
         ));
     }
@@ -912,6 +920,23 @@ fn ensure_bpffs(dir: &Path) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+
+/// Whether `cap` is in this process's effective set (`/proc/self/status`);
+/// true when that cannot be read, so that a doubt never hides the verifier's
+/// own message.
+fn has_capability(cap: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|eff| eff & (1 << cap) != 0)
 }
 
 /// Whether this process's mount namespace differs from init's.

@@ -338,6 +338,19 @@ fn clear_errors_for_missing_interface_and_privileges() {
     assert!(err.contains("does not exist"), "{err}");
     assert!(err.contains("p.toml: key `firewall.interfaces`"), "{err}");
     assert!(!err.contains("XDP program attached"), "{err}");
+    // `check` may run on another host than the policy is for: it accepts
+    // the file but says what `run` would refuse here.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_redis-guard"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`rg-nonexistent0` does not exist on this host"),
+        "{err}"
+    );
 
     std::fs::write(
         &config,
@@ -359,6 +372,23 @@ fn clear_errors_for_missing_interface_and_privileges() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing privileges"), "{err}");
+
+    // Root with CAP_BPF and CAP_NET_ADMIN but neither CAP_PERFMON nor
+    // CAP_SYS_ADMIN: the verifier refuses the packet arithmetic with EACCES,
+    // which is a missing privilege, not a refused program.
+    let out = std::process::Command::new("setpriv")
+        .arg("--bounding-set=-perfmon,-sys_admin")
+        .arg(env!("CARGO_BIN_EXE_redis-guard"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("setpriv (util-linux)");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing privileges") && err.contains("CAP_PERFMON"),
+        "{err}"
+    );
 
     std::fs::write(&config, "[firewall]\ninterfaces = [\"lo\"]\nports = [0]\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_redis-guard"))
