@@ -204,6 +204,28 @@ fn check(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tells a service manager about our state (`READY=1`, `STOPPING=1`)
+/// through `$NOTIFY_SOCKET`, as systemd's `Type=notify` expects; nothing
+/// when the variable is unset. A failure is logged, never fatal: the
+/// service manager then times the start out and says so itself.
+fn sd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    // '@' names a socket in the abstract namespace.
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr));
+    if let Err(e) = sent {
+        warn!(socket = %path.to_string_lossy(), "could not notify the service manager ({state}): {e}");
+    }
+}
+
 /// Whether the (already validated) policy file has a `[store]` table.
 fn has_store_table(config: &Path) -> bool {
     std::fs::read_to_string(config)
@@ -259,6 +281,10 @@ async fn run(config: &Path) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
+    // Attached, and the store listening: a `Type=notify` unit counts as
+    // started only now, so units ordered after it (the Redis it protects)
+    // never listen unfiltered.
+    sd_notify("READY=1");
     let mut bans = KernelBans::default();
     let mut ban_expiry = tokio::time::interval(Duration::from_secs(1));
 
@@ -328,6 +354,7 @@ async fn run(config: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    sd_notify("STOPPING=1");
     let _ = shutdown_tx.send(true);
     firewall.detach_all();
     drop(firewall);
@@ -591,6 +618,7 @@ async fn store(config: &Path) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    sd_notify("READY=1");
     loop {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: stopping the store"); break; }
@@ -603,6 +631,7 @@ async fn store(config: &Path) -> anyhow::Result<()> {
             },
         }
     }
+    sd_notify("STOPPING=1");
     let _ = tx.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())

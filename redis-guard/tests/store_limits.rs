@@ -807,3 +807,43 @@ fn the_open_files_limit_is_raised_for_maxclients_or_maxclients_is_fitted() {
     );
     assert_eq!(refused, 190 - 168);
 }
+
+/// Under systemd's `Type=notify` the store says READY=1 once it listens and
+/// STOPPING=1 when it begins to stop, through `$NOTIFY_SOCKET` (a path, or
+/// `@name` for the abstract namespace).
+#[test]
+fn the_service_manager_is_told_when_the_store_is_ready_and_stopping() {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("redis-guard-notify-test-{}", std::process::id());
+    for (var, sock) in [
+        (
+            dir.path().join("notify").display().to_string(),
+            UnixDatagram::bind(dir.path().join("notify")).unwrap(),
+        ),
+        (
+            format!("@{name}"),
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap(),
+        ),
+    ] {
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let (mut child, addr, _) =
+            spawn_store_under(&["env", &format!("NOTIFY_SOCKET={var}")], data.path());
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf).expect("READY=1 within 10 s");
+        assert_eq!(&buf[..n], b"READY=1", "{var}");
+        // Ready means serving.
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"PING\r\n").unwrap();
+        let mut pong = [0u8; 7];
+        std::io::Read::read_exact(&mut c, &mut pong).unwrap();
+        assert_eq!(&pong, b"+PONG\r\n");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let n = sock.recv(&mut buf).expect("STOPPING=1 within 10 s");
+        assert_eq!(&buf[..n], b"STOPPING=1", "{var}");
+        assert!(child.wait().unwrap().success());
+    }
+}
