@@ -877,6 +877,66 @@ fn read_lookups_count_as_keyspace_hits_and_misses() {
     assert_eq!(stat(&mut c, "keyspace_misses") - m0, 3);
 }
 
+/// Which errors inside MULTI doom the transaction, side by side with
+/// redis-server: a command refused before it runs (wrong arity, WATCH,
+/// MULTI and DISCARD included) does; an error a transaction command itself
+/// returns (WATCH inside MULTI, nested MULTI) does not.
+#[test]
+fn refusals_inside_multi_doom_the_transaction_as_in_redis() {
+    let reference = Reference::start();
+    let s = TestServer::start(|_| {});
+    let mut conns = [reference.conn_maybe().unwrap(), s.conn()];
+    let cases: &[&[&[&str]]] = &[
+        &[
+            &["MULTI"],
+            &["WATCH"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["GET", "a"],
+        ],
+        &[
+            &["MULTI"],
+            &["DISCARD", "x"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["GET", "a"],
+        ],
+        &[
+            &["MULTI"],
+            &["MULTI", "x"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["GET", "a"],
+        ],
+        &[
+            &["MULTI"],
+            &["UNWATCH", "x"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["GET", "a"],
+        ],
+        &[
+            &["MULTI"],
+            &["WATCH", "a"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["GET", "a"],
+        ],
+        &[
+            &["MULTI"],
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["EXEC"],
+            &["GET", "a"],
+        ],
+    ];
+    let seen: Vec<Vec<Vec<String>>> = conns
+        .iter_mut()
+        .map(|c| cases.iter().map(|case| run_from_empty(c, case)).collect())
+        .collect();
+    assert_eq!(seen[1], seen[0], "ours (left) against redis-server (right)");
+}
+
 /// The lookups Redis counts in `keyspace_hits`/`keyspace_misses` and the
 /// ones that set a key's access clock, side by side with redis-server:
 /// COPY's source, TOUCH and OBJECT count; EXPIRE and PERSIST are write

@@ -1038,7 +1038,9 @@ fn dispatch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     }
     if !arity_ok(cmd, args.len()) {
         ctx.shared.cmdstats.rejected(idx);
-        if ctx.client.multi.is_some() && !cmd.tx_control {
+        // Any command refused before it runs dooms an open transaction,
+        // WATCH, MULTI and DISCARD included, as in Redis.
+        if ctx.client.multi.is_some() {
             ctx.client.multi_error = true;
         }
         let e: CmdError = wrong_args(cmd.name);
