@@ -303,6 +303,51 @@ fn scan_is_complete_and_stable() {
     );
 }
 
+/// COUNT is work done per call, not matches returned: a MATCH that finds
+/// nothing still answers after about COUNT keys with a cursor to go on
+/// from, as Redis does. And every cursor, of SCAN and of HSCAN, SSCAN and
+/// ZSCAN, stays below 2^53, so that clients reading it as a signed 64-bit
+/// integer or as a double get it exactly.
+#[test]
+fn scan_count_is_work_and_cursors_fit_every_client() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+        p.cmd("HSET").arg("h").arg(format!("f{i}")).arg(i).ignore();
+        p.cmd("SADD").arg("s").arg(format!("m{i}")).ignore();
+        p.cmd("ZADD").arg("z").arg(i).arg(format!("m{i}")).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    let (next, keys): (String, Vec<String>) =
+        q(&mut c, &["SCAN", "0", "MATCH", "nomatch*", "COUNT", "10"]);
+    assert!(keys.is_empty());
+    assert_ne!(next, "0", "one call walked the whole keyspace");
+    let limit = 1u64 << 53;
+    for scan in [
+        &["SCAN"][..],
+        &["HSCAN", "h"],
+        &["SSCAN", "s"],
+        &["ZSCAN", "z"],
+    ] {
+        let mut cursor = "0".to_string();
+        let mut calls = 0;
+        loop {
+            let args = [scan, &[cursor.as_str(), "COUNT", "20"]].concat();
+            let (next, _): (String, redis::Value) = q(&mut c, &args);
+            let n: u64 = next.parse().unwrap();
+            assert!(n < limit, "{scan:?} cursor {n}");
+            calls += 1;
+            if n == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert!(calls > 5, "{scan:?} took {calls} calls");
+    }
+}
+
 #[test]
 fn expire_family() {
     let s = TestServer::start(|_| {});

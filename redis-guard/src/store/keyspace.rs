@@ -30,8 +30,11 @@ use crate::store::value::{FixedState, Key, Kind, Value, hasher};
 pub const TABLES: usize = 1280;
 /// Candidates the eviction pool keeps, as Redis's `EVPOOL_SIZE`.
 const EVICT_POOL: usize = 16;
-// Table index above, hash bits below; 11 bits cover TABLES.
-const SCAN_BITS: u32 = 53;
+// Table index above, hash bits below; 11 bits cover TABLES. 42 hash bits
+// keep every cursor below 2^53: clients that read the cursor as a signed
+// 64-bit integer (go-redis, StackExchange.Redis, phpredis once) or as a
+// double (JavaScript) get it exactly.
+const SCAN_BITS: u32 = 42;
 const SCAN_MASK: u64 = (1 << SCAN_BITS) - 1;
 /// Estimated bookkeeping bytes per key on top of key and value sizes.
 const ENTRY_OVERHEAD: usize = 56;
@@ -581,6 +584,10 @@ impl Db {
         let mut threshold = cursor & SCAN_MASK;
         let mut found: Vec<(u64, Key)> = Vec::new();
         let mut out = Vec::new();
+        // COUNT is work, as in Redis: keys examined, whether `keep` takes
+        // them or not, so a MATCH that finds nothing still returns after
+        // about COUNT keys instead of walking the whole keyspace in one call.
+        let mut examined = 0;
         while t < TABLES {
             found.clear();
             for (k, _) in self.tables[t].iter() {
@@ -598,19 +605,21 @@ impl Db {
                     let k = &found[i].1;
                     if let Some(e) = self.tables[t].get(k)
                         && (e.expire == 0 || e.expire > now)
-                        && keep(k, e)
                     {
-                        out.push(k.clone());
+                        examined += 1;
+                        if keep(k, e) {
+                            out.push(k.clone());
+                        }
                     }
                     i += 1;
                 }
-                if out.len() >= count && i < found.len() {
+                if examined >= count && i < found.len() {
                     return (((t as u64) << SCAN_BITS) | found[i].0, out);
                 }
             }
             t += 1;
             threshold = 0;
-            if out.len() >= count {
+            if examined >= count {
                 break;
             }
         }

@@ -1616,7 +1616,9 @@ pub fn scan_collection<'a, T: 'a>(
     let h = crate::store::value::hasher();
     let mut v: Vec<(u64, &'a [u8], T)> = all
         .into_iter()
-        .map(|(k, t)| (h.hash_one(k) >> 1, k, t))
+        // Cursors stay below 2^53, exact for every client (see the
+        // keyspace's SCAN).
+        .map(|(k, t)| (h.hash_one(k) >> 11, k, t))
         .filter(|(hh, _, _)| *hh >= cursor)
         .collect();
     v.sort_unstable_by_key(|x| x.0);
