@@ -877,6 +877,79 @@ fn read_lookups_count_as_keyspace_hits_and_misses() {
     assert_eq!(stat(&mut c, "keyspace_misses") - m0, 3);
 }
 
+/// LCS on strings of a few kilobytes, side by side with redis-server: the
+/// same answers in every mode, and the same refusal once the table would
+/// exceed proto_max_bulk_len (lowered to 1 MB on both).
+#[test]
+fn lcs_of_kilobyte_strings_as_in_redis() {
+    let reference = Reference::start();
+    let s =
+        TestServer::start(|c| c.proto_max_bulk_len = redis_guard::store::config::ByteSize(1 << 20));
+    let mut r = reference.conn_maybe().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("proto-max-bulk-len")
+        .arg("1mb")
+        .query(&mut r)
+        .unwrap();
+    let mut conns = [r, s.conn()];
+    // A deterministic pseudo-random text over a small alphabet, so that
+    // the common subsequence is long and has many matches.
+    let text = |seed: u64, len: usize| -> String {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (b'a' + ((x >> 33) % 4) as u8) as char
+            })
+            .collect()
+    };
+    let (a, b) = (text(1, 400), text(2, 450));
+    let (y, z) = ("y".repeat(500), "y".repeat(600));
+    let cases: &[&[&[&str]]] = &[
+        &[
+            &["SET", "a", &a],
+            &["SET", "b", &b],
+            &["LCS", "a", "b", "LEN"],
+        ],
+        &[&["SET", "a", &a], &["SET", "b", &b], &["LCS", "a", "b"]],
+        &[
+            &["SET", "a", &a],
+            &["SET", "b", &b],
+            &["LCS", "a", "b", "IDX", "MINMATCHLEN", "3", "WITHMATCHLEN"],
+        ],
+        &[
+            &["SET", "a", &y],
+            &["SET", "b", &z],
+            &["LCS", "a", "b", "LEN"],
+        ],
+        &[&["SET", "a", &y], &["LCS", "a", "nokey", "IDX"]],
+    ];
+    let big = "q".repeat(600);
+    let over: &[&[&str]] = &[
+        &["SET", "a", &big],
+        &["SET", "b", &big],
+        &["LCS", "a", "b", "LEN"],
+    ];
+    let seen: Vec<Vec<Vec<String>>> = conns
+        .iter_mut()
+        .map(|c| {
+            let mut v: Vec<Vec<String>> =
+                cases.iter().map(|case| run_from_empty(c, case)).collect();
+            v.push(run_from_empty(c, over));
+            v
+        })
+        .collect();
+    assert_eq!(seen[1], seen[0], "ours (left) against redis-server (right)");
+    assert!(
+        seen[1][5][2].contains("Insufficient memory"),
+        "{:?}",
+        seen[1][5]
+    );
+}
+
 /// Which errors inside MULTI doom the transaction, side by side with
 /// redis-server: a command refused before it runs (wrong arity, WATCH,
 /// MULTI and DISCARD included) does; an error a transaction command itself

@@ -533,11 +533,29 @@ pub fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     let (n, m) = (a.len(), b.len());
-    // The DP table is built under the keyspace lock: bound it (64 MiB).
-    if (n + 1).saturating_mul(m + 1) > 16 * 1024 * 1024 {
+    // Redis's bound on the table of 4-byte cells: proto_max_bulk_len
+    // (512 MB by default, lower it to bound LCS too).
+    if (n + 1).saturating_mul(m + 1) > max_len(ctx) / 4 {
         return Err(err(
             "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));
+    }
+    if len_only {
+        // The length needs two rows of the table, not all of it.
+        let mut prev = vec![0u32; m + 1];
+        let mut row = vec![0u32; m + 1];
+        for &x in a.iter() {
+            for j in 1..=m {
+                row[j] = if x == b[j - 1] {
+                    prev[j - 1] + 1
+                } else {
+                    prev[j].max(row[j - 1])
+                };
+            }
+            std::mem::swap(&mut prev, &mut row);
+        }
+        ctx.out.int(i64::from(prev[m]));
+        return Ok(());
     }
     let w = m + 1;
     let mut dp = vec![0u32; (n + 1) * w];
@@ -583,9 +601,7 @@ pub fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if let Some(r) = cur {
         matches.push(r);
     }
-    if len_only {
-        ctx.out.int(total as i64);
-    } else if idx {
+    if idx {
         let kept: Vec<_> = matches
             .into_iter()
             .filter(|((s, e), _)| (e - s + 1) as i64 >= minlen)
