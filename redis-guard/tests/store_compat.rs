@@ -1817,6 +1817,13 @@ fn zset_scores_read_back_as_redis_shows_them() {
             vec!["ZSCAN", "big", "0", "MATCH", "x", "COUNT", "1000"],
             vec!["ZADD", "big", "1e17", "y"],
             vec!["ZSCAN", "big", "0", "MATCH", "y", "COUNT", "1000"],
+            // A stored result that is born in the table form keeps -0 for
+            // every member, the first ones too; a small one gets 0.
+            vec!["ZUNIONSTORE", "u", "1", "big", "WEIGHTS", "-0"],
+            vec!["ZSCORE", "u", "m1"],
+            vec!["ZSCORE", "u", "m199"],
+            vec!["ZUNIONSTORE", "u2", "1", "small", "WEIGHTS", "-0"],
+            vec!["ZSCORE", "u2", "a"],
         ]
         .into_iter()
         .map(|c| c.into_iter().map(String::from).collect()),

@@ -1169,6 +1169,19 @@ impl ZSetVal {
         }
     }
 
+    /// An empty sorted set in the table form when `n` members, the longest
+    /// `longest` bytes, would not fit the packed one: built that way from the
+    /// start, a result keeps every score as computed (-0 included), as
+    /// Redis's Z*STORE results do, instead of the first ones passing
+    /// through the packed form.
+    pub fn sized_for(n: usize, longest: usize) -> ZSetVal {
+        let mut z = ZSetVal::default();
+        if n > PACKED_MAX_ENTRIES || longest > PACKED_MAX_ITEM {
+            z.convert_to_table();
+        }
+        z
+    }
+
     fn convert_to_table(&mut self) {
         let ZRepr::Small(_) = &self.repr else {
             return;

@@ -500,7 +500,8 @@ fn store_zset(db: &mut Db, dst: &[u8], items: &[(Key, f64)], now: u64, clock: u3
         db.remove(dst, now);
         return;
     }
-    let mut z = ZSetVal::default();
+    let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+    let mut z = ZSetVal::sized_for(items.len(), longest);
     for (m, s) in items {
         z.insert(m, *s);
     }
