@@ -1642,6 +1642,11 @@ fn error_precedence_matches_redis() {
         &[&["LMPOP", "1", "l", "LEFT", "COUNT", "1", "COUNT", "1"]],
         &[&["ZMPOP", "1", "z", "MIN", "COUNT", "-1", "COUNT", "1"]],
         &[&["LMPOP", "1", "l", "LEFT", "BOGUS", "COUNT", "0"]],
+        // The blocking ones read their timeout last.
+        &[&["BLMPOP", "abc", "0", "l", "LEFT"]],
+        &[&["BLMPOP", "-1", "1", "l", "UP"]],
+        &[&["BZMPOP", "-1", "1", "z", "MIN", "COUNT", "0"]],
+        &[&["BZMPOP", "x", "1", "z", "MIN", "COUNT", "1"]],
         &[&["EXPIRE", "k", "1.5", "BOGUS"]],
         &[&["EXPIRE", "k", "abc", "GT", "LT"]],
         &[&["PEXPIREAT", "k", "abc", "NX", "XX"]],

@@ -498,9 +498,10 @@ pub fn parse_mpop(args: &[Bytes], at: usize) -> Result<(Vec<Key>, usize, usize),
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub fn bmpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let timeout = timeout_arg(&args[1])?;
+    // Redis reads the timeout last, after numkeys, the direction and COUNT.
     let (keys, word, count) = parse_mpop(args, 2)?;
     let left = side(&args[word])?;
+    let timeout = timeout_arg(&args[1])?;
     block_or_serve(ctx, keys, BlockOp::MPop { left, count }, timeout)
 }
 
@@ -525,9 +526,9 @@ pub fn minmax(a: &[u8]) -> Result<bool, CmdError> {
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
 pub fn bzmpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let timeout = timeout_arg(&args[1])?;
     let (keys, word, count) = parse_mpop(args, 2)?;
     let max = minmax(&args[word])?;
+    let timeout = timeout_arg(&args[1])?;
     block_or_serve(ctx, keys, BlockOp::ZMPop { max, count }, timeout)
 }
 
