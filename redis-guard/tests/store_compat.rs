@@ -959,50 +959,27 @@ fn refusals_inside_multi_doom_the_transaction_as_in_redis() {
     let reference = Reference::start();
     let s = TestServer::start(|_| {});
     let mut conns = [reference.conn_maybe().unwrap(), s.conn()];
-    let cases: &[&[&[&str]]] = &[
-        &[
-            &["MULTI"],
-            &["WATCH"],
-            &["SET", "a", "1"],
-            &["EXEC"],
-            &["GET", "a"],
-        ],
-        &[
-            &["MULTI"],
-            &["DISCARD", "x"],
-            &["SET", "a", "1"],
-            &["EXEC"],
-            &["GET", "a"],
-        ],
-        &[
-            &["MULTI"],
-            &["MULTI", "x"],
-            &["SET", "a", "1"],
-            &["EXEC"],
-            &["GET", "a"],
-        ],
-        &[
-            &["MULTI"],
-            &["UNWATCH", "x"],
-            &["SET", "a", "1"],
-            &["EXEC"],
-            &["GET", "a"],
-        ],
-        &[
-            &["MULTI"],
-            &["WATCH", "a"],
-            &["SET", "a", "1"],
-            &["EXEC"],
-            &["GET", "a"],
-        ],
-        &[
-            &["MULTI"],
-            &["MULTI"],
-            &["SET", "a", "1"],
-            &["EXEC"],
-            &["GET", "a"],
-        ],
+    // MULTI, then the command in question, then a queued SET and EXEC.
+    let middles: &[&[&str]] = &[
+        &["WATCH"],
+        &["DISCARD", "x"],
+        &["MULTI", "x"],
+        &["UNWATCH", "x"],
+        &["WATCH", "a"],
+        &["MULTI"],
     ];
+    let cases: Vec<Vec<&[&str]>> = middles
+        .iter()
+        .map(|m| {
+            vec![
+                &["MULTI"][..],
+                m,
+                &["SET", "a", "1"],
+                &["EXEC"],
+                &["GET", "a"],
+            ]
+        })
+        .collect();
     let seen: Vec<Vec<Vec<String>>> = conns
         .iter_mut()
         .map(|c| cases.iter().map(|case| run_from_empty(c, case)).collect())

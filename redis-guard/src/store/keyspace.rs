@@ -344,6 +344,22 @@ impl Db {
         }
     }
 
+    /// [`Db::read`] for a command that goes on to write the key: Redis's
+    /// write lookup, which sets the access clock but is not counted in
+    /// `keyspace_hits`/`keyspace_misses` (APPEND, SETRANGE, INCRBYFLOAT).
+    pub fn read_for_write<K: Kind, T>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        clock: u32,
+        f: impl FnOnce(&K) -> T,
+    ) -> Result<Option<T>, WrongType> {
+        match self.get(key, now, clock) {
+            None => Ok(None),
+            Some(e) => K::get(&e.value).map(|v| Some(f(v))).ok_or(WrongType),
+        }
+    }
+
     /// Checks that `key` is missing or of kind `K`.
     pub fn check<K: Kind>(&mut self, key: &[u8], now: u64) -> Result<bool, WrongType> {
         match self.peek(key, now) {

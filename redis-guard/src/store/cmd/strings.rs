@@ -6,7 +6,7 @@ use super::{CmdError, CmdResult, Ctx, err, int_arg, is, name_of};
 use crate::store::frame::fmt_i64;
 use crate::store::keyspace::{Db, StrForm};
 use crate::store::protocol::parse_int;
-use crate::store::value::{Kind, Value};
+use crate::store::value::Value;
 
 type Str = Box<[u8]>;
 
@@ -17,21 +17,6 @@ fn str_value(v: &[u8]) -> Value {
 /// Reads a string value, `Ok(None)` when missing.
 fn get_str(db: &mut Db, key: &[u8], now: u64, clock: u32) -> Result<Option<Str>, CmdError> {
     Ok(db.read::<Str, _>(key, now, clock, |s| s.clone())?)
-}
-
-/// A string read on the way to writing it: Redis's write lookup, which sets
-/// the access clock but is not counted in `keyspace_hits`/`misses`.
-fn str_for_write<T>(
-    db: &mut Db,
-    key: &[u8],
-    now: u64,
-    clock: u32,
-    f: impl FnOnce(&Str) -> T,
-) -> Result<Option<T>, CmdError> {
-    match db.get(key, now, clock) {
-        None => Ok(None),
-        Some(e) => Ok(Some(f(Str::get(&e.value).ok_or(CmdError::WrongType)?))),
-    }
 }
 
 /// GET key
@@ -365,7 +350,7 @@ pub fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     // Redis's order: the key's type, its value, then the increment.
     let (db, clock, now) = ctx.db_clock();
-    let cur = str_for_write(db, &args[1], now, clock, |s| s.clone())?;
+    let cur = db.read_for_write::<Str, _>(&args[1], now, clock, |s| s.clone())?;
     let cur: &[u8] = match &cur {
         Some(v) if crate::store::long_double::valid(v) => v,
         Some(_) => return Err(CmdError::NotFloat),
@@ -390,7 +375,7 @@ fn max_len(ctx: &Ctx<'_, '_>) -> usize {
 pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let max = max_len(ctx);
     let (db, clock, now) = ctx.db_clock();
-    let cur_len = str_for_write(db, &args[1], now, clock, |s| s.len())?;
+    let cur_len = db.read_for_write::<Str, _>(&args[1], now, clock, |s| s.len())?;
     if cur_len.unwrap_or(0) + args[2].len() > max {
         return Err(err(
             "string exceeds maximum allowed size (proto-max-bulk-len)",
@@ -470,7 +455,7 @@ pub fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let max = max_len(ctx);
     let val = &args[3];
     let (db, clock, now) = ctx.db_clock();
-    let cur = str_for_write(db, &args[1], now, clock, |s| s.len())?;
+    let cur = db.read_for_write::<Str, _>(&args[1], now, clock, |s| s.len())?;
     if val.is_empty() {
         ctx.out.int(cur.unwrap_or(0) as i64);
         return Ok(());
