@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Raw, TestServer, q, user};
+use redis_guard::lab::ChildGuard;
 use redis_guard::store::config::{ByteSize, OutputBufferLimit};
 
 const PASS: &str = "correct horse";
@@ -681,10 +682,7 @@ fn the_daemon_writes_store_events_to_stderr_and_the_audit_log_not_stdout() {
 /// The store binary started under `wrapper` (prlimit, setpriv), its stderr
 /// collected; returns the child, the address it listens on and its log up
 /// to that point.
-fn spawn_store_under(
-    wrapper: &[&str],
-    dir: &Path,
-) -> (std::process::Child, std::net::SocketAddr, String) {
+fn spawn_store_under(wrapper: &[&str], dir: &Path) -> (ChildGuard, std::net::SocketAddr, String) {
     use std::io::BufRead;
     let cfg = dir.join("store.toml");
     std::fs::write(
@@ -706,6 +704,8 @@ fn spawn_store_under(
         .spawn()
         .expect("prlimit and setpriv (util-linux)");
     let stderr = child.stderr.take().unwrap();
+    // Killed on drop, so a failing assertion leaves no server behind.
+    let child = ChildGuard::new(child, "redis-guard store");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -719,8 +719,6 @@ fn spawn_store_under(
     let mut log = String::new();
     loop {
         let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
             panic!("the store did not start:\n{log}");
         };
         log.push_str(&line);
@@ -758,13 +756,12 @@ fn the_open_files_limit_is_raised_for_maxclients_or_maxclients_is_fitted() {
         "this test needs a hard limit of 10032, have {hard}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, _, _) = spawn_store_under(
+    let (child, _, _) = spawn_store_under(
         &["prlimit", &format!("--nofile=1024:{hard}"), "--"],
         dir.path(),
     );
-    let soft = nofile(child.id()).0;
-    let _ = child.kill();
-    let _ = child.wait();
+    let soft = nofile(child.pid()).0;
+    drop(child);
     assert!(
         soft >= 10_032,
         "soft open-files limit {soft}, want >= 10032"
@@ -772,7 +769,7 @@ fn the_open_files_limit_is_raised_for_maxclients_or_maxclients_is_fitted() {
 
     // A hard limit of 200 that cannot be raised (no CAP_SYS_RESOURCE).
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr, log) = spawn_store_under(
+    let (child, addr, log) = spawn_store_under(
         &[
             "prlimit",
             "--nofile=200:200",
@@ -798,8 +795,7 @@ fn the_open_files_limit_is_raised_for_maxclients_or_maxclients_is_fitted() {
             other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(
         held.len(),
         168,
@@ -841,9 +837,9 @@ fn the_service_manager_is_told_when_the_store_is_ready_and_stopping() {
         let mut pong = [0u8; 7];
         std::io::Read::read_exact(&mut c, &mut pong).unwrap();
         assert_eq!(&pong, b"+PONG\r\n");
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.pid() as i32, libc::SIGTERM) };
         let n = sock.recv(&mut buf).expect("STOPPING=1 within 10 s");
         assert_eq!(&buf[..n], b"STOPPING=1", "{var}");
-        assert!(child.wait().unwrap().success());
+        assert!(child.terminate(Duration::from_secs(10)).unwrap().success());
     }
 }
