@@ -957,7 +957,7 @@ fn lcs_of_kilobyte_strings_as_in_redis() {
 #[test]
 fn refusals_inside_multi_doom_the_transaction_as_in_redis() {
     let reference = Reference::start();
-    let s = TestServer::start(|_| {});
+    let s = TestServer::start(|c| c.acl_runtime_changes = true);
     let mut conns = [reference.conn_maybe().unwrap(), s.conn()];
     // MULTI, then the command in question, then a queued SET and EXEC.
     let middles: &[&[&str]] = &[
@@ -980,9 +980,27 @@ fn refusals_inside_multi_doom_the_transaction_as_in_redis() {
             ]
         })
         .collect();
+    // Last, as its AUTH changes the connection's user: WATCH refused by
+    // the ACLs inside MULTI.
+    let acl: &[&[&str]] = &[
+        &[
+            "ACL", "SETUSER", "u", "on", ">pw", "~*", "&*", "+@all", "-watch",
+        ],
+        &["AUTH", "u", "pw"],
+        &["MULTI"],
+        &["WATCH", "a"],
+        &["SET", "a", "1"],
+        &["EXEC"],
+        &["GET", "a"],
+    ];
     let seen: Vec<Vec<Vec<String>>> = conns
         .iter_mut()
-        .map(|c| cases.iter().map(|case| run_from_empty(c, case)).collect())
+        .map(|c| {
+            let mut v: Vec<Vec<String>> =
+                cases.iter().map(|case| run_from_empty(c, case)).collect();
+            v.push(run_from_empty(c, acl));
+            v
+        })
         .collect();
     assert_eq!(seen[1], seen[0], "ours (left) against redis-server (right)");
 }

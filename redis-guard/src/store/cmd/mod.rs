@@ -1282,6 +1282,11 @@ const MAX_TX_BYTES: usize = 2 << 30;
 /// transaction's abort (`EXECABORT Transaction discarded because of: …`)
 /// and discards the queue; other commands get the error itself.
 fn reject(ctx: &mut Ctx<'_, '_>, cmd: &Command, e: CmdError) -> CmdResult {
+    // Refused before it ran: dooms an open transaction whatever the command
+    // (an ACL-denied WATCH too), as Redis's rejectCommand does.
+    if ctx.client.multi.is_some() {
+        ctx.client.multi_error = true;
+    }
     if cmd.name == "exec" {
         transactions::abort_exec(ctx, &e.to_string());
         return Ok(());
