@@ -318,6 +318,29 @@ fn marked_flows_survive_restarts_and_a_pin_path_has_one_owner() {
     );
 }
 
+/// `redis-guard SUB --config CONFIG`, run through `wrapper` (setpriv and
+/// its options) when that is not empty: whether it succeeded, and its stderr.
+fn redis_guard_under(wrapper: &[&str], sub: &str, config: &Path) -> (bool, String) {
+    let bin = env!("CARGO_BIN_EXE_redis-guard");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    let out = cmd
+        .args([sub, "--config"])
+        .arg(config)
+        .output()
+        .unwrap_or_else(|e| panic!("{wrapper:?} {bin}: {e} (setpriv is util-linux)"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn clear_errors_for_missing_interface_and_privileges() {
     let dir = scratch_dir("e2e-errors").unwrap();
@@ -327,26 +350,16 @@ fn clear_errors_for_missing_interface_and_privileges() {
         "[firewall]\ninterfaces = [\"rg-nonexistent0\"]\nallow = [\"10.77.0.0/16\"]\npin_path = \"/sys/fs/bpf/redis-guard-errtest\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_redis-guard"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) = redis_guard_under(&[], "run", &config);
+    assert!(!ok);
     assert!(err.contains("rg-nonexistent0"), "{err}");
     assert!(err.contains("does not exist"), "{err}");
     assert!(err.contains("p.toml: key `firewall.interfaces`"), "{err}");
     assert!(!err.contains("XDP program attached"), "{err}");
     // `check` may run on another host than the policy is for: it accepts
     // the file but says what `run` would refuse here.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_redis-guard"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) = redis_guard_under(&[], "check", &config);
+    assert!(ok);
     assert!(
         err.contains("`rg-nonexistent0` does not exist on this host"),
         "{err}"
@@ -357,47 +370,31 @@ fn clear_errors_for_missing_interface_and_privileges() {
         "[firewall]\ninterfaces = [\"lo\"]\npin_path = \"/sys/fs/bpf/redis-guard-errtest\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(env!("CARGO_BIN_EXE_redis-guard"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .expect("setpriv (util-linux)");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ];
+    let (ok, err) = redis_guard_under(&nobody, "run", &config);
+    assert!(!ok);
     assert!(err.contains("missing privileges"), "{err}");
 
     // Root with CAP_BPF and CAP_NET_ADMIN but neither CAP_PERFMON nor
     // CAP_SYS_ADMIN: the verifier refuses the packet arithmetic with EACCES,
     // which is a missing privilege, not a refused program.
-    let out = std::process::Command::new("setpriv")
-        .arg("--bounding-set=-perfmon,-sys_admin")
-        .arg(env!("CARGO_BIN_EXE_redis-guard"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .expect("setpriv (util-linux)");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let no_perfmon = ["setpriv", "--bounding-set=-perfmon,-sys_admin"];
+    let (ok, err) = redis_guard_under(&no_perfmon, "run", &config);
+    assert!(!ok);
     assert!(
         err.contains("missing privileges") && err.contains("CAP_PERFMON"),
         "{err}"
     );
 
     std::fs::write(&config, "[firewall]\ninterfaces = [\"lo\"]\nports = [0]\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_redis-guard"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) = redis_guard_under(&[], "check", &config);
+    assert!(!ok);
     assert!(
         err.contains("p.toml") && err.contains("firewall.ports[0]") && err.contains("port 0"),
         "{err}"

@@ -908,6 +908,7 @@ fn lcs_of_kilobyte_strings_as_in_redis() {
     };
     let (a, b) = (text(1, 400), text(2, 450));
     let (y, z) = ("y".repeat(500), "y".repeat(600));
+    let big = "q".repeat(600);
     let cases: &[&[&[&str]]] = &[
         &[
             &["SET", "a", &a],
@@ -926,22 +927,13 @@ fn lcs_of_kilobyte_strings_as_in_redis() {
             &["LCS", "a", "b", "LEN"],
         ],
         &[&["SET", "a", &y], &["LCS", "a", "nokey", "IDX"]],
+        &[
+            &["SET", "a", &big],
+            &["SET", "b", &big],
+            &["LCS", "a", "b", "LEN"],
+        ],
     ];
-    let big = "q".repeat(600);
-    let over: &[&[&str]] = &[
-        &["SET", "a", &big],
-        &["SET", "b", &big],
-        &["LCS", "a", "b", "LEN"],
-    ];
-    let seen: Vec<Vec<Vec<String>>> = conns
-        .iter_mut()
-        .map(|c| {
-            let mut v: Vec<Vec<String>> =
-                cases.iter().map(|case| run_from_empty(c, case)).collect();
-            v.push(run_from_empty(c, over));
-            v
-        })
-        .collect();
+    let seen = side_by_side(&mut conns, cases);
     assert_eq!(seen[1], seen[0], "ours (left) against redis-server (right)");
     assert!(
         seen[1][5][2].contains("Insufficient memory"),
@@ -993,15 +985,9 @@ fn refusals_inside_multi_doom_the_transaction_as_in_redis() {
         &["EXEC"],
         &["GET", "a"],
     ];
-    let seen: Vec<Vec<Vec<String>>> = conns
-        .iter_mut()
-        .map(|c| {
-            let mut v: Vec<Vec<String>> =
-                cases.iter().map(|case| run_from_empty(c, case)).collect();
-            v.push(run_from_empty(c, acl));
-            v
-        })
-        .collect();
+    let mut all: Vec<&[&[&str]]> = cases.iter().map(Vec::as_slice).collect();
+    all.push(acl);
+    let seen = side_by_side(&mut conns, &all);
     assert_eq!(seen[1], seen[0], "ours (left) against redis-server (right)");
 }
 
@@ -1600,6 +1586,15 @@ fn numbers_with_nul_bytes_answer_as_redis_does() {
 
 /// Empties the server, runs `case` on one connection and returns each
 /// command's reply as text, for side-by-side comparisons.
+/// Each case run from an empty database on every connection (redis-server
+/// first, the store second): the replies per connection, per case.
+fn side_by_side(conns: &mut [redis::Connection], cases: &[&[&[&str]]]) -> Vec<Vec<Vec<String>>> {
+    conns
+        .iter_mut()
+        .map(|c| cases.iter().map(|case| run_from_empty(c, case)).collect())
+        .collect()
+}
+
 fn run_from_empty(c: &mut redis::Connection, case: &[&[&str]]) -> Vec<String> {
     let _: () = redis::cmd("FLUSHALL").query(c).unwrap();
     case.iter()

@@ -39,6 +39,19 @@ const SCAN_MASK: u64 = (1 << SCAN_BITS) - 1;
 /// Estimated bookkeeping bytes per key on top of key and value sizes.
 const ENTRY_OVERHEAD: usize = 56;
 
+/// `f` applied to an entry's value as kind `K`: `Ok(None)` for no entry,
+/// `WrongType` for another kind (the tail of [`Db::read`] and
+/// [`Db::read_for_write`]).
+fn view<K: Kind, T>(
+    e: Option<&mut Entry>,
+    f: impl FnOnce(&K) -> T,
+) -> Result<Option<T>, WrongType> {
+    match e {
+        None => Ok(None),
+        Some(e) => K::get(&e.value).map(|v| Some(f(v))).ok_or(WrongType),
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -338,10 +351,7 @@ impl Db {
         clock: u32,
         f: impl FnOnce(&K) -> T,
     ) -> Result<Option<T>, WrongType> {
-        match self.get_read(key, now, clock) {
-            None => Ok(None),
-            Some(e) => K::get(&e.value).map(|v| Some(f(v))).ok_or(WrongType),
-        }
+        view(self.get_read(key, now, clock), f)
     }
 
     /// [`Db::read`] for a command that goes on to write the key: Redis's
@@ -354,10 +364,7 @@ impl Db {
         clock: u32,
         f: impl FnOnce(&K) -> T,
     ) -> Result<Option<T>, WrongType> {
-        match self.get(key, now, clock) {
-            None => Ok(None),
-            Some(e) => K::get(&e.value).map(|v| Some(f(v))).ok_or(WrongType),
-        }
+        view(self.get(key, now, clock), f)
     }
 
     /// Checks that `key` is missing or of kind `K`.
