@@ -1709,6 +1709,13 @@ fn error_precedence_matches_redis() {
             &["ZADD", "z", "1", "a"],
             &["ZRANDMEMBER", "z", "1", "BOGUS"],
         ],
+        // A missing key (or one of another type) answers before the bound
+        // on repeated picks is looked at.
+        &[&["SRANDMEMBER", "nokey", "-100000000"]],
+        &[&["HRANDFIELD", "nokey", "-100000000", "WITHVALUES"]],
+        &[&["ZRANDMEMBER", "nokey", "-100000000"]],
+        &[&["SET", "s", "x"], &["SRANDMEMBER", "s", "-100000000"]],
+        &[&["SET", "s", "x"], &["ZRANDMEMBER", "s", "-100000000"]],
         &[&["SCAN", "-"]],
         &[&["SCAN", "--1"]],
         &[&["SCAN", "-18446744073709551616"]],

@@ -281,6 +281,43 @@ fn huge_and_negative_bulk_lengths_and_an_endless_inline_line_fail() {
     assert_intact_and_served(&s, &value);
 }
 
+/// A negative count to SRANDMEMBER, HRANDFIELD or ZRANDMEMBER repeats
+/// members, so one small set and one short command could ask for a reply
+/// of any size (Redis builds it). Beyond 2^24 picks it is refused, the
+/// server stays up, and counts up to the bound still work.
+#[test]
+fn random_picks_with_repeats_are_bounded() {
+    let s = guarded(|_| {});
+    let value = seed(&s);
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["SADD", "s", "a", "b"]);
+    let _: i64 = q(&mut c, &["HSET", "h", "f", "v"]);
+    let _: i64 = q(&mut c, &["ZADD", "z", "1", "m"]);
+    for args in [
+        &["SRANDMEMBER", "s", "-16777217"][..],
+        &["SRANDMEMBER", "s", "-9223372036854775807"],
+        &["HRANDFIELD", "h", "-16777217"],
+        &["HRANDFIELD", "h", "-16777217", "WITHVALUES"],
+        &["ZRANDMEMBER", "z", "-4611686018427387903", "WITHSCORES"],
+    ] {
+        let e = redis::cmd(args[0])
+            .arg(&args[1..])
+            .query::<redis::Value>(&mut c)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("value is out of range"),
+            "{args:?}: {e}"
+        );
+    }
+    let picks: Vec<String> = q(&mut c, &["SRANDMEMBER", "s", "-1000"]);
+    assert_eq!(picks.len(), 1000);
+    assert!(picks.iter().all(|m| m == "a" || m == "b"));
+    // A missing key answers an empty array whatever the count, as in Redis.
+    let none: Vec<String> = q(&mut c, &["ZRANDMEMBER", "nokey", "-16777217"]);
+    assert!(none.is_empty());
+    assert_intact_and_served(&s, &value);
+}
+
 /// Opens 1,500 connections. Accepting is asynchronous (connect() returns
 /// once the kernel queued it) and a loaded machine may need some seconds.
 fn open_many(s: &TestServer) -> Vec<Raw> {

@@ -189,12 +189,17 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (count, withvalues) = super::random_count_with(args, "withvalues")?;
     let (db, clock, now) = ctx.db_clock();
-    let picked: Option<Vec<FieldValue>> = db.read::<HashVal, _>(&args[1], now, clock, |h| {
-        super::pick_random(h.iter(), h.len(), count)
-            .into_iter()
-            .map(|(k, v)| (Box::from(k), Box::from(v)))
-            .collect()
-    })?;
+    let picked: Option<Vec<FieldValue>> = db
+        .read::<HashVal, _>(&args[1], now, clock, |h| {
+            super::check_repeats(count)?;
+            Ok::<_, super::CmdError>(
+                super::pick_random(h.iter(), h.len(), count)
+                    .into_iter()
+                    .map(|(k, v)| (Box::from(k), Box::from(v)))
+                    .collect(),
+            )
+        })?
+        .transpose()?;
     let resp3 = ctx.out.resp3;
     match (count, picked) {
         (None, None) => ctx.out.null(),

@@ -926,20 +926,27 @@ pub fn remove_members<K: Members>(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdR
     Ok(())
 }
 
-/// Checks the count of HRANDFIELD, SRANDMEMBER and ZRANDMEMBER. Redis
-/// takes any count but `i64::MIN`; a negative one repeats members and is
-/// materialised here, so it is bounded to 2^24 (Redis would try to build
-/// any size of reply, and a huge one takes the server down).
+/// Checks the count of HRANDFIELD, SRANDMEMBER and ZRANDMEMBER: Redis
+/// takes any count but `i64::MIN`.
 pub fn random_count(c: i64) -> Result<i64, CmdError> {
     if c == i64::MIN {
         return Err(err(
             "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         ));
     }
-    if c < -(1 << 24) {
-        return Err(err("value is out of range"));
-    }
     Ok(c)
+}
+
+/// A negative count repeats members and its reply is materialised here,
+/// so it is bounded to 2^24 picks (Redis would try to build any size of
+/// reply, and a huge one takes the server down). Checked once the key is
+/// found: a missing key answers an empty array whatever the count, as in
+/// Redis.
+pub fn check_repeats(count: Option<i64>) -> Result<(), CmdError> {
+    match count {
+        Some(c) if c < -(1 << 24) => Err(err("value is out of range")),
+        _ => Ok(()),
+    }
 }
 
 /// Reads the `[count [WITHVALUES|WITHSCORES]]` tail of HRANDFIELD and

@@ -122,6 +122,7 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         .transpose()?;
     let (db, clock, now) = ctx.db_clock();
     let picks = db.read::<SetVal, _>(&args[1], now, clock, |s| {
+        super::check_repeats(count)?;
         let mut v = super::pick_random(s.iter(), s.len(), count)
             .into_iter()
             .map(Key::from)
@@ -130,8 +131,9 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if s.is_intset() && count.is_some_and(|c| c > 0 && c as u64 >= s.len() as u64) {
             intset_order(&mut v);
         }
-        v
+        Ok::<_, CmdError>(v)
     })?;
+    let picks = picks.transpose()?;
     match count {
         None => match picks.and_then(|v| v.into_iter().next()) {
             Some(m) => ctx.out.bulk(&m),

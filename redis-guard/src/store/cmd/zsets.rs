@@ -792,12 +792,17 @@ pub fn zintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn zrandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (count, withscores) = super::random_count_with(args, "withscores")?;
     let (db, clock, now) = ctx.db_clock();
-    let picked = db.read::<ZSetVal, _>(&args[1], now, clock, |z| {
-        super::pick_random(z.ordered(), z.len(), count)
-            .into_iter()
-            .map(|(s, m)| (Key::from(m), s))
-            .collect::<Vec<_>>()
-    })?;
+    let picked = db
+        .read::<ZSetVal, _>(&args[1], now, clock, |z| {
+            super::check_repeats(count)?;
+            Ok::<_, CmdError>(
+                super::pick_random(z.ordered(), z.len(), count)
+                    .into_iter()
+                    .map(|(s, m)| (Key::from(m), s))
+                    .collect::<Vec<_>>(),
+            )
+        })?
+        .transpose()?;
     match count {
         None => match picked.and_then(|v| v.into_iter().next()) {
             Some((m, _)) => ctx.out.bulk(&m),
