@@ -1042,9 +1042,26 @@ fn lookups_count_and_touch_keys_as_redis_does() {
             &["DBSIZE"],
             &["EXISTS", "gone"],
             &["DBSIZE"],
+            &["ZADD", "z", "1", "m"],
+            &["ZUNION", "2", "z", "nope"],
+            &["ZINTERSTORE", "d", "2", "z", "nope"],
+            &["ZDIFF", "2", "z", "nope", "BOGUS"],
+            &["ZINTERCARD", "2", "z", "nope"],
+            &["HSET", "h", "f", "1"],
+            &["HINCRBY", "h", "f", "1"],
+            &["HINCRBYFLOAT", "h", "f", "1.5"],
+            &["HINCRBY", "h2", "f", "1"],
+            &["HSETNX", "h", "f", "9"],
+            &["HSETNX", "h3", "f", "9"],
         ] {
-            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-            got.push(reply_text(c, &args));
+            let before = (stat(c, "keyspace_hits"), stat(c, "keyspace_misses"));
+            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            let reply = reply_text(c, &argv);
+            got.push(format!(
+                "{args:?}: {reply} (hits +{} misses +{})",
+                stat(c, "keyspace_hits") - before.0,
+                stat(c, "keyspace_misses") - before.1
+            ));
         }
         got.push(format!(
             "hits +{} misses +{} expired +{}",

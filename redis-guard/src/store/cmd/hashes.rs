@@ -37,7 +37,7 @@ pub fn hset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 pub fn hsetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (db, clock, now) = ctx.db_clock();
     let exists = db
-        .read::<HashVal, _>(&args[1], now, clock, |h| h.contains(&args[2]))?
+        .read_for_write::<HashVal, _>(&args[1], now, clock, |h| h.contains(&args[2]))?
         .unwrap_or(false);
     if !exists {
         db.write::<HashVal, _>(&args[1], now, clock, true, |h| h.insert(&args[2], &args[3]))?;
@@ -139,7 +139,7 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let delta = int_arg(&args[3])?;
     let (db, clock, now) = ctx.db_clock();
     let cur = db
-        .read::<HashVal, _>(&args[1], now, clock, |h| {
+        .read_for_write::<HashVal, _>(&args[1], now, clock, |h| {
             h.get(&args[2]).map(Box::<[u8]>::from)
         })?
         .flatten();
@@ -167,7 +167,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     let (db, clock, now) = ctx.db_clock();
     let cur = db
-        .read::<HashVal, _>(&args[1], now, clock, |h| {
+        .read_for_write::<HashVal, _>(&args[1], now, clock, |h| {
             h.get(&args[2]).map(Box::<[u8]>::from)
         })?
         .flatten();

@@ -624,10 +624,11 @@ fn load_scores(
 
 /// Fails with WRONGTYPE when an input is neither a sorted set nor a set.
 /// Redis checks the inputs before it parses the options after them, so a
-/// wrong type wins over a bad option.
+/// wrong type wins over a bad option. This is Redis's one read lookup per
+/// input, so it is the one counted in `keyspace_hits`/`keyspace_misses`.
 fn check_inputs(db: &mut Db, keys: &[Bytes], now: u64, clock: u32) -> CmdResult {
     for k in keys {
-        if let Some(e) = db.get(k, now, clock)
+        if let Some(e) = db.get_read(k, now, clock)
             && !matches!(e.value, Value::ZSet(_) | Value::Set(_))
         {
             return Err(CmdError::WrongType);
