@@ -146,6 +146,15 @@ fn hello_auth_setname_and_noauth_text() {
         &["HELLO", "4"],
         b"-NOPROTO unsupported protocol version\r\n",
     );
+    // A bad name fails the whole command before it authenticates, as in
+    // Redis: the name's own error, and still no access.
+    let bad_name = b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
+    r.roundtrip(&["HELLO", "2", "SETNAME", "a b"], bad_name);
+    r.roundtrip(
+        &["HELLO", "3", "SETNAME", "a b", "AUTH", "default", "pw"],
+        bad_name,
+    );
+    r.roundtrip(&["PING"], b"-NOAUTH Authentication required.\r\n");
     r.cmd(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "cli1"]);
     let reply = String::from_utf8(r.drain()).unwrap();
     assert!(reply.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n"), "{reply}");

@@ -146,6 +146,13 @@ pub fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             auth = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if is(&args[i], "setname") && more >= 1 {
+            // Checked here, as Redis does: a bad name fails the command
+            // before it authenticates anyone.
+            if !valid_name(&args[i + 1]) {
+                return Err(err(
+                    "Client names cannot contain spaces, newlines or special characters.",
+                ));
+            }
             name = Some(args[i + 1].clone());
             i += 2;
         } else {
@@ -164,11 +171,6 @@ pub fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     if let Some(n) = name {
-        if !valid_name(&n) {
-            return Err(err(
-                "Client names cannot contain spaces, newlines or special characters.",
-            ));
-        }
         *ctx.client.handle.name.lock() = if n.is_empty() {
             None
         } else {
