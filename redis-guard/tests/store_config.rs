@@ -129,6 +129,7 @@ fn validate_names_the_key() {
     bad("[store]\nmaxclients = 0\n", "maxclients");
     bad("[store]\nthreads = 5000\n", "threads");
     bad("[store]\nslowlog_max_len = 10001\n", "slowlog_max_len");
+    bad("[store]\ntcp_keepalive = 32768\n", "tcp_keepalive");
     bad("[store]\ndata_dir = \"relative\"\n", "data_dir");
     bad("[store]\nproto_max_bulk_len = 10\n", "proto_max_bulk_len");
     bad(

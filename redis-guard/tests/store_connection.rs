@@ -439,3 +439,42 @@ fn run_stops_on_shutdown_and_closes_connections() {
     v6.expect_closed();
     // (No reconnect check: a parallel test may already have been given the freed port.)
 }
+
+/// The server side of a client's connection, as `ss -tno` reports it.
+fn server_socket_line(s: &TestServer) -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established"])
+        .arg(format!("( sport = :{} )", s.port()))
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A client that vanishes without a FIN (power loss, a dropped NAT entry)
+/// must not hold its slot forever when `timeout` is 0: as Redis's
+/// `tcp-keepalive 300`, the kernel probes a silent connection.
+#[test]
+fn accepted_connections_have_tcp_keepalive() {
+    let s = TestServer::start(|_| {});
+    let mut c = s.conn();
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CONFIG", "GET", "tcp-keepalive"]),
+        ["tcp-keepalive", "300"]
+    );
+    // Until the client acknowledges the reply, `ss` shows the retransmit
+    // timer instead; then timer:(keepalive,4min59sec,0), due within 300 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut line = server_socket_line(&s);
+    while !line.contains("keepalive") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        line = server_socket_line(&s);
+    }
+    assert!(line.contains("timer:(keepalive,4min5"), "{line}");
+
+    let off = TestServer::start(|c| c.tcp_keepalive = 0);
+    let mut c2 = off.conn();
+    let _: String = q(&mut c2, &["PING"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let line = server_socket_line(&off);
+    assert!(!line.is_empty() && !line.contains("keepalive"), "{line}");
+}

@@ -29,6 +29,8 @@ pub const MAX_AUTH_SECS: u64 = 365 * 24 * 3600;
 pub const MAX_SLOWLOG_LEN: usize = 10_000;
 /// Upper bound for `threads`.
 pub const MAX_THREADS: usize = 1024;
+/// Upper bound for `tcp_keepalive`: Linux refuses a longer TCP_KEEPIDLE.
+pub const MAX_TCP_KEEPALIVE: u64 = 32_767;
 
 /// Configuration of the bundled store, deserialized from `[store]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -66,6 +68,11 @@ pub struct StoreConfig {
     pub client_query_buffer_limit: ByteSize,
     /// Idle seconds before a client is disconnected; 0 means never.
     pub timeout: u64,
+    /// Seconds of silence before the kernel probes a client's connection
+    /// (TCP keepalive, three probes a third of this apart); 0 turns it off.
+    /// As Redis's `tcp-keepalive`, so a client that vanished without a FIN
+    /// frees its connection slot even when `timeout` is 0.
+    pub tcp_keepalive: u64,
     /// Milliseconds a failed `AUTH` (or `HELLO ... AUTH`) waits before its
     /// reply, so that guessing passwords over one connection is slow.
     pub auth_failure_delay_ms: u64,
@@ -174,6 +181,7 @@ impl Default for StoreConfig {
             proto_max_bulk_len: ByteSize(512 * 1024 * 1024),
             client_query_buffer_limit: ByteSize(1024 * 1024 * 1024),
             timeout: 0,
+            tcp_keepalive: 300,
             auth_failure_delay_ms: 200,
             auth_max_failures: 10,
             auth_failure_window_secs: 60,
@@ -501,6 +509,12 @@ impl StoreConfig {
         }
         if self.timeout > i32::MAX as u64 {
             return Err(bad("timeout", "must be at most 2147483647 seconds"));
+        }
+        if self.tcp_keepalive > MAX_TCP_KEEPALIVE {
+            return Err(bad(
+                "tcp_keepalive",
+                "must be at most 32767 seconds (Linux's limit for TCP_KEEPIDLE)",
+            ));
         }
         if self.maxclients == 0 || self.maxclients > 10_000_000 {
             return Err(bad("maxclients", "must be between 1 and 10000000"));

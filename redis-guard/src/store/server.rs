@@ -444,6 +444,21 @@ impl TlsReload {
     }
 }
 
+/// Turns TCP keepalive on for a client, with Redis's timing for
+/// `tcp-keepalive`: the first probe after `secs` of silence, then up to
+/// three more a third of that apart, before the kernel resets the
+/// connection and the store's read fails.
+fn set_keepalive(stream: &tokio::net::TcpStream, secs: u64) {
+    let idle = Duration::from_secs(secs);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "could not turn TCP keepalive on");
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     is_tls: bool,
@@ -466,6 +481,9 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        if shared.config.tcp_keepalive > 0 {
+            set_keepalive(&stream, shared.config.tcp_keepalive);
+        }
         if shared.auth_guard.is_banned(peer.ip()) {
             shared.audit.event(
                 "connection_refused_banned",

@@ -799,6 +799,19 @@ pub fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ("databases", c.databases.to_string()),
         ("maxclients", c.maxclients.to_string()),
         ("timeout", c.timeout.to_string()),
+        ("tcp-keepalive", c.tcp_keepalive.to_string()),
+        (
+            "client-output-buffer-limit",
+            format!(
+                "normal {} {} {} pubsub {} {} {}",
+                c.output_buffer_limit_normal.hard.0,
+                c.output_buffer_limit_normal.soft.0,
+                c.output_buffer_limit_normal.soft_seconds,
+                c.output_buffer_limit_pubsub.hard.0,
+                c.output_buffer_limit_pubsub.soft.0,
+                c.output_buffer_limit_pubsub.soft_seconds,
+            ),
+        ),
         ("proto-max-bulk-len", c.proto_max_bulk_len.0.to_string()),
         (
             "client-query-buffer-limit",
