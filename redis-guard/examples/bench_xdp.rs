@@ -357,9 +357,9 @@ fn main() -> anyhow::Result<()> {
     let (x, i, p) = (median(xdp_pps), median(ingress_pps), median(pre_pps));
     let ceiling = median(ceiling_pps);
     // Each live-frames call also pays a fixed cost that has nothing to do
-    // with the frames (the kernel swaps the program into its XDP dispatcher
-    // and sets a page pool up and down). Long runs keep it out of the
-    // rates; the report says how large it is, measured with one batch.
+    // with the frames (the kernel's set-up and tear-down of the run, 24-30
+    // ms here). Long runs keep it out of the rates; the report says how
+    // large it is, measured with one batch.
     let mut fixed = Vec::new();
     for _ in 0..5 {
         fixed.push(live_frames(our_fd.as_raw_fd(), &frame, atk_if, 64)?.as_secs_f64() * 1e3);
