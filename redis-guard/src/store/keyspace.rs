@@ -357,7 +357,7 @@ impl Db {
     /// [`Db::read`] for a command that goes on to write the key: Redis's
     /// write lookup, which sets the access clock but is not counted in
     /// `keyspace_hits`/`keyspace_misses` (APPEND, SETRANGE, INCRBYFLOAT,
-    /// HINCRBY).
+    /// HSETNX, HINCRBY, HINCRBYFLOAT).
     pub fn read_for_write<K: Kind, T>(
         &mut self,
         key: &[u8],
