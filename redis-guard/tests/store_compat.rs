@@ -1726,6 +1726,19 @@ fn error_precedence_matches_redis() {
             &["ZADD", "z", "1", "a"],
             &["ZRANDMEMBER", "z", "1", "BOGUS"],
         ],
+        // Database indexes are C ints in Redis: outside that range the
+        // error is the integer's, inside it the database's.
+        &[&["SET", "s", "x"], &["MOVE", "s", "2147483648"]],
+        &[&["SET", "s", "x"], &["MOVE", "s", "-1"]],
+        &[&["SET", "s", "x"], &["MOVE", "s", "x"]],
+        &[&["SET", "s", "x"], &["COPY", "s", "t", "DB", "2147483648"]],
+        &[&["SET", "s", "x"], &["COPY", "s", "t", "DB", "99"]],
+        &[&["SWAPDB", "2147483648", "0"]],
+        &[&["SWAPDB", "0", "x"]],
+        &[&["SWAPDB", "0", "99"]],
+        &[&["SELECT", "2147483648"]],
+        &[&["SELECT", "-2147483649"]],
+        &[&["SELECT", "16"]],
         // A missing key (or one of another type) answers before the bound
         // on repeated picks is looked at.
         &[&["SRANDMEMBER", "nokey", "-100000000"]],

@@ -205,17 +205,9 @@ pub fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// SELECT index
 pub fn select(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let db = int_arg(&args[1])?;
-    if i32::try_from(db).is_err() {
-        return Err(err(
-            "value is out of range, value must between -2147483648 and 2147483647",
-        ));
-    }
-    if db < 0 || db as usize >= ctx.shared.config.databases {
-        return Err(err("DB index is out of range"));
-    }
-    ctx.client.db = db as usize;
-    ctx.client.handle.db.store(db as usize, Ordering::Relaxed);
+    let db = super::db_index_arg(&args[1], ctx.shared.config.databases)?;
+    ctx.client.db = db;
+    ctx.client.handle.db.store(db, Ordering::Relaxed);
     ctx.out.ok();
     Ok(())
 }

@@ -199,11 +199,7 @@ pub fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             replace = true;
             i += 1;
         } else if is(&args[i], "db") && i + 1 < args.len() {
-            let d = int_arg(&args[i + 1])?;
-            if d < 0 || d as usize >= ctx.shared.config.databases {
-                return Err(err("DB index is out of range"));
-            }
-            dst_db = d as usize;
+            dst_db = super::db_index_arg(&args[i + 1], ctx.shared.config.databases)?;
             i += 2;
         } else {
             return Err(CmdError::Syntax);
@@ -235,11 +231,8 @@ pub fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// MOVE key db
 pub fn move_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let d = int_arg(&args[2])?;
-    if d < 0 || d as usize >= ctx.shared.config.databases {
-        return Err(err("DB index is out of range"));
-    }
-    let (src, dst) = (ctx.client.db, d as usize);
+    let d = super::db_index_arg(&args[2], ctx.shared.config.databases)?;
+    let (src, dst) = (ctx.client.db, d);
     if src == dst {
         return Err(err("source and destination objects are the same"));
     }

@@ -1444,6 +1444,33 @@ pub fn int_arg(a: &[u8]) -> Result<i64, CmdError> {
     crate::store::protocol::parse_int(a).ok_or(CmdError::NotInteger)
 }
 
+/// A C `int` argument as Redis reads one (`getIntFromObjectOrReply`): any
+/// failure answers `msg` when there is one, else Redis's own two texts
+/// (not an integer; outside the 32-bit range).
+pub fn c_int_arg(a: &[u8], msg: Option<&str>) -> Result<i32, CmdError> {
+    let v = int_arg(a);
+    if let Some(v) = v.as_ref().ok().and_then(|&v| i32::try_from(v).ok()) {
+        return Ok(v);
+    }
+    Err(match (msg, v) {
+        (Some(m), _) => err(m.to_string()),
+        (None, Err(e)) => e,
+        (None, Ok(_)) => {
+            err("value is out of range, value must between -2147483648 and 2147483647")
+        }
+    })
+}
+
+/// The database a SELECT, MOVE or COPY ... DB names: a C `int`, then one of
+/// the `databases` configured.
+pub fn db_index_arg(a: &[u8], databases: usize) -> Result<usize, CmdError> {
+    let d = c_int_arg(a, None)?;
+    usize::try_from(d)
+        .ok()
+        .filter(|&d| d < databases)
+        .ok_or_else(|| err("DB index is out of range"))
+}
+
 /// Parses a float as Redis's `string2d` does: the whole text, no leading
 /// space, no NaN; `inf`/`-inf` spelled out are fine, but a number that
 /// overflows to infinity or underflows to zero is not a valid float.

@@ -186,8 +186,8 @@ pub fn flushall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// SWAPDB index1 index2
 pub fn swapdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let a = int_arg(&args[1]).map_err(|_| err("invalid first DB index"))?;
-    let b = int_arg(&args[2]).map_err(|_| err("invalid second DB index"))?;
+    let a = i64::from(super::c_int_arg(&args[1], Some("invalid first DB index"))?);
+    let b = i64::from(super::c_int_arg(&args[2], Some("invalid second DB index"))?);
     let n = ctx.shared.config.databases as i64;
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(err("DB index is out of range"));
